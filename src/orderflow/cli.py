@@ -1,0 +1,120 @@
+"""The `orderflow` command."""
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from orderflow import platform
+from orderflow.kit.db import create_engine, session_factory
+from orderflow.kit.settings import ServiceName, Settings, get_settings
+from orderflow.seed import Volumes
+
+app = typer.Typer(help="orderflow: Shop, CRM and MES over PostgreSQL, cached in Redis.")
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path | None, typer.Option(help="where embedded servers keep data")] = None,
+) -> None:
+    """Run the whole platform: servers (embedded unless configured), migrations, demo data,
+    the three APIs and the relay. Ctrl-C stops everything; the data stays."""
+    settings = get_settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    platform.up(settings)
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="shop | crm | mes")],
+    port: Annotated[int | None, typer.Option(help="default: ORDERFLOW_<SERVICE>_PORT")] = None,
+) -> None:
+    """Run one API process against configured servers."""
+    if service not in ("shop", "crm", "mes"):
+        raise typer.BadParameter("choose shop, crm or mes", param_hint="SERVICE")
+    settings = _configured()
+    name: ServiceName = service  # type: ignore[assignment]
+    uvicorn.run(
+        build_app(name, settings),
+        host=settings.host,
+        port=port or settings.port_of(name),
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def build_app(service: ServiceName, settings: Settings):  # type: ignore[no-untyped-def]
+    if service == "shop":
+        from orderflow.shop.app import build
+    elif service == "crm":
+        from orderflow.crm.app import build
+    else:
+        from orderflow.mes.app import build
+    return build(settings)
+
+
+@app.command()
+def relay() -> None:
+    """Run the outbox relay between ShopDB and the MES db until SIGTERM or Ctrl-C."""
+    settings = _configured()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(message)s")
+    asyncio.run(_relay(settings))
+
+
+async def _relay(settings: Settings) -> None:
+    from orderflow.relay.relay import run
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    shop = create_engine(settings.shop_dsn, settings, database="shopdb")
+    mes = create_engine(settings.mes_dsn, settings, database="mesdb")
+    try:
+        await run(
+            session_factory(shop),
+            session_factory(mes),
+            stop,
+            batch=settings.relay_batch_size,
+            idle_s=settings.relay_idle_sleep_s,
+        )
+    finally:
+        await shop.dispose()
+        await mes.dispose()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring both databases to the newest schema (embedded servers when none configured)."""
+    with platform.servers(get_settings()) as live:
+        platform.migrate(live)
+
+
+@app.command("seed")
+def seed_command(
+    orders: Annotated[int, typer.Option(min=0)] = 200_000,
+    clients: Annotated[int, typer.Option(min=1)] = 50_000,
+    items: Annotated[int, typer.Option(min=1)] = 5_000,
+    categories: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    operators: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
+    """Load demo data into empty databases (migrating them first)."""
+    volumes = Volumes(items, categories, clients, orders, operators)
+    with platform.servers(get_settings()) as live:
+        platform.migrate(live)
+        platform.load(live, volumes)
+
+
+def _configured() -> Settings:
+    settings = get_settings()
+    missing = [n for n in ("shop_dsn", "mes_dsn") if not getattr(settings, n)]
+    if missing:
+        names = ", ".join(f"ORDERFLOW_{n.upper()}" for n in missing)
+        raise typer.BadParameter(f"set {names} (or use `orderflow up`, which starts servers)")
+    return settings

@@ -1,0 +1,18 @@
+"""The CRM API: what sellers use."""
+
+from fastapi import FastAPI
+
+from orderflow.crm.items.router import router as items
+from orderflow.crm.orders.router import router as orders
+from orderflow.kit.app import create_app
+from orderflow.kit.settings import Settings
+
+
+def build(settings: Settings) -> FastAPI:
+    return create_app(
+        "crm",
+        settings,
+        databases=("shopdb",),
+        routers=[orders, items],
+        description="Seller-facing: every client's orders, their lifecycle, the catalogue.",
+    )

@@ -1,0 +1,73 @@
+"""CRM order endpoints: sellers see every client's orders and move them along."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel
+
+from orderflow.crm.orders import service
+from orderflow.kit.deps import ShopSessions
+from orderflow.kit.http import JSONBytes
+from orderflow.kit.pagination import PageDep
+from orderflow.kit.params import Id
+from orderflow.shop.orders import service as orders
+from orderflow.shop.orders.lifecycle import OrderStatus
+from orderflow.shop.orders.schemas import MAX_ID, OrderList, OrderOut
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+NOT_FOUND = {404: {"description": "No order with this id"}}
+TRANSITION = {**NOT_FOUND, 409: {"description": "The order's status does not allow this"}}
+
+
+class StatusCounts(BaseModel):
+    counts: dict[OrderStatus, int]
+    total: int
+
+
+@router.get("", response_model=OrderList)
+async def search_orders(
+    sessions: ShopSessions,
+    page: PageDep,
+    status: OrderStatus | None = None,
+    client_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    created_from: Annotated[AwareDatetime | None, Query(description="inclusive, ISO 8601")] = None,
+    created_to: Annotated[AwareDatetime | None, Query(description="exclusive, ISO 8601")] = None,
+) -> JSONBytes:
+    """Orders of all clients, newest first, filtered by status, client and creation time."""
+    body = await service.search_orders(
+        sessions,
+        status=status,
+        client_id=client_id,
+        created_from=created_from,
+        created_to=created_to,
+        page=page,
+    )
+    return JSONBytes(body)
+
+
+@router.get("/stats", response_model=StatusCounts)
+async def counts_by_status(sessions: ShopSessions) -> JSONBytes:
+    """How many orders are in each status."""
+    return JSONBytes(await service.counts_by_status(sessions))
+
+
+@router.get("/{order_id}", response_model=OrderOut, responses=NOT_FOUND)
+async def get_order(sessions: ShopSessions, order_id: Id) -> JSONBytes:
+    """One order with its lines."""
+    return JSONBytes(await orders.get_order(sessions, order_id))
+
+
+def _transition_route(action: str, summary: str) -> None:
+    async def endpoint(sessions: ShopSessions, order_id: Id) -> JSONBytes:
+        return JSONBytes(await orders.transition(sessions, order_id, action))
+
+    endpoint.__name__ = f"{action}_order"
+    endpoint.__doc__ = summary
+    router.post(f"/{{order_id}}/{action}", response_model=OrderOut, responses=TRANSITION)(endpoint)
+
+
+_transition_route("confirm", "Confirm a `created` order; it is sent to production.")
+_transition_route("ship", "Ship a `ready` order.")
+_transition_route("deliver", "Mark a `shipped` order delivered.")
+_transition_route("cancel", "Cancel a `created` or `confirmed` order.")
+

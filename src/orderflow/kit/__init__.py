@@ -1,0 +1,1 @@
+"""Cross-cutting infrastructure: settings, database, Redis, errors, metrics, the app factory."""

@@ -1,0 +1,66 @@
+"""The app factory every service uses: lifespan, errors, health, metrics, middleware."""
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from orderflow import __version__
+from orderflow.kit.deps import ResourcesDep
+from orderflow.kit.errors import install_handlers
+from orderflow.kit.http import JSONBytes, dumps
+from orderflow.kit.middleware import BodyLimit, RequestMetrics
+from orderflow.kit.resources import Resources
+from orderflow.kit.settings import Settings
+
+ops = APIRouter(tags=["operations"])
+
+
+@ops.get("/health")
+async def health(resources: ResourcesDep) -> Response:
+    """Liveness and dependencies: 200 while PostgreSQL answers (`degraded` if Redis does not)."""
+    report = await resources.health()
+    status = 503 if report["status"] == "unavailable" else 200
+    return JSONBytes(dumps(report), status_code=status)
+
+
+@ops.get("/metrics")
+async def prometheus_metrics() -> Response:
+    """Prometheus text format: HTTP latency, DB queries, relay deliveries."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(
+    service: str,
+    settings: Settings,
+    *,
+    databases: tuple[str, ...],
+    routers: Iterable[APIRouter],
+    description: str,
+    on_startup: Callable[[FastAPI, Resources], None] | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = Resources.open(settings, databases, name=service)
+        app.state.resources = resources
+        if on_startup is not None:
+            on_startup(app, resources)
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(
+        title=f"orderflow {service}",
+        version=__version__,
+        description=description,
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    app.include_router(ops)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, service=service)
+    return app

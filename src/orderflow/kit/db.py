@@ -1,0 +1,59 @@
+"""Engines, sessions and the one transaction boundary per request."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from orderflow.kit import metrics
+from orderflow.kit.settings import Settings
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    """Accept plain `postgresql://` DSNs and point SQLAlchemy at asyncpg."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if dsn.startswith(prefix):
+            return "postgresql+asyncpg://" + dsn[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL DSN: {dsn!r}")
+
+
+def asyncpg_dsn(dsn: str) -> str:
+    return "postgresql://" + sqlalchemy_url(dsn).removeprefix("postgresql+asyncpg://")
+
+
+def create_engine(dsn: str, settings: Settings, *, database: str) -> AsyncEngine:
+    engine = create_async_engine(
+        sqlalchemy_url(dsn),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_connect_timeout_s,
+        pool_pre_ping=True,
+        connect_args={
+            "timeout": settings.db_connect_timeout_s,
+            "command_timeout": settings.db_statement_timeout_s,
+            "server_settings": {"application_name": f"orderflow-{database}"},
+        },
+    )
+    _count_queries(engine, database)
+    return engine
+
+
+def _count_queries(engine: AsyncEngine, database: str) -> None:
+    counter = metrics.DB_QUERIES.labels(database=database)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _before(*_: Any) -> None:
+        counter.inc()
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """Commit on success, roll back on any error: the only place a transaction ends."""
+    async with factory() as session, session.begin():
+        yield session

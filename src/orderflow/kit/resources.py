@@ -1,0 +1,69 @@
+"""What a service process holds open: engines, session factories, the Redis client."""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from orderflow.kit.db import create_engine, session_factory
+from orderflow.kit.redis import create_redis
+from orderflow.kit.settings import Settings
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engines: dict[str, AsyncEngine] = field(default_factory=dict)
+    sessions: dict[str, async_sessionmaker[AsyncSession]] = field(default_factory=dict)
+    redis: Redis | None = None
+
+    @classmethod
+    def open(cls, settings: Settings, databases: tuple[str, ...], name: str) -> "Resources":
+        res = cls(settings)
+        dsns = {"shopdb": settings.shop_dsn, "mesdb": settings.mes_dsn}
+        for db in databases:
+            res.engines[db] = create_engine(dsns[db], settings, database=db)
+            res.sessions[db] = session_factory(res.engines[db])
+        if settings.redis_url:
+            res.redis = create_redis(settings.redis_url, settings, name=name)
+        return res
+
+    async def close(self) -> None:
+        for engine in self.engines.values():
+            await engine.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def health(self) -> dict[str, Any]:
+        """PostgreSQL decides whether we can serve; Redis only whether we are degraded."""
+        report: dict[str, Any] = {}
+        for db, engine in self.engines.items():
+            report[db] = await self._probe_db(engine)
+        report["redis"] = await self._probe_redis()
+        databases_ok = all(report[db] == "ok" for db in self.engines)
+        report["status"] = "ok" if databases_ok and report["redis"] == "ok" else "degraded"
+        if not databases_ok:
+            report["status"] = "unavailable"
+        return report
+
+    async def _probe_db(self, engine: AsyncEngine) -> str:
+        try:
+            async with asyncio.timeout(self.settings.db_connect_timeout_s):
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception:  # any failure to answer is "down" for a health probe
+            return "down"
+        return "ok"
+
+    async def _probe_redis(self) -> str:
+        if self.redis is None:
+            return "not configured"
+        try:
+            async with asyncio.timeout(self.settings.redis_timeout_s * 2):
+                await self.redis.ping()
+        except Exception:  # timeouts, refused connections, protocol errors: all mean "down"
+            return "down"
+        return "ok"

@@ -1,0 +1,55 @@
+"""One typed Settings object, read from ORDERFLOW_* environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["shop", "crm", "mes"]
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Defaults run the platform on one machine.
+
+    When a DSN or the Redis URL is left empty, `orderflow up` starts embedded servers under
+    `data_dir` and passes their URLs to the processes it starts.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ORDERFLOW_", extra="ignore")
+
+    shop_dsn: str = Field("", description="ShopDB, e.g. postgresql://user@127.0.0.1:5432/shopdb")
+    mes_dsn: str = Field("", description="MES db, e.g. postgresql://user@127.0.0.1:5432/mesdb")
+    redis_url: str = Field("", description="Redis, e.g. redis://127.0.0.1:6379/0")
+    data_dir: Path = Path(".orderflow")
+
+    host: str = "127.0.0.1"
+    shop_port: int = 8001
+    crm_port: int = 8002
+    mes_port: int = 8003
+    embedded_pg_port: int = 55432
+    embedded_redis_port: int = 56379
+
+    db_pool_size: int = 10
+    db_connect_timeout_s: float = 2.0
+    db_statement_timeout_s: float = 5.0
+    redis_timeout_s: float = 0.25
+    max_body_bytes: int = 64 * 1024
+
+    relay_batch_size: int = 100
+    relay_idle_sleep_s: float = 0.05
+
+    seed_items: int = 5_000
+    seed_categories: int = 20
+    seed_clients: int = 50_000
+    seed_orders: int = 200_000
+    seed_operators: int = 20
+
+    def port_of(self, service: ServiceName) -> int:
+        return {"shop": self.shop_port, "crm": self.crm_port, "mes": self.mes_port}[service]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,17 @@
+"""The MES API: what production operators use."""
+
+from fastapi import FastAPI
+
+from orderflow.kit.app import create_app
+from orderflow.kit.settings import Settings
+from orderflow.mes.orders.router import router as orders
+
+
+def build(settings: Settings) -> FastAPI:
+    return create_app(
+        "mes",
+        settings,
+        databases=("mesdb",),
+        routers=[orders],
+        description="Operator-facing: the production queue, claims, statuses.",
+    )

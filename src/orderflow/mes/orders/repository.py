@@ -1,0 +1,99 @@
+"""All SQL over production orders, assignments, history and the MES outbox."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orderflow.data.mesdb import (
+    Assignment,
+    MesOutbox,
+    MesProcessedEvent,
+    Operator,
+    ProductionOrder,
+    StatusHistory,
+)
+
+PO = ProductionOrder
+
+
+class ProductionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, order_id: int) -> ProductionOrder | None:
+        return await self.session.get(PO, order_id)
+
+    async def operator_exists(self, operator_id: int) -> bool:
+        return bool(await self.session.scalar(select(exists().where(Operator.id == operator_id))))
+
+    async def search(
+        self, *, status: str | None, operator_id: int | None, limit: int, offset: int
+    ) -> tuple[Sequence[ProductionOrder], int]:
+        where: list[ColumnElement[bool]] = []
+        if status:
+            where.append(PO.status == status)
+        if operator_id:
+            where.append(PO.operator_id == operator_id)
+        rows = await self.session.scalars(
+            select(PO).where(*where).order_by(PO.id).limit(limit).offset(offset)
+        )
+        total = await self.session.scalar(select(func.count()).select_from(PO).where(*where))
+        return rows.all(), int(total or 0)
+
+    async def conditional_update(
+        self, order_id: int, conditions: list[ColumnElement[bool]], **values: Any
+    ) -> ProductionOrder | None:
+        """The MES's only way to change a row: succeeds for one writer, None for the rest."""
+        result = await self.session.scalars(
+            update(PO)
+            .where(PO.id == order_id, *conditions)
+            .values(**values, version=PO.version + 1, updated_at=func.now())
+            .returning(PO)
+        )
+        return result.one_or_none()
+
+    async def insert_queued(self, order_id: int, lines: list[dict[str, Any]]) -> bool:
+        result = await self.session.execute(
+            insert(PO)
+            .values(id=order_id, status="queued", lines=lines)
+            .on_conflict_do_nothing()
+            .returning(PO.id)
+        )
+        return result.first() is not None
+
+    async def record(
+        self, order_id: int, from_status: str | None, to_status: str, operator_id: int | None
+    ) -> None:
+        self.session.add(
+            StatusHistory(
+                order_id=order_id,
+                from_status=from_status,
+                to_status=to_status,
+                operator_id=operator_id,
+            )
+        )
+
+    async def open_assignment(self, order_id: int, operator_id: int) -> None:
+        self.session.add(Assignment(order_id=order_id, operator_id=operator_id))
+
+    async def close_assignment(self, order_id: int, outcome: str) -> None:
+        await self.session.execute(
+            update(Assignment)
+            .where(Assignment.order_id == order_id, Assignment.ended_at.is_(None))
+            .values(ended_at=func.now(), outcome=outcome)
+        )
+
+    async def add_outbox(self, event_type: str, order_id: int, payload: dict[str, Any]) -> None:
+        self.session.add(MesOutbox(event_type=event_type, order_id=order_id, payload=payload))
+
+    async def mark_processed(self, event_id: str) -> bool:
+        result = await self.session.execute(
+            insert(MesProcessedEvent)
+            .values(event_id=event_id)
+            .on_conflict_do_nothing()
+            .returning(MesProcessedEvent.event_id)
+        )
+        return result.first() is not None

@@ -1,0 +1,61 @@
+"""MES endpoints: the production queue, claims, release and completion."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from orderflow.kit.deps import MesSessions
+from orderflow.kit.http import JSONBytes
+from orderflow.kit.pagination import PageDep
+from orderflow.kit.params import Id
+from orderflow.mes.orders import service
+from orderflow.mes.orders.schemas import (
+    MAX_ID,
+    OperatorAction,
+    ProductionOrderList,
+    ProductionOrderOut,
+    ProductionStatus,
+)
+
+router = APIRouter(prefix="/orders", tags=["production"])
+NOT_FOUND = {404: {"description": "No production order with this id"}}
+REFUSED = {
+    **NOT_FOUND,
+    409: {"description": "Taken by another operator (the holder is named), or wrong status"},
+    422: {"description": "Invalid body or unknown operator"},
+}
+
+
+@router.get("", response_model=ProductionOrderList)
+async def search(
+    sessions: MesSessions,
+    page: PageDep,
+    status: ProductionStatus | None = None,
+    operator_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> JSONBytes:
+    """The production board: the queue (`status=queued`) or an operator's orders."""
+    return JSONBytes(await service.search(sessions, status, operator_id, page))
+
+
+@router.get("/{order_id}", response_model=ProductionOrderOut, responses=NOT_FOUND)
+async def get_production_order(sessions: MesSessions, order_id: Id) -> JSONBytes:
+    """One production order."""
+    return JSONBytes(await service.get_production_order(sessions, order_id))
+
+
+@router.post("/{order_id}/claim", response_model=ProductionOrderOut, responses=REFUSED)
+async def claim(sessions: MesSessions, order_id: Id, body: OperatorAction) -> JSONBytes:
+    """Take a queued order. Exactly one of any number of racing operators wins."""
+    return JSONBytes(await service.claim(sessions, order_id, body.operator_id))
+
+
+@router.post("/{order_id}/release", response_model=ProductionOrderOut, responses=REFUSED)
+async def release(sessions: MesSessions, order_id: Id, body: OperatorAction) -> JSONBytes:
+    """Give a claimed order back to the queue (holder only)."""
+    return JSONBytes(await service.release(sessions, order_id, body))
+
+
+@router.post("/{order_id}/complete", response_model=ProductionOrderOut, responses=REFUSED)
+async def complete(sessions: MesSessions, order_id: Id, body: OperatorAction) -> JSONBytes:
+    """Finish a claimed order (holder only); the Shop order becomes `ready`."""
+    return JSONBytes(await service.complete(sessions, order_id, body))

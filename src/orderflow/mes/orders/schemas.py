@@ -1,0 +1,59 @@
+"""Production order shapes."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orderflow.data.mesdb import ProductionOrder
+
+MAX_ID = 2**63 - 1
+
+
+class ProductionStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class OperatorAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operator_id: int = Field(ge=1, le=MAX_ID)
+    version: int | None = Field(
+        None, ge=1, le=MAX_ID, description="fencing token: the version the holder last saw"
+    )
+
+
+class ProductionLine(BaseModel):
+    item_id: int
+    quantity: int
+
+
+class ProductionOrderOut(BaseModel):
+    id: int
+    status: ProductionStatus
+    operator_id: int | None
+    lines: list[ProductionLine]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductionOrderList(BaseModel):
+    items: list[ProductionOrderOut]
+    total: int
+
+
+def production_order_dict(order: ProductionOrder) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "status": order.status,
+        "operator_id": order.operator_id,
+        "lines": order.lines,
+        "version": order.version,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }

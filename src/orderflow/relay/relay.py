@@ -1,0 +1,99 @@
+"""The relay: delivers outbox events between ShopDB and the MES db, at least once.
+
+A batch is locked in the source database, each event is applied in its own transaction in
+the target (idempotent: the event id is recorded there with the change), and only then is
+the batch marked published. A relay that dies anywhere in between leaves the batch
+unpublished; the next run re-applies it and the target skips what it already has.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orderflow.data.mesdb import MesOutbox
+from orderflow.data.shopdb import ShopOutbox
+from orderflow.kit import metrics
+from orderflow.kit.db import transaction
+from orderflow.kit.deps import Sessions
+from orderflow.mes.orders.service import ingest
+from orderflow.relay.outbox import OutboxRepository, OutboxRow
+from orderflow.shop.orders.lifecycle import OrderStatus
+from orderflow.shop.orders.service import apply_production_event
+
+log = logging.getLogger(__name__)
+Apply = Callable[[AsyncSession, OutboxRow], Awaitable[bool]]
+PRODUCTION_STATUS = {"in_production": OrderStatus.IN_PRODUCTION, "ready": OrderStatus.READY}
+
+
+async def apply_to_mes(session: AsyncSession, event: OutboxRow) -> bool:
+    return await ingest(session, f"shopdb:{event.id}", event.event_type, event.payload)
+
+
+async def apply_to_shop(session: AsyncSession, event: OutboxRow) -> bool:
+    status = PRODUCTION_STATUS.get(event.event_type)
+    if status is None:
+        log.warning("unknown MES event type %s (id %s): skipped", event.event_type, event.id)
+        return False
+    changed = await apply_production_event(session, f"mesdb:{event.id}", event.order_id, status)
+    return changed is not None
+
+
+@dataclass
+class Direction:
+    name: str
+    source: Sessions
+    target: Sessions
+    model: type[ShopOutbox] | type[MesOutbox]
+    apply: Apply
+
+    async def deliver_batch(self, limit: int) -> int:
+        """Deliver up to `limit` events; returns how many were delivered."""
+        async with transaction(self.source) as session:
+            outbox = OutboxRepository(session, self.model)
+            events = await outbox.lock_batch(limit)
+            for event in events:
+                async with transaction(self.target) as target:
+                    applied = await self.apply(target, event)
+                outcome = "applied" if applied else "skipped"
+                metrics.RELAY_EVENTS.labels(self.name, outcome).inc()
+            if events:
+                await outbox.mark_published([e.id for e in events])
+        return len(events)
+
+
+def directions(shop: Sessions, mes: Sessions) -> list[Direction]:
+    return [
+        Direction("shop_to_mes", shop, mes, ShopOutbox, apply_to_mes),
+        Direction("mes_to_shop", mes, shop, MesOutbox, apply_to_shop),
+    ]
+
+
+async def drain(shop: Sessions, mes: Sessions, *, batch: int = 100) -> int:
+    """Deliver until both outboxes are empty (tests and one-shot runs)."""
+    total = 0
+    while delivered := sum([await d.deliver_batch(batch) for d in directions(shop, mes)]):
+        total += delivered
+    return total
+
+
+async def run(
+    shop: Sessions, mes: Sessions, stop: asyncio.Event, *, batch: int, idle_s: float
+) -> None:
+    """Relay until `stop` is set. Database outages are waited out, never fatal."""
+    while not stop.is_set():
+        try:
+            delivered = sum([await d.deliver_batch(batch) for d in directions(shop, mes)])
+        except Exception as exc:  # noqa: BLE001  a database restart must not end the relay
+            log.warning("relay batch failed, will retry: %s", exc)
+            delivered = 0
+            idle_s_now = 1.0
+        else:
+            idle_s_now = idle_s
+        if not delivered:
+            try:
+                await asyncio.wait_for(stop.wait(), idle_s_now)
+            except TimeoutError:
+                pass

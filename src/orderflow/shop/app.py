@@ -1,0 +1,19 @@
+"""The Shop API: what clients use."""
+
+from fastapi import FastAPI
+
+from orderflow.kit.app import create_app
+from orderflow.kit.settings import Settings
+from orderflow.shop.clients.router import router as clients
+from orderflow.shop.items.router import router as items
+from orderflow.shop.orders.router import router as orders
+
+
+def build(settings: Settings) -> FastAPI:
+    return create_app(
+        "shop",
+        settings,
+        databases=("shopdb",),
+        routers=[items, clients, orders],
+        description="Client-facing: the catalogue, client profiles, orders.",
+    )

@@ -1,0 +1,37 @@
+"""All SQL over clients."""
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orderflow.data.shopdb import Client
+
+
+class ClientRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, client_id: int) -> Client | None:
+        return await self.session.get(Client, client_id)
+
+    async def exists(self, client_id: int) -> bool:
+        return bool(await self.session.scalar(select(exists().where(Client.id == client_id))))
+
+    async def insert(self, **values: object) -> Client | None:
+        """None when the email is taken (decided by the unique index, race-free)."""
+        stmt = insert(Client).values(**values).on_conflict_do_nothing(index_elements=["email"])
+        result = await self.session.scalars(stmt.returning(Client))
+        return result.one_or_none()
+
+    async def email_taken(self, email: str, *, other_than: int) -> bool:
+        query = exists().where(Client.email == email, Client.id != other_than)
+        return bool(await self.session.scalar(select(query)))
+
+    async def update(self, client_id: int, **values: object) -> Client | None:
+        result = await self.session.scalars(
+            update(Client)
+            .where(Client.id == client_id)
+            .values(**values, version=Client.version + 1, updated_at=func.now())
+            .returning(Client)
+        )
+        return result.one_or_none()

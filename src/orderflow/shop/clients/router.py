@@ -1,0 +1,31 @@
+"""Client profile endpoints."""
+
+from fastapi import APIRouter
+
+from orderflow.kit.deps import ShopSessions
+from orderflow.kit.http import JSONBytes
+from orderflow.kit.params import Id
+from orderflow.shop.clients import service
+from orderflow.shop.clients.schemas import ClientIn, ClientOut, ClientPatch
+
+router = APIRouter(prefix="/clients", tags=["clients"])
+NOT_FOUND = {404: {"description": "No client with this id"}}
+EMAIL_TAKEN = {409: {"description": "The email belongs to another client"}}
+
+
+@router.post("", response_model=ClientOut, status_code=201, responses=EMAIL_TAKEN)
+async def create_client(sessions: ShopSessions, body: ClientIn) -> JSONBytes:
+    """Register a client; emails are unique."""
+    return JSONBytes(await service.create_client(sessions, body), status_code=201)
+
+
+@router.get("/{client_id}", response_model=ClientOut, responses=NOT_FOUND)
+async def get_client(sessions: ShopSessions, client_id: Id) -> JSONBytes:
+    """One client's profile."""
+    return JSONBytes(await service.get_client(sessions, client_id))
+
+
+@router.patch("/{client_id}", response_model=ClientOut, responses={**NOT_FOUND, **EMAIL_TAKEN})
+async def update_client(sessions: ShopSessions, client_id: Id, body: ClientPatch) -> JSONBytes:
+    """Change some of a client's fields."""
+    return JSONBytes(await service.update_client(sessions, client_id, body))

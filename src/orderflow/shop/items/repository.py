@@ -1,0 +1,52 @@
+"""All SQL over the catalogue."""
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orderflow.data.shopdb import Item
+
+
+class ItemRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, item_id: int) -> Item | None:
+        return await self.session.get(Item, item_id)
+
+    async def search(
+        self, *, category: str | None, q: str | None, limit: int, offset: int
+    ) -> tuple[Sequence[Item], int]:
+        where = []
+        if category:
+            where.append(Item.category == category)
+        if q:
+            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(Item.name.ilike(f"%{escaped}%", escape="\\"))
+        rows = await self.session.scalars(
+            select(Item).where(*where).order_by(Item.id).limit(limit).offset(offset)
+        )
+        total = await self.session.scalar(select(func.count()).select_from(Item).where(*where))
+        return rows.all(), int(total or 0)
+
+    async def prices(self, item_ids: Iterable[int]) -> dict[int, int]:
+        rows = await self.session.execute(
+            select(Item.id, Item.price).where(Item.id.in_(set(item_ids)))
+        )
+        return {row.id: row.price for row in rows}
+
+    async def add(self, item: Item) -> Item:
+        self.session.add(item)
+        await self.session.flush()
+        await self.session.refresh(item)
+        return item
+
+    async def update(self, item_id: int, **values: object) -> Item | None:
+        result = await self.session.scalars(
+            update(Item)
+            .where(Item.id == item_id)
+            .values(**values, version=Item.version + 1, updated_at=func.now())
+            .returning(Item)
+        )
+        return result.one_or_none()

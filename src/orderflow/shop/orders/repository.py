@@ -1,0 +1,83 @@
+"""All SQL over orders, their lines and the ShopDB outbox."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orderflow.data.shopdb import Order, OrderLine, ShopOutbox, ShopProcessedEvent
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, order_id: int) -> Order | None:
+        return await self.session.get(Order, order_id)
+
+    async def by_idempotency_key(self, key: str) -> Order | None:
+        return await self.session.scalar(select(Order).where(Order.idempotency_key == key))
+
+    async def insert(self, **values: Any) -> Order | None:
+        """None when the idempotency key is already used (the unique index decides)."""
+        stmt = insert(Order).values(**values)
+        if values.get("idempotency_key"):
+            stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
+        result = await self.session.scalars(stmt.returning(Order))
+        return result.one_or_none()
+
+    async def add_lines(self, lines: list[OrderLine]) -> None:
+        self.session.add_all(lines)
+        await self.session.flush()
+
+    async def lines_of(self, order_ids: Sequence[int]) -> dict[int, list[OrderLine]]:
+        rows = await self.session.scalars(
+            select(OrderLine)
+            .where(OrderLine.order_id.in_(order_ids))
+            .order_by(OrderLine.order_id, OrderLine.line_no)
+        )
+        by_order: dict[int, list[OrderLine]] = defaultdict(list)
+        for line in rows:
+            by_order[line.order_id].append(line)
+        return by_order
+
+    async def of_client(
+        self, client_id: int, *, limit: int, offset: int
+    ) -> tuple[Sequence[Order], int]:
+        where = Order.client_id == client_id
+        rows = await self.session.scalars(
+            select(Order)
+            .where(where)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        total = await self.session.scalar(select(func.count()).select_from(Order).where(where))
+        return rows.all(), int(total or 0)
+
+    async def set_status(self, order_id: int, status: str, *, from_any: list[str]) -> Order | None:
+        """Conditional update: only from one of `from_any`; None when the row is elsewhere."""
+        result = await self.session.scalars(
+            update(Order)
+            .where(Order.id == order_id, Order.status.in_(from_any))
+            .values(status=status, version=Order.version + 1, updated_at=func.now())
+            .returning(Order)
+        )
+        return result.one_or_none()
+
+    async def add_outbox(self, event_type: str, order_id: int, payload: dict[str, Any]) -> None:
+        self.session.add(ShopOutbox(event_type=event_type, order_id=order_id, payload=payload))
+        await self.session.flush()
+
+    async def mark_processed(self, event_id: str) -> bool:
+        """False when this event was applied before: the caller then does nothing."""
+        result = await self.session.execute(
+            insert(ShopProcessedEvent)
+            .values(event_id=event_id)
+            .on_conflict_do_nothing()
+            .returning(ShopProcessedEvent.event_id)
+        )
+        return result.first() is not None

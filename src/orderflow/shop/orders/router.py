@@ -1,0 +1,63 @@
+"""Shop order endpoints: a client places, reads and cancels orders."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+
+from orderflow.kit.deps import ShopSessions
+from orderflow.kit.http import JSONBytes
+from orderflow.kit.pagination import PageDep
+from orderflow.kit.params import Id
+from orderflow.shop.orders import service
+from orderflow.shop.orders.schemas import OrderIn, OrderList, OrderOut
+
+router = APIRouter(tags=["orders"])
+NOT_FOUND = {404: {"description": "No order with this id"}}
+CONFLICT = {409: {"description": "The order's status does not allow this"}}
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="a repeat with the same key and body returns the same order",
+    ),
+]
+
+
+@router.post(
+    "/orders",
+    response_model=OrderOut,
+    status_code=201,
+    responses={200: {"description": "A repeat of an earlier request: the same order"}},
+)
+async def place_order(
+    sessions: ShopSessions, body: OrderIn, idempotency_key: IdempotencyKey = None
+) -> JSONBytes:
+    """Place an order. Send an `Idempotency-Key` so that a retry never makes a second order."""
+    data, created = await service.place_order(sessions, body, idempotency_key)
+    if created:
+        return JSONBytes(data, status_code=201)
+    return JSONBytes(data, status_code=200, headers={"Idempotent-Replayed": "true"})
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut, responses=NOT_FOUND)
+async def get_order(sessions: ShopSessions, order_id: Id) -> JSONBytes:
+    """One order with its lines."""
+    return JSONBytes(await service.get_order(sessions, order_id))
+
+
+@router.get("/clients/{client_id}/orders", response_model=OrderList, responses=NOT_FOUND)
+async def orders_of_client(sessions: ShopSessions, client_id: Id, page: PageDep) -> JSONBytes:
+    """A client's orders, newest first."""
+    return JSONBytes(await service.orders_of_client(sessions, client_id, page))
+
+
+@router.post(
+    "/orders/{order_id}/cancel", response_model=OrderOut, responses={**NOT_FOUND, **CONFLICT}
+)
+async def cancel_order(sessions: ShopSessions, order_id: Id) -> JSONBytes:
+    """Cancel an order that is still `created` or `confirmed`."""
+    return JSONBytes(await service.transition(sessions, order_id, "cancel"))
