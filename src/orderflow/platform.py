@@ -39,7 +39,9 @@ def servers(settings: Settings) -> Iterator[Settings]:
             updates |= {"shop_dsn": settings.shop_dsn or pg.dsn("shopdb")}
             updates |= {"mes_dsn": settings.mes_dsn or pg.dsn("mesdb")}
         if not settings.redis_url:
-            redis = EmbeddedRedis(settings.data_dir.resolve() / "redis", settings.embedded_redis_port)
+            redis = EmbeddedRedis(
+                settings.data_dir.resolve() / "redis", settings.embedded_redis_port
+            )
             console.print(f"starting redis-server on 127.0.0.1:{redis.port}")
             redis.start()
             started.append(redis)

@@ -96,7 +96,9 @@ async def is_empty(shop_dsn: str) -> bool:
         await conn.close()
 
 
-async def seed(shop_dsn: str, mes_dsn: str, v: Volumes, *, progress: Progress, rng_seed: int = 7) -> None:
+async def seed(
+    shop_dsn: str, mes_dsn: str, v: Volumes, *, progress: Progress, rng_seed: int = 7
+) -> None:
     """Load `v` into empty databases. Refuses to run on a database that has items."""
     rng = random.Random(rng_seed)
     shop = await asyncpg.connect(asyncpg_dsn(shop_dsn))
@@ -127,7 +129,9 @@ async def _seed_reference(
     )
     progress.advance(task, v.items)
     clients = list(client_rows(v))
-    await shop.copy_records_to_table("clients", records=clients, columns=["id", "name", "email", "phone"])
+    await shop.copy_records_to_table(
+        "clients", records=clients, columns=["id", "name", "email", "phone"]
+    )
     progress.advance(task, v.clients)
     operators = [(i, f"Operator {i}") for i in range(1, v.operators + 1)]
     await mes.copy_records_to_table("operators", records=operators, columns=["id", "name"])
@@ -160,8 +164,12 @@ async def _seed_orders(
 async def _finish(shop: asyncpg.Connection, mes: asyncpg.Connection, progress: Progress) -> None:
     task = progress.add_task("sequences and statistics", total=2)
     for table in ("items", "clients", "orders"):
-        await shop.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")
-    await mes.execute("SELECT setval(pg_get_serial_sequence('operators', 'id'), max(id)) FROM operators")
+        await shop.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"
+        )
+    await mes.execute(
+        "SELECT setval(pg_get_serial_sequence('operators', 'id'), max(id)) FROM operators"
+    )
     await mes.execute(
         "INSERT INTO assignments (order_id, operator_id, claimed_at) "
         "SELECT id, operator_id, updated_at FROM production_orders WHERE status = 'in_progress'"

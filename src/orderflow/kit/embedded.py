@@ -8,17 +8,16 @@ killed and restarted by the fault tests.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import signal
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import importlib.util
-import stat
 
 
 def _package_dir(name: str) -> Path:
@@ -53,7 +52,9 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes], lo
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    raise EmbeddedServerError(f"server did not listen on port {port} within {timeout_s}s; see {log}")
+    raise EmbeddedServerError(
+        f"server did not listen on port {port} within {timeout_s}s; see {log}"
+    )
 
 
 def _traversable(path: Path) -> None:
@@ -69,7 +70,9 @@ def _run_as() -> str | None:
     try:
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "-s", "/bin/sh", PG_SYSTEM_USER], check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "-s", "/bin/sh", PG_SYSTEM_USER], check=True, capture_output=True
+        )
     _traversable(PG_BIN)
     return PG_SYSTEM_USER
 
@@ -118,7 +121,14 @@ class EmbeddedPostgres:
         opts = ["-p", str(self.port), "-h", "127.0.0.1", "-k", str(self.data_dir)]
         opts += ["-c", "max_connections=300", "-c", "shared_buffers=256MB"]
         if not self.durable:
-            opts += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            opts += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         log = self.log_path.open("ab")
         user = _run_as()
         self.proc = subprocess.Popen(

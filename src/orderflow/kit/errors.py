@@ -1,6 +1,7 @@
 """Domain errors and the one place that renders them as problem+json (RFC 9457)."""
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 import asyncpg
@@ -8,11 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orderflow.kit.http import PROBLEM, JSONBytes, dumps
 
 log = logging.getLogger(__name__)
-
 
 
 class OrderflowError(Exception):
@@ -52,9 +53,7 @@ class Unavailable(OrderflowError):
     title = "Service unavailable"
 
 
-def problem(
-    status: int, title: str, detail: str, request: Request, /, **extra: Any
-) -> JSONBytes:
+def problem(status: int, title: str, detail: str, request: Request, /, **extra: Any) -> JSONBytes:
     standard = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     body = {**extra, **standard, "instance": request.url.path}
     headers = {"Retry-After": "1"} if status == 503 else None
@@ -78,6 +77,13 @@ async def _on_validation(request: Request, exc: Exception) -> JSONBytes:
     return problem(422, "Invalid input", detail, request, errors=errors)
 
 
+async def _on_http(request: Request, exc: Exception) -> JSONBytes:
+    """Framework-raised errors (404 route, 405, unparseable body) as problem+json too."""
+    assert isinstance(exc, StarletteHTTPException)
+    title = HTTPStatus(exc.status_code).phrase
+    return problem(exc.status_code, title, str(exc.detail), request)
+
+
 async def _on_database_down(request: Request, exc: Exception) -> JSONBytes:
     log.warning("database unavailable: %s", exc)
     return problem(503, "Service unavailable", "the database is unreachable", request)
@@ -90,19 +96,24 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONBytes:
 
 def is_connection_error(exc: BaseException) -> bool:
     """True when `exc` means PostgreSQL could not be reached, not that a statement was wrong."""
-    if isinstance(exc, InterfaceError | OperationalError | PoolTimeoutError | OSError | TimeoutError):
+    if isinstance(
+        exc, InterfaceError | OperationalError | PoolTimeoutError | OSError | TimeoutError
+    ):
         return True
     if isinstance(exc, DBAPIError):
         orig = getattr(exc.orig, "__cause__", None) or exc.orig
-        return isinstance(
-            orig,
-            asyncpg.exceptions.ConnectionDoesNotExistError
-            | asyncpg.exceptions.CannotConnectNowError
-            | asyncpg.exceptions.AdminShutdownError
-            | asyncpg.exceptions.QueryCanceledError
-            | OSError
-            | TimeoutError,
-        ) or exc.connection_invalidated
+        return (
+            isinstance(
+                orig,
+                asyncpg.exceptions.ConnectionDoesNotExistError
+                | asyncpg.exceptions.CannotConnectNowError
+                | asyncpg.exceptions.AdminShutdownError
+                | asyncpg.exceptions.QueryCanceledError
+                | OSError
+                | TimeoutError,
+            )
+            or exc.connection_invalidated
+        )
     return isinstance(exc, asyncpg.exceptions.PostgresConnectionError)
 
 
@@ -115,6 +126,7 @@ async def _on_dbapi(request: Request, exc: Exception) -> JSONBytes:
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OrderflowError, _on_domain)
     app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
     for exc_type in (DBAPIError, PoolTimeoutError, OSError, TimeoutError):
         app.add_exception_handler(exc_type, _on_dbapi)
     app.add_exception_handler(asyncpg.exceptions.PostgresConnectionError, _on_database_down)

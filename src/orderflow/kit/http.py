@@ -16,3 +16,6 @@ class JSONBytes(Response):
     """A JSON response whose body is already serialised."""
 
     media_type = "application/json"
+
+
+Responses = dict[int | str, dict[str, Any]]  # documented error responses of a route

@@ -30,9 +30,9 @@ class RequestMetrics:
             await self.app(scope, receive, send_with_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            metrics.HTTP_REQUESTS.labels(
-                self.service, scope["method"], route, str(status)
-            ).observe(time.perf_counter() - start)
+            metrics.HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).observe(
+                time.perf_counter() - start
+            )
 
 
 class BodyLimit:
@@ -75,7 +75,10 @@ class BodyLimit:
                 "instance": scope["path"],
             }
         )
-        headers = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b"content-type", PROBLEM.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

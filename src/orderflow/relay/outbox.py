@@ -1,6 +1,7 @@
 """SQL over an outbox table (both databases' outboxes have one shape)."""
 
 from collections.abc import Sequence
+from typing import cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +27,7 @@ class OutboxRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return rows.all()
+        return cast(Sequence[OutboxRow], rows.all())
 
     async def mark_published(self, ids: list[int]) -> None:
         m = self.model

@@ -7,6 +7,7 @@ unpublished; the next run re-applies it and the target skips what it already has
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -93,7 +94,5 @@ async def run(
         else:
             idle_s_now = idle_s
         if not delivered:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), idle_s_now)
-            except TimeoutError:
-                pass

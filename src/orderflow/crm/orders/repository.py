@@ -44,4 +44,4 @@ class OrderViewRepository:
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self.session.execute(select(Order.status, func.count()).group_by(Order.status))
-        return {status: count for status, count in rows.tuples()}
+        return {status: count for status, count in rows}

@@ -7,7 +7,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from orderflow.crm.orders import service
 from orderflow.kit.deps import ShopSessions
-from orderflow.kit.http import JSONBytes
+from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
 from orderflow.shop.orders import service as orders
@@ -15,8 +15,9 @@ from orderflow.shop.orders.lifecycle import OrderStatus
 from orderflow.shop.orders.schemas import MAX_ID, OrderList, OrderOut
 
 router = APIRouter(prefix="/orders", tags=["orders"])
-NOT_FOUND = {404: {"description": "No order with this id"}}
-TRANSITION = {**NOT_FOUND, 409: {"description": "The order's status does not allow this"}}
+NOT_FOUND: Responses = {404: {"description": "No order with this id"}}
+CONFLICT: Responses = {409: {"description": "The order's status does not allow this"}}
+TRANSITION: Responses = {**NOT_FOUND, **CONFLICT}
 
 
 class StatusCounts(BaseModel):
@@ -70,4 +71,3 @@ _transition_route("confirm", "Confirm a `created` order; it is sent to productio
 _transition_route("ship", "Ship a `ready` order.")
 _transition_route("deliver", "Mark a `shipped` order delivered.")
 _transition_route("cancel", "Cancel a `created` or `confirmed` order.")
-

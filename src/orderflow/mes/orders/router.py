@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from orderflow.kit.deps import MesSessions
-from orderflow.kit.http import JSONBytes
+from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
 from orderflow.mes.orders import service
@@ -18,8 +18,8 @@ from orderflow.mes.orders.schemas import (
 )
 
 router = APIRouter(prefix="/orders", tags=["production"])
-NOT_FOUND = {404: {"description": "No production order with this id"}}
-REFUSED = {
+NOT_FOUND: Responses = {404: {"description": "No production order with this id"}}
+REFUSED: Responses = {
     **NOT_FOUND,
     409: {"description": "Taken by another operator (the holder is named), or wrong status"},
     422: {"description": "Invalid body or unknown operator"},

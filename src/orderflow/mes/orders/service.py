@@ -117,7 +117,9 @@ async def _refusal(
         return NotFound(f"production order {order_id} does not exist")
     state = {"order_status": current.status, "holder": current.operator_id}
     state["version"] = current.version
-    if current.status == S.IN_PROGRESS and (action is None or action.operator_id != current.operator_id):
+    if current.status == S.IN_PROGRESS and (
+        action is None or action.operator_id != current.operator_id
+    ):
         return Conflict(
             f"cannot {verb} order {order_id}: operator {current.operator_id} holds it", **state
         )
@@ -132,7 +134,9 @@ def _event(order: ProductionOrder) -> dict[str, Any]:
     return {"order_id": order.id, "operator_id": order.operator_id, "version": order.version}
 
 
-async def ingest(session: AsyncSession, event_id: str, event_type: str, payload: dict[str, Any]) -> bool:
+async def ingest(
+    session: AsyncSession, event_id: str, event_type: str, payload: dict[str, Any]
+) -> bool:
     """Relay side: apply a ShopDB event once per event id. True when something changed."""
     repo = ProductionRepository(session)
     if not await repo.mark_processed(event_id):

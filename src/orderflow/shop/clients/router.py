@@ -3,14 +3,14 @@
 from fastapi import APIRouter
 
 from orderflow.kit.deps import ShopSessions
-from orderflow.kit.http import JSONBytes
+from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.params import Id
 from orderflow.shop.clients import service
 from orderflow.shop.clients.schemas import ClientIn, ClientOut, ClientPatch
 
 router = APIRouter(prefix="/clients", tags=["clients"])
-NOT_FOUND = {404: {"description": "No client with this id"}}
-EMAIL_TAKEN = {409: {"description": "The email belongs to another client"}}
+NOT_FOUND: Responses = {404: {"description": "No client with this id"}}
+EMAIL_TAKEN: Responses = {409: {"description": "The email belongs to another client"}}
 
 
 @router.post("", response_model=ClientOut, status_code=201, responses=EMAIL_TAKEN)

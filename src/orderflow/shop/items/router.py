@@ -5,14 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from orderflow.kit.deps import ShopSessions
-from orderflow.kit.http import JSONBytes
+from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
 from orderflow.shop.items import service
 from orderflow.shop.items.schemas import ItemList, ItemOut
 
 router = APIRouter(prefix="/items", tags=["catalogue"])
-NOT_FOUND = {404: {"description": "No item with this id"}}
+NOT_FOUND: Responses = {404: {"description": "No item with this id"}}
 
 
 @router.get("", response_model=ItemList)

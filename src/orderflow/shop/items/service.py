@@ -18,7 +18,9 @@ async def get_item(sessions: Sessions, item_id: int) -> bytes:
     return dumps(item_dict(item))
 
 
-async def search_items(sessions: Sessions, category: str | None, q: str | None, page: Page) -> bytes:
+async def search_items(
+    sessions: Sessions, category: str | None, q: str | None, page: Page
+) -> bytes:
     async with transaction(sessions) as session:
         rows, total = await ItemRepository(session).search(
             category=category, q=q, limit=page.limit, offset=page.offset

@@ -5,15 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 
 from orderflow.kit.deps import ShopSessions
-from orderflow.kit.http import JSONBytes
+from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
 from orderflow.shop.orders import service
 from orderflow.shop.orders.schemas import OrderIn, OrderList, OrderOut
 
 router = APIRouter(tags=["orders"])
-NOT_FOUND = {404: {"description": "No order with this id"}}
-CONFLICT = {409: {"description": "The order's status does not allow this"}}
+NOT_FOUND: Responses = {404: {"description": "No order with this id"}}
+CONFLICT: Responses = {409: {"description": "The order's status does not allow this"}}
 
 IdempotencyKey = Annotated[
     str | None,

@@ -110,8 +110,11 @@ async def transition(sessions: Sessions, order_id: int, action: str) -> bytes:
             )
         lines = (await repo.lines_of([order_id]))[order_id]
         if target in (OrderStatus.CONFIRMED, OrderStatus.CANCELLED):
-            payload = {"order_id": order_id, "client_id": order.client_id}
-            payload["lines"] = [line_dict(line) for line in lines]
+            payload = {
+                "order_id": order_id,
+                "client_id": order.client_id,
+                "lines": [line_dict(line) for line in lines],
+            }
             await repo.add_outbox(f"order_{target.value}", order_id, payload)
     return dumps(order_dict(order, lines))
 

@@ -1,0 +1,37 @@
+# orderflow: every target has a `##` help line; `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+export UV_PYTHON ?= $(shell command -v $(PYTHON))
+export UV_PYTHON_DOWNLOADS := never
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PYTEST_ARGS ?=
+
+.PHONY: help run test lint format typecheck install bench loadtest clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+install: $(UV) ## install uv when missing, then the locked dependencies into .venv
+	$(UV) sync --frozen
+
+run: install ## run the platform: embedded PostgreSQL + Redis unless ORDERFLOW_* URLs are set
+	$(UV) run --frozen orderflow up
+
+test: install ## run the test suite against real PostgreSQL and Redis (started by the tests)
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: install ## ruff format check, ruff lint, mypy on src/
+	$(UV) run --frozen ruff format --check src tests
+	$(UV) run --frozen ruff check src tests
+	$(UV) run --frozen mypy src
+
+format: install ## apply ruff's formatting and autofixes
+	$(UV) run --frozen ruff format src tests
+	$(UV) run --frozen ruff check --fix src tests
+
+clean: ## remove the embedded servers' data (.orderflow/) and caches
+	rm -rf .orderflow .pytest_cache .mypy_cache .ruff_cache

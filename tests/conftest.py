@@ -1,0 +1,138 @@
+"""Real PostgreSQL and Redis for the whole test session.
+
+With ORDERFLOW_TEST_PG_URL (a server the tests may create databases on) and
+ORDERFLOW_TEST_REDIS_URL set, those servers are used; otherwise the session starts an
+embedded PostgreSQL and redis-server in a temporary directory and stops them at the end.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+from rich.progress import Progress
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orderflow.data.migrations import upgrade
+from orderflow.kit.db import asyncpg_dsn, create_engine, session_factory
+from orderflow.kit.deps import Sessions
+from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from orderflow.kit.settings import Settings
+from orderflow.seed import Volumes, seed
+
+TEST_VOLUMES = Volumes(items=60, categories=6, clients=40, orders=300, operators=60)
+
+
+class PgServer:
+    """An admin DSN to create databases on; `embedded` is set when we started it."""
+
+    def __init__(self, admin_dsn: str, embedded: EmbeddedPostgres | None) -> None:
+        self.admin_dsn = admin_dsn
+        self.embedded = embedded
+
+    def dsn(self, database: str) -> str:
+        base, _, _ = self.admin_dsn.rpartition("/")
+        return f"{base}/{database}"
+
+    async def create_database(self, name: str) -> str:
+        conn = await asyncpg.connect(asyncpg_dsn(self.admin_dsn))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return self.dsn(name)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    if url := os.environ.get("ORDERFLOW_TEST_PG_URL"):
+        yield PgServer(url, None)
+        return
+    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", free_port(), durable=False)
+    pg.start()
+    try:
+        yield PgServer(pg.dsn("postgres"), pg)
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis | None]:
+    """The embedded redis-server, or None when ORDERFLOW_TEST_REDIS_URL names one."""
+    if os.environ.get("ORDERFLOW_TEST_REDIS_URL"):
+        yield None
+        return
+    redis = EmbeddedRedis(tmp_path_factory.mktemp("redis"), free_port())
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: EmbeddedRedis | None) -> str:
+    return redis_server.url if redis_server else os.environ["ORDERFLOW_TEST_REDIS_URL"]
+
+
+@pytest.fixture(scope="session")
+async def databases(pg_server: PgServer) -> tuple[str, str]:
+    """Fresh, migrated and seeded ShopDB and MES db for this session."""
+    suffix = uuid.uuid4().hex[:8]
+    shop = await pg_server.create_database(f"shopdb_test_{suffix}")
+    mes = await pg_server.create_database(f"mesdb_test_{suffix}")
+    await asyncio.to_thread(upgrade, "shopdb", shop)
+    await asyncio.to_thread(upgrade, "mesdb", mes)
+    with Progress(disable=True) as progress:
+        await seed(shop, mes, TEST_VOLUMES, progress=progress)
+    return shop, mes
+
+
+@pytest.fixture(scope="session")
+def settings(
+    databases: tuple[str, str], redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    shop, mes = databases
+    return Settings(
+        shop_dsn=shop,
+        mes_dsn=mes,
+        redis_url=redis_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        db_statement_timeout_s=10,
+    )
+
+
+@pytest.fixture(scope="session")
+async def engines(settings: Settings) -> AsyncIterator[dict[str, AsyncEngine]]:
+    found = {
+        "shopdb": create_engine(settings.shop_dsn, settings, database="shopdb"),
+        "mesdb": create_engine(settings.mes_dsn, settings, database="mesdb"),
+    }
+    yield found
+    for engine in found.values():
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def shop_sessions(engines: dict[str, AsyncEngine]) -> Sessions:
+    return session_factory(engines["shopdb"])
+
+
+@pytest.fixture(scope="session")
+def mes_sessions(engines: dict[str, AsyncEngine]) -> Sessions:
+    return session_factory(engines["mesdb"])
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,89 @@
+"""MES endpoints: the board, claims, release and completion by the holder only."""
+
+import httpx
+
+from orderflow.kit.deps import Sessions
+from orderflow.relay.relay import drain
+from tests.factories import assert_problem, new_order
+
+
+async def queued_order(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, shop_sessions: Sessions, mes_sessions: Sessions
+) -> int:
+    order = await new_order(shop)
+    assert (await crm.post(f"/orders/{order['id']}/confirm")).status_code == 200
+    await drain(shop_sessions, mes_sessions)
+    return int(order["id"])
+
+
+async def test_confirmed_order_is_queued_once(
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    mes: httpx.AsyncClient,
+    shop_sessions: Sessions,
+    mes_sessions: Sessions,
+) -> None:
+    oid = await queued_order(shop, crm, shop_sessions, mes_sessions)
+    production = (await mes.get(f"/orders/{oid}")).json()
+    assert production["status"] == "queued" and production["operator_id"] is None
+    assert production["lines"] == [{"item_id": 1, "quantity": 2}]
+    queue = (await mes.get("/orders", params={"status": "queued", "limit": 200})).json()
+    assert oid in [o["id"] for o in queue["items"]] or queue["total"] > 200
+
+
+async def test_claim_release_complete_by_the_holder(
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    mes: httpx.AsyncClient,
+    shop_sessions: Sessions,
+    mes_sessions: Sessions,
+) -> None:
+    oid = await queued_order(shop, crm, shop_sessions, mes_sessions)
+    claimed = (await mes.post(f"/orders/{oid}/claim", json={"operator_id": 1})).json()
+    assert claimed["status"] == "in_progress" and claimed["operator_id"] == 1
+    taken = assert_problem(await mes.post(f"/orders/{oid}/claim", json={"operator_id": 2}), 409)
+    assert taken["holder"] == 1 and "operator 1" in taken["detail"]
+    mine = (
+        await mes.get("/orders", params={"operator_id": 1, "status": "in_progress", "limit": 200})
+    ).json()
+    assert oid in [o["id"] for o in mine["items"]]
+
+    for verb in ("release", "complete"):
+        refused = assert_problem(
+            await mes.post(f"/orders/{oid}/{verb}", json={"operator_id": 2}), 409
+        )
+        assert refused["holder"] == 1
+    stale = {"operator_id": 1, "version": claimed["version"] - 1}
+    assert_problem(await mes.post(f"/orders/{oid}/release", json=stale), 409)
+    assert (await mes.get(f"/orders/{oid}")).json() == claimed
+
+    fenced = {"operator_id": 1, "version": claimed["version"]}
+    released = (await mes.post(f"/orders/{oid}/release", json=fenced)).json()
+    assert released["status"] == "queued" and released["operator_id"] is None
+    assert_problem(await mes.post(f"/orders/{oid}/complete", json={"operator_id": 1}), 409)
+    await mes.post(f"/orders/{oid}/claim", json={"operator_id": 2})
+    done = (await mes.post(f"/orders/{oid}/complete", json={"operator_id": 2})).json()
+    assert done["status"] == "done" and done["operator_id"] == 2
+    assert_problem(await mes.post(f"/orders/{oid}/claim", json={"operator_id": 3}), 409)
+
+
+async def test_mes_errors(
+    mes: httpx.AsyncClient,
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    shop_sessions: Sessions,
+    mes_sessions: Sessions,
+) -> None:
+    oid = await queued_order(shop, crm, shop_sessions, mes_sessions)
+    assert_problem(
+        await mes.post(f"/orders/{oid}/claim", json={"operator_id": 99999}), 422, "operator_id"
+    )
+    assert_problem(await mes.post(f"/orders/{oid}/claim", json={}), 422, "operator_id")
+    assert_problem(
+        await mes.post(f"/orders/{oid}/claim", json={"operator_id": -1}), 422, "operator_id"
+    )
+    assert (await mes.get(f"/orders/{oid}")).json()["status"] == "queued"
+    assert_problem(await mes.post("/orders/99999999/claim", json={"operator_id": 1}), 404)
+    assert_problem(await mes.post("/orders/99999999/release", json={"operator_id": 1}), 404)
+    assert_problem(await mes.get("/orders/99999999"), 404)
+    assert_problem(await mes.get("/orders", params={"status": "taken"}), 422, "status")
