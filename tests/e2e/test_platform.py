@@ -32,6 +32,12 @@ def start_platform(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[st
     )
 
 
+def readme_walkthrough() -> str:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## One order's life, with curl", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
 def stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
@@ -52,6 +58,17 @@ def test_up_runs_everything_and_keeps_data(tmp_path: Path) -> None:
         assert stats["total"] == 500
         client = httpx.post(f"{urls['shop']}/clients", json={"name": "K", "email": "k@example.com"})
         assert client.status_code == 201
+        walk = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", readme_walkthrough()],
+            env={**os.environ, "S": urls["shop"], "C": urls["crm"], "M": urls["mes"]},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert walk.returncode == 0, walk.stdout + walk.stderr
+        assert '"holder":3' in walk.stdout
+        assert walk.stdout.count('"status":"ready"') == 1
+        assert '"status":"delivered"' in walk.stdout
     finally:
         output = stop(first)
     assert "seeded 500 orders" in output
@@ -62,6 +79,7 @@ def test_up_runs_everything_and_keeps_data(tmp_path: Path) -> None:
     try:
         wait_healthy(urls["shop"], second, timeout_s=60)  # type: ignore[arg-type]
         assert httpx.get(f"{urls['shop']}/clients/51").json()["email"] == "k@example.com"
+        assert httpx.get(f"{urls['crm']}/orders/stats").json()["total"] == 501
     finally:
         output = stop(second)
     assert "not seeding" in output

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from orderflow.data.mesdb import Assignment
 from orderflow.data.shopdb import Order
 from orderflow.kit.deps import Sessions
-from orderflow.relay.relay import drain
+from orderflow.relay.relay import directions, drain
 
 CLAIMANTS = 30
 
@@ -27,7 +27,7 @@ async def test_claim_race_has_exactly_one_winner(
         body = {"client_id": client["id"], "lines": [{"item_id": 1, "quantity": 1}]}
         oid = (await http.post(f"{shop_url}/orders", json=body)).json()["id"]
         await http.post(f"{crm_url}/orders/{oid}/confirm")
-        await drain(shop_sessions, mes_sessions)
+        await drain(directions(shop_sessions, mes_sessions))
 
         async def claim(operator: int) -> httpx.Response:
             return await http.post(f"{mes_url}/orders/{oid}/claim", json={"operator_id": operator})

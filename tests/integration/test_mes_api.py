@@ -3,7 +3,7 @@
 import httpx
 
 from orderflow.kit.deps import Sessions
-from orderflow.relay.relay import drain
+from orderflow.relay.relay import directions, drain
 from tests.factories import assert_problem, new_order
 
 
@@ -12,7 +12,7 @@ async def queued_order(
 ) -> int:
     order = await new_order(shop)
     assert (await crm.post(f"/orders/{order['id']}/confirm")).status_code == 200
-    await drain(shop_sessions, mes_sessions)
+    await drain(directions(shop_sessions, mes_sessions))
     return int(order["id"])
 
 

@@ -7,13 +7,14 @@ import time
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orderflow.data.mesdb import ProductionOrder, StatusHistory
 from orderflow.data.shopdb import ShopOutbox
 from orderflow.kit.deps import Sessions
 from orderflow.kit.settings import Settings
 from orderflow.relay.outbox import OutboxRow
-from orderflow.relay.relay import Direction, apply_to_mes, drain
+from orderflow.relay.relay import AfterCommit, Direction, directions, drain
 from tests.clients import running
 from tests.factories import new_order
 
@@ -48,16 +49,18 @@ async def queued_once(mes_sessions: Sessions, ids: list[int]) -> dict[int, int]:
 async def test_relay_dying_mid_batch_loses_and_duplicates_nothing(
     shop: httpx.AsyncClient, crm: httpx.AsyncClient, shop_sessions: Sessions, mes_sessions: Sessions
 ) -> None:
-    await drain(shop_sessions, mes_sessions)
+    await drain(directions(shop_sessions, mes_sessions))
     ids = await confirmed_orders(shop, crm, 10)
     applied = 0
 
-    async def apply_then_die(session, event: OutboxRow) -> bool:  # type: ignore[no-untyped-def]
+    to_mes = directions(shop_sessions, mes_sessions)[0]
+
+    async def apply_then_die(session: AsyncSession, event: OutboxRow) -> AfterCommit | None:
         nonlocal applied
         if applied == 4:
             raise Crash  # after 4 events reached the MES, before the batch is marked published
         applied += 1
-        return await apply_to_mes(session, event)
+        return await to_mes.apply(session, event)
 
     dying = Direction("shop_to_mes", shop_sessions, mes_sessions, ShopOutbox, apply_then_die)
     with pytest.raises(Crash):
@@ -67,7 +70,7 @@ async def test_relay_dying_mid_batch_loses_and_duplicates_nothing(
             select(func.count()).select_from(ShopOutbox).where(ShopOutbox.published_at.is_(None))
         )
     assert unpublished == 10  # the batch rolled back: all will be redelivered
-    await drain(shop_sessions, mes_sessions)
+    await drain(directions(shop_sessions, mes_sessions))
     assert await queued_once(mes_sessions, ids) == dict.fromkeys(ids, 1)
 
 
@@ -78,7 +81,7 @@ async def test_relay_process_killed_repeatedly_under_load(
     shop_sessions: Sessions,
     mes_sessions: Sessions,
 ) -> None:
-    await drain(shop_sessions, mes_sessions)
+    await drain(directions(shop_sessions, mes_sessions))
     ids: list[int] = []
     for _ in range(6):  # SIGKILL the real relay process while confirms keep arriving
         with running(["relay"], settings) as relay:

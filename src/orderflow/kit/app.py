@@ -1,7 +1,7 @@
 """The app factory every service uses: lifespan, errors, health, metrics, middleware."""
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -38,16 +38,21 @@ def create_app(
     databases: tuple[str, ...],
     routers: Iterable[APIRouter],
     description: str,
-    on_startup: Callable[[FastAPI, Resources], None] | None = None,
+    extra: Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
+    """One service's app. `extra` holds what the service runs beside its routes (its own
+    state on `app.state`, background tasks), opened after the resources, closed before."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resources = Resources.open(settings, databases, name=service)
         app.state.resources = resources
-        if on_startup is not None:
-            on_startup(app, resources)
         try:
-            yield
+            if extra is None:
+                yield
+            else:
+                async with extra(app, resources):
+                    yield
         finally:
             await resources.close()
 

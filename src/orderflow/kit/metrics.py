@@ -9,6 +9,4 @@ HTTP_REQUESTS = Histogram(
     ["service", "method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-RELAY_EVENTS = Counter(
-    "orderflow_relay_events", "Outbox events delivered by the relay", ["direction", "outcome"]
-)
+RELAY_EVENTS = Counter("orderflow_relay_events", "Outbox events delivered", ["direction"])

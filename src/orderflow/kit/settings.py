@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     redis_timeout_s: float = 0.25
     max_body_bytes: int = 64 * 1024
 
+    sse_heartbeat_s: float = 15.0
+    event_stream_maxlen: int = 100_000
+
     relay_batch_size: int = 100
     relay_idle_sleep_s: float = 0.05
 

@@ -4,6 +4,8 @@ from fastapi import FastAPI
 
 from orderflow.kit.app import create_app
 from orderflow.kit.settings import Settings
+from orderflow.mes.context import production_context
+from orderflow.mes.events.router import router as events
 from orderflow.mes.orders.router import router as orders
 
 
@@ -12,6 +14,7 @@ def build(settings: Settings) -> FastAPI:
         "mes",
         settings,
         databases=("mesdb",),
-        routers=[orders],
-        description="Operator-facing: the production queue, claims, statuses.",
+        routers=[orders, events],
+        description="Operator-facing: the production queue, claims, statuses, live events.",
+        extra=production_context,
     )

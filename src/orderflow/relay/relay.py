@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,31 +20,24 @@ from orderflow.data.shopdb import ShopOutbox
 from orderflow.kit import metrics
 from orderflow.kit.db import transaction
 from orderflow.kit.deps import Sessions
+from orderflow.mes.events.stream import EventStream
 from orderflow.mes.orders.service import ingest
 from orderflow.relay.outbox import OutboxRepository, OutboxRow
 from orderflow.shop.orders.lifecycle import OrderStatus
 from orderflow.shop.orders.service import apply_production_event
 
 log = logging.getLogger(__name__)
-Apply = Callable[[AsyncSession, OutboxRow], Awaitable[bool]]
+AfterCommit = Callable[[], Awaitable[None]]
+Apply = Callable[[AsyncSession, OutboxRow], Awaitable[AfterCommit | None]]
+ShopOrderChanged = Callable[[dict[str, Any]], Awaitable[None]]
 PRODUCTION_STATUS = {"in_production": OrderStatus.IN_PRODUCTION, "ready": OrderStatus.READY}
-
-
-async def apply_to_mes(session: AsyncSession, event: OutboxRow) -> bool:
-    return await ingest(session, f"shopdb:{event.id}", event.event_type, event.payload)
-
-
-async def apply_to_shop(session: AsyncSession, event: OutboxRow) -> bool:
-    status = PRODUCTION_STATUS.get(event.event_type)
-    if status is None:
-        log.warning("unknown MES event type %s (id %s): skipped", event.event_type, event.id)
-        return False
-    changed = await apply_production_event(session, f"mesdb:{event.id}", event.order_id, status)
-    return changed is not None
 
 
 @dataclass
 class Direction:
+    """One way between the databases. `apply` runs in the target's transaction and may return
+    work for after that commit (announcing an event, writing a cache entry through)."""
+
     name: str
     source: Sessions
     target: Sessions
@@ -57,36 +51,64 @@ class Direction:
             events = await outbox.lock_batch(limit)
             for event in events:
                 async with transaction(self.target) as target:
-                    applied = await self.apply(target, event)
-                outcome = "applied" if applied else "skipped"
-                metrics.RELAY_EVENTS.labels(self.name, outcome).inc()
+                    after_commit = await self.apply(target, event)
+                if after_commit is not None:
+                    await after_commit()
+            metrics.RELAY_EVENTS.labels(self.name).inc(len(events))
             if events:
                 await outbox.mark_published([e.id for e in events])
         return len(events)
 
 
-def directions(shop: Sessions, mes: Sessions) -> list[Direction]:
+def directions(
+    shop: Sessions,
+    mes: Sessions,
+    *,
+    events: EventStream | None = None,
+    on_shop_order: ShopOrderChanged | None = None,
+) -> list[Direction]:
+    """Both directions; `events` announces MES changes, `on_shop_order` sees Shop changes."""
+
+    async def apply_to_mes(session: AsyncSession, event: OutboxRow) -> AfterCommit | None:
+        result = await ingest(session, f"shopdb:{event.id}", event.event_type, event.payload)
+        if result is None or events is None:
+            return None
+        event_type, order = result
+        return lambda: _announce(events, event_type, order)
+
+    async def apply_to_shop(session: AsyncSession, event: OutboxRow) -> AfterCommit | None:
+        status = PRODUCTION_STATUS.get(event.event_type)
+        if status is None:
+            log.warning("unknown MES event type %s (id %s): skipped", event.event_type, event.id)
+            return None
+        order = await apply_production_event(session, f"mesdb:{event.id}", event.order_id, status)
+        if order is None or on_shop_order is None:
+            return None
+        return lambda: on_shop_order(order)
+
     return [
         Direction("shop_to_mes", shop, mes, ShopOutbox, apply_to_mes),
         Direction("mes_to_shop", mes, shop, MesOutbox, apply_to_shop),
     ]
 
 
-async def drain(shop: Sessions, mes: Sessions, *, batch: int = 100) -> int:
+async def _announce(events: EventStream, event_type: str, order: dict[str, Any]) -> None:
+    await events.publish(event_type, order)
+
+
+async def drain(ways: list[Direction], *, batch: int = 100) -> int:
     """Deliver until both outboxes are empty (tests and one-shot runs)."""
     total = 0
-    while delivered := sum([await d.deliver_batch(batch) for d in directions(shop, mes)]):
+    while delivered := sum([await way.deliver_batch(batch) for way in ways]):
         total += delivered
     return total
 
 
-async def run(
-    shop: Sessions, mes: Sessions, stop: asyncio.Event, *, batch: int, idle_s: float
-) -> None:
+async def run(ways: list[Direction], stop: asyncio.Event, *, batch: int, idle_s: float) -> None:
     """Relay until `stop` is set. Database outages are waited out, never fatal."""
     while not stop.is_set():
         try:
-            delivered = sum([await d.deliver_batch(batch) for d in directions(shop, mes)])
+            delivered = sum([await way.deliver_batch(batch) for way in ways])
         except Exception as exc:  # noqa: BLE001  a database restart must not end the relay
             log.warning("relay batch failed, will retry: %s", exc)
             delivered = 0

@@ -55,14 +55,17 @@ class ProductionRepository:
         )
         return result.one_or_none()
 
-    async def insert_queued(self, order_id: int, lines: list[dict[str, Any]]) -> bool:
-        result = await self.session.execute(
+    async def insert_queued(
+        self, order_id: int, lines: list[dict[str, Any]]
+    ) -> ProductionOrder | None:
+        """None when the order is already here (a redelivered event)."""
+        result = await self.session.scalars(
             insert(PO)
             .values(id=order_id, status="queued", lines=lines)
             .on_conflict_do_nothing()
-            .returning(PO.id)
+            .returning(PO)
         )
-        return result.first() is not None
+        return result.one_or_none()
 
     async def record(
         self, order_id: int, from_status: str | None, to_status: str, operator_id: int | None

@@ -7,10 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orderflow.data.mesdb import ProductionOrder
 from orderflow.kit.db import transaction
-from orderflow.kit.deps import Sessions
 from orderflow.kit.errors import Conflict, InvalidInput, NotFound
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page, list_body
+from orderflow.mes.context import Production
 from orderflow.mes.orders.repository import PO, ProductionRepository
 from orderflow.mes.orders.schemas import (
     OperatorAction,
@@ -21,8 +21,8 @@ from orderflow.mes.orders.schemas import (
 S = ProductionStatus
 
 
-async def get_production_order(sessions: Sessions, order_id: int) -> bytes:
-    async with transaction(sessions) as session:
+async def get_production_order(p: Production, order_id: int) -> bytes:
+    async with transaction(p.sessions) as session:
         order = await ProductionRepository(session).get(order_id)
     if order is None:
         raise NotFound(f"production order {order_id} does not exist")
@@ -30,9 +30,9 @@ async def get_production_order(sessions: Sessions, order_id: int) -> bytes:
 
 
 async def search(
-    sessions: Sessions, status: ProductionStatus | None, operator_id: int | None, page: Page
+    p: Production, status: ProductionStatus | None, operator_id: int | None, page: Page
 ) -> bytes:
-    async with transaction(sessions) as session:
+    async with transaction(p.sessions) as session:
         rows, total = await ProductionRepository(session).search(
             status=status.value if status else None,
             operator_id=operator_id,
@@ -42,9 +42,9 @@ async def search(
     return dumps(list_body([production_order_dict(o) for o in rows], total))
 
 
-async def claim(sessions: Sessions, order_id: int, operator_id: int) -> bytes:
+async def claim(p: Production, order_id: int, operator_id: int) -> bytes:
     """Exactly one operator wins: the update matches only a queued, unassigned row."""
-    async with transaction(sessions) as session:
+    async with transaction(p.sessions) as session:
         repo = ProductionRepository(session)
         await _require_operator(repo, operator_id)
         order = await repo.conditional_update(
@@ -58,28 +58,36 @@ async def claim(sessions: Sessions, order_id: int, operator_id: int) -> bytes:
         await repo.open_assignment(order_id, operator_id)
         await repo.record(order_id, S.QUEUED, S.IN_PROGRESS, operator_id)
         await repo.add_outbox("in_production", order_id, _event(order))
-    return dumps(production_order_dict(order))
+    return await _after_commit(p, "claimed", order)
 
 
-async def release(sessions: Sessions, order_id: int, action: OperatorAction) -> bytes:
+async def release(p: Production, order_id: int, action: OperatorAction) -> bytes:
     """The holder gives the order back to the queue."""
-    async with transaction(sessions) as session:
+    async with transaction(p.sessions) as session:
         repo = ProductionRepository(session)
         order = await _holder_update(repo, order_id, action, "release", S.QUEUED, operator_id=None)
         await repo.close_assignment(order_id, "released")
         await repo.record(order_id, S.IN_PROGRESS, S.QUEUED, action.operator_id)
-    return dumps(production_order_dict(order))
+    return await _after_commit(p, "released", order)
 
 
-async def complete(sessions: Sessions, order_id: int, action: OperatorAction) -> bytes:
+async def complete(p: Production, order_id: int, action: OperatorAction) -> bytes:
     """The holder finishes the order; the Shop order becomes `ready`."""
-    async with transaction(sessions) as session:
+    async with transaction(p.sessions) as session:
         repo = ProductionRepository(session)
         order = await _holder_update(repo, order_id, action, "complete", S.DONE)
         await repo.close_assignment(order_id, "completed")
         await repo.record(order_id, S.IN_PROGRESS, S.DONE, action.operator_id)
         await repo.add_outbox("ready", order_id, _event(order))
-    return dumps(production_order_dict(order))
+    return await _after_commit(p, "completed", order)
+
+
+async def _after_commit(p: Production, event_type: str, order: ProductionOrder) -> bytes:
+    """The decision is committed; now tell every board, then answer."""
+    data = production_order_dict(order)
+    if p.events is not None:
+        await p.events.publish(event_type, data)
+    return dumps(data)
 
 
 async def _holder_update(
@@ -136,21 +144,25 @@ def _event(order: ProductionOrder) -> dict[str, Any]:
 
 async def ingest(
     session: AsyncSession, event_id: str, event_type: str, payload: dict[str, Any]
-) -> bool:
-    """Relay side: apply a ShopDB event once per event id. True when something changed."""
+) -> tuple[str, dict[str, Any]] | None:
+    """Relay side: apply a ShopDB event once per event id.
+
+    Returns the MES event to announce with the production order's new state, or None when
+    nothing changed (a redelivery, or a cancel that came after a claim).
+    """
     repo = ProductionRepository(session)
     if not await repo.mark_processed(event_id):
-        return False
+        return None
     order_id = int(payload["order_id"])
     if event_type == "order_confirmed":
         lines = [{"item_id": ln["item_id"], "quantity": ln["quantity"]} for ln in payload["lines"]]
-        created = await repo.insert_queued(order_id, lines)
-        if created:
+        order = await repo.insert_queued(order_id, lines)
+        if order is not None:
             await repo.record(order_id, None, S.QUEUED, None)
-        return created
-    if event_type == "order_cancelled":
+            return "queued", production_order_dict(order)
+    elif event_type == "order_cancelled":
         order = await repo.conditional_update(order_id, [PO.status == S.QUEUED], status=S.CANCELLED)
         if order is not None:
             await repo.record(order_id, S.QUEUED, S.CANCELLED, None)
-        return order is not None
-    return False
+            return "cancelled", production_order_dict(order)
+    return None

@@ -1,0 +1,88 @@
+"""One stream reader per MES process, fanning events out to that process's boards.
+
+N boards cost one blocking XREAD, not N. A board subscribes before it replays what it missed,
+then skips live events it already had, so nothing falls between replay and live feed.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from orderflow.mes.events.stream import EventStream, StreamEvent
+
+log = logging.getLogger(__name__)
+RESYNC = StreamEvent(id="", data=b'{"type":"resync"}')  # a board must re-read its lists
+
+
+class Subscription:
+    def __init__(self, fanout: "EventFanout") -> None:
+        self.fanout = fanout
+        self.queue: asyncio.Queue[StreamEvent] = asyncio.Queue(maxsize=10_000)
+
+    def offer(self, event: StreamEvent) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:  # a board too slow to keep up starts over
+            self.queue = asyncio.Queue(maxsize=10_000)
+            self.queue.put_nowait(RESYNC)
+
+    def close(self) -> None:
+        self.fanout.subscribers.discard(self)
+
+
+class EventFanout:
+    def __init__(self, redis_url: str, *, block_ms: int = 2_000) -> None:
+        # Its own connection: a blocking read must outlast the cache's short socket timeout.
+        self.redis = Redis.from_url(redis_url, socket_timeout=block_ms / 1000 + 2)
+        self.stream = EventStream(self.redis)
+        self.block_ms = block_ms
+        self.subscribers: set[Subscription] = set()
+        self.position = "$"
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="mes-event-fanout")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        await self.redis.aclose()
+
+    def subscribe(self) -> Subscription:
+        subscription = Subscription(self)
+        self.subscribers.add(subscription)
+        return subscription
+
+    async def _run(self) -> None:
+        healthy = True
+        while True:
+            try:
+                if self.position == "$":
+                    self.position = await self.stream.last_id()
+                events = await self.stream.read(self.position, self.block_ms)
+            except (RedisError, OSError, TimeoutError) as exc:
+                if healthy:
+                    log.warning("event stream unreachable, retrying: %s", exc)
+                healthy = False
+                await asyncio.sleep(0.5)
+                continue
+            if not healthy:
+                await self._after_outage()
+                healthy = True
+            for event in events:
+                self.position = event.id
+                for subscriber in list(self.subscribers):
+                    subscriber.offer(event)
+
+    async def _after_outage(self) -> None:
+        """Events may have been lost with Redis: boards must re-read, unless none were."""
+        missed = await self.stream.after(self.position) if self.position != "0-0" else None
+        if missed is None:
+            for subscriber in list(self.subscribers):
+                subscriber.offer(RESYNC)
+            self.position = await self.stream.last_id()

@@ -1,0 +1,106 @@
+"""The MES event stream in Redis: what every board hears about claims and the queue.
+
+A Redis stream, not pub/sub: a board that was disconnected asks for what it missed by the
+last stream id it saw (`Last-Event-ID`), and the stream still has it unless it is older than
+the retained tail, in which case the board is told to resync.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+STREAM_KEY = "mes:events:v1"
+EVENT_TYPES = ("queued", "claimed", "released", "completed", "cancelled")
+Rows = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's answer: (stream id, fields)
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    id: str
+    data: bytes  # the event's JSON, ready to send
+
+    @property
+    def type(self) -> str:
+        return str(orjson.loads(self.data)["type"])
+
+
+def event_body(event_type: str, order: dict[str, Any]) -> bytes:
+    body = {
+        "type": event_type,
+        "order_id": order["id"],
+        "operator_id": order["operator_id"],
+        "version": order["version"],
+        "status": order["status"],
+    }
+    return orjson.dumps(body)
+
+
+class EventStream:
+    """Appends to and reads from the stream; every call bounded by `timeout_s`."""
+
+    def __init__(self, redis: Redis, *, maxlen: int = 100_000, timeout_s: float = 0.25) -> None:
+        self.redis = redis
+        self.maxlen = maxlen
+        self.timeout_s = timeout_s
+
+    async def publish(self, event_type: str, order: dict[str, Any]) -> str | None:
+        """Append one event; None if Redis could not take it (the write still stands)."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                stream_id = await self.redis.xadd(
+                    STREAM_KEY,
+                    {"d": event_body(event_type, order)},
+                    maxlen=self.maxlen,
+                    approximate=True,
+                )
+        except (RedisError, TimeoutError, OSError) as exc:
+            log.warning("event %s of order %s not published: %s", event_type, order["id"], exc)
+            return None
+        return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
+
+    async def after(self, last_id: str) -> list[StreamEvent] | None:
+        """Events after `last_id`, oldest first, or None when the stream cannot tell.
+
+        None means a gap is possible: `last_id` is older than the oldest event retained (the
+        tail was trimmed), or newer than the newest (Redis lost the stream, e.g. a restart).
+        """
+        async with asyncio.timeout(self.timeout_s * 4):
+            first = cast(Rows, await self.redis.xrange(STREAM_KEY, "-", "+", count=1))
+            last = cast(Rows, await self.redis.xrevrange(STREAM_KEY, "+", "-", count=1))
+            rows = cast(Rows, await self.redis.xrange(STREAM_KEY, f"({last_id}", "+"))
+        if not first or not last:
+            return None
+        oldest, newest = parse_id(_decode(first[0][0])), parse_id(_decode(last[0][0]))
+        if not oldest <= parse_id(last_id) <= newest:
+            return None
+        return _events(rows)
+
+    async def last_id(self) -> str:
+        async with asyncio.timeout(self.timeout_s):
+            rows = cast(Rows, await self.redis.xrevrange(STREAM_KEY, "+", "-", count=1))
+        return _decode(rows[0][0]) if rows else "0-0"
+
+    async def read(self, last_id: str, block_ms: int) -> list[StreamEvent]:
+        """Block up to `block_ms` for events after `last_id`."""
+        reply = await self.redis.xread({STREAM_KEY: last_id}, block=block_ms, count=1000)
+        result = cast(list[tuple[bytes, Rows]], reply)
+        return [event for _, rows in result for event in _events(rows)]
+
+
+def _events(rows: Rows) -> list[StreamEvent]:
+    return [StreamEvent(_decode(stream_id), fields[b"d"]) for stream_id, fields in rows]
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def parse_id(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
