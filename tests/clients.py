@@ -25,8 +25,8 @@ async def api(service: ServiceName, settings: Settings) -> AsyncIterator[httpx.A
             yield client
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
+def settings_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ) | (extra or {})
     env |= {
         "ORDERFLOW_SHOP_DSN": settings.shop_dsn,
         "ORDERFLOW_MES_DSN": settings.mes_dsn,
@@ -36,9 +36,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def running(args: list[str], settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    args: list[str], settings: Settings, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m orderflow ARGS` as a real process; terminated at the end."""
-    proc = subprocess.Popen([sys.executable, "-m", "orderflow", *args], env=settings_env(settings))
+    cmd = [sys.executable, "-m", "orderflow", *args]
+    proc = subprocess.Popen(cmd, env=settings_env(settings, env))
     try:
         yield proc
     finally:
@@ -52,10 +55,12 @@ def running(args: list[str], settings: Settings) -> Iterator[subprocess.Popen[by
 
 
 @contextmanager
-def server(service: ServiceName, settings: Settings) -> Iterator[str]:
+def server(
+    service: ServiceName, settings: Settings, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """A real uvicorn process serving `service` on a free loopback port; yields its URL."""
     port = free_port()
-    with running(["serve", service, "--port", str(port)], settings) as proc:
+    with running(["serve", service, "--port", str(port)], settings, env) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc)
         yield url

@@ -39,6 +39,7 @@ async def events(
     heartbeat_s: float = request.app.state.resources.settings.sse_heartbeat_s
     subscription = fanout.subscribe()
     try:
+        yield ServerSentEvent(comment="subscribed")  # from here on, nothing is missed
         seen = (0, 0)
         if last_event_id is not None:
             missed = await fanout.stream.after(last_event_id)
