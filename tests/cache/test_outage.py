@@ -1,0 +1,138 @@
+"""Redis down, slow or back: requests never fail, and nothing from before an outage is served.
+
+Each test runs its own redis-server, which it stops or pauses (SIGSTOP keeps its data).
+"""
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import pytest
+from redis.asyncio import Redis
+
+from orderflow.cache import Cache, CircuitBreaker, Entity
+from orderflow.kit.embedded import EmbeddedRedis
+from tests.cache.conftest import TTL, Loader, connect, sample
+
+T = TypeVar("T")
+TIMEOUT_S = 0.1
+RESET_S = 0.3
+
+
+@pytest.fixture
+async def private_client(private_redis: EmbeddedRedis) -> AsyncIterator[Redis]:
+    client = connect(private_redis.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def fragile(private_client: Redis, ns: str) -> Cache:
+    breaker = CircuitBreaker(failure_threshold=3, reset_after_s=RESET_S)
+    return Cache(private_client, ns, timeout_s=TIMEOUT_S, breaker=breaker)
+
+
+@contextmanager
+def paused(server: EmbeddedRedis) -> Iterator[None]:
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+
+
+async def timed(call: Awaitable[T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    result = await call
+    return result, time.perf_counter() - started
+
+
+async def test_redis_stopped_then_restarted(
+    fragile: Cache, private_redis: EmbeddedRedis, entity: Entity
+) -> None:
+    private_redis.stop()
+    loader = Loader(1, b'{"v":1}')
+    for _ in range(3):
+        value, took = await timed(fragile.get_or_load(entity, 7, loader, TTL))
+        assert value == b'{"v":1}'
+        assert took < TIMEOUT_S + 0.05
+    assert fragile.breaker.state == "open"
+    assert sample("orderflow_cache_breaker_state", namespace=fragile.namespace) == 2
+    assert await fragile.health() == "degraded: breaker open"
+    connection_errors = sample(
+        "orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="connection"
+    )
+
+    for _ in range(20):  # fast, and Redis is not even tried
+        value, took = await timed(fragile.get_or_load(entity, 7, loader, TTL))
+        assert value == b'{"v":1}'
+        assert took < 0.01
+    assert connection_errors == sample(
+        "orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="connection"
+    )
+    assert (
+        sample("orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="unavailable")
+        == 20
+    )
+    assert loader.calls == 23
+
+    private_redis.start()
+    await asyncio.sleep(RESET_S)
+    assert await fragile.get_or_load(entity, 7, loader, TTL) == b'{"v":1}'
+    assert fragile.breaker.state == "closed"
+    assert fragile.epoch == 1  # the probe bumped the (fresh) server's epoch
+    assert sample("orderflow_cache_breaker_state", namespace=fragile.namespace) == 0
+    assert await fragile.health() == "ok"
+
+
+async def test_after_a_partition_no_pre_outage_entry_is_served(
+    fragile: Cache, private_redis: EmbeddedRedis, private_client: Redis, entity: Entity, ns: str
+) -> None:
+    v1, v2 = Loader(1, b'{"v":1}'), Loader(2, b'{"v":2}')
+    for key in ("a", "b"):
+        await fragile.get_or_load(entity, key, v1, TTL)
+    with paused(private_redis):
+        # Writer 1 commits v2 of "a"; its put and the fallback tombstone time out: the breaker
+        # trips at once, though only two calls failed (threshold 3).
+        stored, took = await timed(fragile.put(entity, "a", 2, b'{"v":2}', TTL))
+        assert stored is False
+        assert took < 2 * TIMEOUT_S + 0.05
+        assert fragile.breaker.state == "open"
+        # Writer 2 commits v2 of "b" while the breaker is open: nothing reaches Redis.
+        assert not await fragile.put(entity, "b", 2, b'{"v":2}', TTL)
+        # Reads meanwhile go straight to the database.
+        value, took = await timed(fragile.get_or_load(entity, "a", v2, TTL))
+        assert (value, took < 0.01) == (b'{"v":2}', True)
+
+    assert await private_client.get(f"{ns}:item:v1:e0:b") == b'1|{"v":1}'  # survived the pause
+    await asyncio.sleep(RESET_S)
+    for key in ("a", "b"):
+        assert await fragile.get_or_load(entity, key, v2, TTL) == b'{"v":2}'
+    assert fragile.breaker.state == "closed"
+    assert fragile.epoch == 1
+    assert v2.calls == 3
+
+
+async def test_a_slow_redis_costs_one_timeout_per_call(
+    fragile: Cache, private_redis: EmbeddedRedis, entity: Entity
+) -> None:
+    loader = Loader(1, b"{}")
+    with paused(private_redis):
+        value, took = await timed(fragile.get_or_load(entity, 7, loader, TTL))
+    assert value == b"{}"
+    assert TIMEOUT_S <= took < TIMEOUT_S + 0.05
+    assert (
+        sample("orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="timeout") == 1
+    )
+
+
+async def test_health_alone_heals_the_breaker(fragile: Cache, private_redis: EmbeddedRedis) -> None:
+    fragile.breaker.trip()
+    assert await fragile.health() == "degraded: breaker open"
+    await asyncio.sleep(RESET_S)
+    assert await fragile.health() == "ok"
+    assert fragile.epoch == 1

@@ -1,0 +1,53 @@
+"""Views keyed by generation counters (the CRM's lists and counts)."""
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from orderflow.cache import Cache, Entity
+from tests.cache.conftest import TTL, Loader
+
+BY_STATUS = Entity("orders_by_status_t", prefix="crm:orders_by_status")
+
+
+async def test_a_bump_makes_the_view_reload(cache: Cache) -> None:
+    before = Loader(0, b'{"items":[1]}')
+    after = Loader(0, b'{"items":[1,2]}')
+    view = ("queued", 20, 0)
+    assert (
+        await cache.get_or_load_view(BY_STATUS, view, ["orders"], before, TTL) == b'{"items":[1]}'
+    )
+    assert (
+        await cache.get_or_load_view(BY_STATUS, view, ["orders"], before, TTL) == b'{"items":[1]}'
+    )
+    assert await cache.bump(["orders", "orders:c42"])
+    assert (
+        await cache.get_or_load_view(BY_STATUS, view, ["orders"], after, TTL) == b'{"items":[1,2]}'
+    )
+    assert (before.calls, after.calls) == (1, 1)
+
+
+async def test_a_view_filled_from_before_a_bump_is_never_read(
+    cache: Cache, client: Redis, ns: str
+) -> None:
+    old = Loader(0, b'{"count":1}', gated=True)
+    reader = asyncio.create_task(cache.get_or_load_view(BY_STATUS, "stats", ["orders"], old, TTL))
+    await old.entered.wait()  # it read generation 0, then the database
+    assert await cache.bump(["orders"])  # a writer commits, then bumps
+    old.gate.set()
+    assert await reader == b'{"count":1}'
+    assert await client.get(f"{ns}:crm:orders_by_status:v1:e0:g0:stats") == b'0|{"count":1}'
+
+    new = Loader(0, b'{"count":2}')
+    assert await cache.get_or_load_view(BY_STATUS, "stats", ["orders"], new, TTL) == b'{"count":2}'
+    assert await client.get(f"{ns}:gen:e0:orders") == b"1"
+
+
+async def test_generations_of_several_families_are_all_in_the_key(
+    cache: Cache, client: Redis, ns: str
+) -> None:
+    await cache.bump(["orders"])
+    await cache.bump(["orders", "clients"])
+    loader = Loader(0, b"{}")
+    await cache.get_or_load_view(BY_STATUS, "x", ["orders", "clients", "never"], loader, TTL)
+    assert await client.exists(f"{ns}:crm:orders_by_status:v1:e0:g2.1.0:x")
