@@ -70,7 +70,7 @@ async def test_redis_stopped_then_restarted(
     for _ in range(20):  # fast, and Redis is not even tried
         value, took = await timed(fragile.get_or_load(entity, 7, loader, TTL))
         assert value == b'{"v":1}'
-        assert took < 0.01
+        assert took < 0.02
     assert connection_errors == sample(
         "orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="connection"
     )
@@ -100,13 +100,13 @@ async def test_after_a_partition_no_pre_outage_entry_is_served(
         # trips at once, though only two calls failed (threshold 3).
         stored, took = await timed(fragile.put(entity, "a", 2, b'{"v":2}', TTL))
         assert stored is False
-        assert took < 2 * TIMEOUT_S + 0.05
+        assert took < 2 * TIMEOUT_S + 0.08
         assert fragile.breaker.state == "open"
         # Writer 2 commits v2 of "b" while the breaker is open: nothing reaches Redis.
         assert not await fragile.put(entity, "b", 2, b'{"v":2}', TTL)
         # Reads meanwhile go straight to the database.
         value, took = await timed(fragile.get_or_load(entity, "a", v2, TTL))
-        assert (value, took < 0.01) == (b'{"v":2}', True)
+        assert (value, took < 0.02) == (b'{"v":2}', True)
 
     assert await private_client.get(f"{ns}:item:v1:e0:b") == b'1|{"v":1}'  # survived the pause
     await asyncio.sleep(RESET_S)
@@ -124,7 +124,7 @@ async def test_a_slow_redis_costs_one_timeout_per_call(
     with paused(private_redis):
         value, took = await timed(fragile.get_or_load(entity, 7, loader, TTL))
     assert value == b"{}"
-    assert TIMEOUT_S <= took < TIMEOUT_S + 0.05
+    assert TIMEOUT_S <= took < TIMEOUT_S + 0.08
     assert (
         sample("orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="timeout") == 1
     )

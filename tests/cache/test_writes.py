@@ -109,3 +109,17 @@ async def test_a_read_in_a_moved_epoch_loads_without_filling_the_old_key(
     await cache.get_or_load(entity, 7, loader, TTL)  # now in e1: a miss that fills
     await cache.get_or_load(entity, 7, loader, TTL)  # and a hit
     assert loader.calls == 2
+
+
+async def test_a_fill_never_crosses_into_a_new_epoch(
+    cache: Cache, entity: Entity, client: Redis, ns: str
+) -> None:
+    old = Loader(1, b'{"v":1}', gated=True)
+    reader = asyncio.create_task(cache.get_or_load(entity, 7, old, TTL))
+    await old.entered.wait()  # looked up in epoch 0, now loading...
+    await client.incr(f"{ns}:epoch")  # ...while a healed process starts epoch 1
+    old.gate.set()
+    assert await reader == b'{"v":1}'
+    assert sample("orderflow_cache_fills_total", entity=entity.name, outcome="epoch") == 1
+    assert cache.epoch == 1
+    assert await client.keys(f"{ns}:item:*") == []

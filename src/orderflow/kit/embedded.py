@@ -200,7 +200,7 @@ class EmbeddedRedis:
         log = self.data_dir / "redis.log"
         args = [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.data_dir)]
-        args += ["--maxmemory", "1gb", "--maxmemory-policy", "allkeys-lru", "--logfile", str(log)]
+        args += ["--maxmemory", "1gb", "--maxmemory-policy", "volatile-lru", "--logfile", str(log)]
         self.proc = subprocess.Popen(args, start_new_session=True)
         wait_for_port(self.port, timeout_s, self.proc, log)
 

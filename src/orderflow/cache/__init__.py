@@ -1,0 +1,45 @@
+"""orderflow's caching layer: a small library over Redis, importing no service package.
+
+    cache = Cache(redis, "shop")
+    ITEM = Entity("item")
+    body = await cache.get_or_load(ITEM, item_id, load_item, QuietWindowTTL())
+    await cache.put(ORDER, (client_id, order_id), order.version, order_json, FixedTTL(86_400))
+    await cache.invalidate(CLIENT, client_id, client.version)
+
+Reads never fail because of Redis (they fall back to the loader); writes report failure as
+False and trip the breaker, whose recovery bumps the epoch so that nothing written before an
+outage is served after it. See ARCHITECTURE.md, "Caching policy".
+"""
+
+from orderflow.cache.aside import Loader
+from orderflow.cache.breaker import CircuitBreaker, State
+from orderflow.cache.cache import Cache
+from orderflow.cache.entry import Entry
+from orderflow.cache.errors import (
+    CacheConnectionError,
+    CacheError,
+    CacheProtocolError,
+    CacheTimeout,
+    CacheUnavailable,
+)
+from orderflow.cache.keys import Entity, Key, KeySpace
+from orderflow.cache.ttl import FixedTTL, QuietWindowTTL, TTLPolicy
+
+__all__ = [
+    "Cache",
+    "CacheConnectionError",
+    "CacheError",
+    "CacheProtocolError",
+    "CacheTimeout",
+    "CacheUnavailable",
+    "CircuitBreaker",
+    "Entity",
+    "Entry",
+    "FixedTTL",
+    "Key",
+    "KeySpace",
+    "Loader",
+    "QuietWindowTTL",
+    "State",
+    "TTLPolicy",
+]

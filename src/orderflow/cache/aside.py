@@ -1,0 +1,108 @@
+"""The cache-aside read path: single flight in the process, a lease across processes, a fill.
+
+A miss is loaded once: concurrent callers in this process share the first caller's flight
+(`SingleFlight`), and across processes the flight that wins the lease loads while the others
+poll for its fill. A lease holder that is slow or gone costs the others at most `wait_ms`,
+after which they load themselves (still safe: every fill is a compare-and-set on the version).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from orderflow.cache import entry
+from orderflow.cache.errors import CacheError
+from orderflow.cache.flight import SingleFlight
+from orderflow.cache.metrics import EntityMetrics
+from orderflow.cache.store import Miss, Store
+from orderflow.cache.ttl import TTLPolicy
+
+T = TypeVar("T")
+
+Loader = Callable[[], Awaitable[tuple[int | None, bytes]]]
+"""Loads a value from the database: `(version, JSON bytes)`, the bytes non-empty; a version of
+None means "do not cache". Whatever it raises (NotFound, ...) reaches the caller unchanged and
+is not cached."""
+
+_Fetched = tuple[bytes, str]  # the payload and how it was obtained: hit, miss or bypass
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One read: its key, in the epoch seen before loading, and how to load it."""
+
+    m: EntityMetrics
+    epoch: int
+    key: str
+    loader: Loader
+    ttl: TTLPolicy
+
+
+class Reader:
+    """Cache-aside reads for one `Cache`."""
+
+    def __init__(self, store: Store, *, wait_ms: int, poll_ms: int) -> None:
+        self._store = store
+        self._flights: SingleFlight[_Fetched] = SingleFlight()
+        self._wait_s, self._poll_s = wait_ms / 1000, poll_ms / 1000
+        self._tokens = (f"{os.getpid()}-{os.urandom(4).hex()}-{n}" for n in itertools.count())
+
+    async def read(
+        self, m: EntityMetrics, epoch: int, key: str, loader: Loader, ttl: TTLPolicy
+    ) -> bytes:
+        """The value at `key` (in `epoch`), loaded and filled on a miss; never a cache error."""
+        read = _Read(m, epoch, key, loader, ttl)
+        payload, result = await self._flights.run(key, lambda: self._fetch(read))
+        getattr(m, result).inc()  # every caller counts, followers included
+        return payload
+
+    async def _fetch(self, read: _Read) -> _Fetched:
+        """One flight: look up; on a miss, load under the lease or wait for its holder."""
+        token, deadline = next(self._tokens), time.monotonic() + self._wait_s
+        while True:
+            try:
+                found = await self._store.lookup(read.m, read.epoch, read.key, token)
+            except CacheError:
+                return await self._load(read), "bypass"
+            if isinstance(found, bytes):
+                return entry.body(found), "hit"
+            if found is Miss.MOVED:  # our key is in an old epoch that nobody reads any more
+                return await self._load(read), "miss"
+            if found is Miss.LEASED:
+                return await self._load_and_fill(read, token), "miss"
+            if time.monotonic() >= deadline:
+                return await self._load_and_fill(read, None), "miss"
+            await asyncio.sleep(self._poll_s)
+
+    async def _load_and_fill(self, read: _Read, token: str | None) -> bytes:
+        try:
+            read.m.loads.inc()
+            version, payload = await read.loader()
+            if version is not None:
+                ttl_ms = read.ttl.ttl_ms()
+                await _quietly(
+                    self._store.fill(read.m, read.epoch, read.key, version, payload, ttl_ms)
+                )
+            return payload
+        finally:
+            if token is not None:  # after the fill, so that the waiters find the value
+                await _quietly(self._store.release(read.m, read.key, token))
+
+    @staticmethod
+    async def _load(read: _Read) -> bytes:
+        read.m.loads.inc()
+        return (await read.loader())[1]
+
+
+async def _quietly(op: Awaitable[T]) -> T | None:
+    """Await a best-effort Redis call: its failure is already counted and must not spread."""
+    try:
+        return await op
+    except CacheError:
+        return None

@@ -1,0 +1,188 @@
+"""`Cache`: cache-aside reads with single flight, write-through, invalidation, views.
+
+Rule 1 is kept here: nothing a Redis failure raises gets past a public method. Reads fall back
+to the loader; writes return False, and a write that could not be made trips the breaker, so
+the epoch is bumped before Redis is used again (rules 4 and 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+
+from redis.asyncio import Redis
+
+from orderflow.cache.aside import Loader, Reader
+from orderflow.cache.breaker import CircuitBreaker
+from orderflow.cache.epoch import Epoch
+from orderflow.cache.errors import CacheError, CacheUnavailable, kind
+from orderflow.cache.generations import Generations
+from orderflow.cache.guard import Guard
+from orderflow.cache.keys import Entity, Key, KeySpace
+from orderflow.cache.metrics import EntityMetrics, breaker_listener, for_entity
+from orderflow.cache.scripts import Scripts
+from orderflow.cache.store import Store
+from orderflow.cache.ttl import TTLPolicy
+
+
+class Cache:
+    """The cache of one namespace, for one process and one Redis client.
+
+    `timeout_s` bounds every Redis round trip. A miss takes a lease of `lease_ms` so that one
+    caller across all processes loads the value; the others poll every `poll_ms` for up to
+    `wait_ms`, then load it themselves. Invalidations leave a tombstone for `tombstone_ttl_ms`.
+    Set `enabled = False` at run time to bypass Redis completely.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str,
+        *,
+        timeout_s: float = 0.25,
+        breaker: CircuitBreaker | None = None,
+        lease_ms: int = 2_000,
+        wait_ms: int = 300,
+        poll_ms: int = 5,
+        tombstone_ttl_ms: int = 60_000,
+        enabled: bool = True,
+    ) -> None:
+        self.namespace = namespace
+        self.breaker = breaker or CircuitBreaker()
+        self.breaker.on_change = self.breaker.on_change or breaker_listener(namespace)
+        self.breaker.on_change(self.breaker.state)
+        self._redis = redis
+        self._epoch = Epoch(redis, f"{namespace}:epoch")
+        self._guard = Guard(self.breaker, timeout_s, self._epoch.bump)
+        keys, scripts = KeySpace(namespace), Scripts.register(redis)
+        self._keys = keys
+        self._store = Store(
+            keys,
+            self._epoch,
+            scripts,
+            self._guard,
+            lease_ms=lease_ms,
+            tombstone_ttl_ms=tombstone_ttl_ms,
+        )
+        self._gens = Generations(redis, keys, self._epoch, scripts)
+        self._reader = Reader(self._store, wait_ms=wait_ms, poll_ms=poll_ms)
+        self._enabled = enabled
+
+    @property
+    def enabled(self) -> bool:
+        """False: every call goes straight to the loader, or does nothing, without Redis."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        if on and not self._enabled:
+            # Writes skipped Redis while off, so entries may be stale: a new epoch before use.
+            self.breaker.trip(probe_now=True)
+        self._enabled = on
+
+    @property
+    def epoch(self) -> int:
+        """The epoch this process currently believes in."""
+        return self._epoch.value
+
+    async def get_or_load(self, entity: Entity, key: Key, loader: Loader, ttl: TTLPolicy) -> bytes:
+        """Cache-aside read: the cached JSON bytes, or `loader()`'s, which are then cached."""
+        m = for_entity(entity.name)
+        if not self._enabled:
+            return await self._bypass(m, loader)
+        epoch = self._epoch.value
+        return await self._reader.read(m, epoch, self._keys.entry(entity, epoch, key), loader, ttl)
+
+    async def get_or_load_view(
+        self, entity: Entity, key: Key, families: Sequence[str], loader: Loader, ttl: TTLPolicy
+    ) -> bytes:
+        """Cache-aside read of a view, keyed by the generations of the `families` it shows.
+
+        Loaders of views may return version 0: the generations, not versions, keep views fresh.
+        """
+        m = for_entity(entity.name)
+        if not self._enabled:
+            return await self._bypass(m, loader)
+        epoch = self._epoch.value
+        try:
+            gens = await self._guard.run(
+                m, "generations", lambda: self._gens.current(epoch, families)
+            )
+        except CacheError:
+            return await self._bypass(m, loader)
+        key_ = self._keys.entry(entity, epoch, key, gens)
+        return await self._reader.read(m, epoch, key_, loader, ttl)
+
+    async def put(
+        self, entity: Entity, key: Key, version: int, payload: bytes, ttl: TTLPolicy
+    ) -> bool:
+        """Write-through, after the commit: cache `payload` unless a newer version is cached.
+
+        True when the cache now holds this version or a newer one. If Redis fails, the entry
+        is tombstoned instead, or else the breaker trips; either way the result is False.
+        """
+        if not self._enabled:
+            return False
+        m = for_entity(entity.name)
+        try:
+            await self._store.put(m, entity, key, version, payload, ttl.ttl_ms())
+        except CacheError:
+            # A delete would let a reader that loaded the old row put it back; a tombstone won't.
+            await self.invalidate(entity, key, version)
+            return False
+        return True
+
+    async def invalidate(self, entity: Entity, key: Key, version: int) -> bool:
+        """After committing `version`: make sure no older version can be served or filled.
+
+        Leaves a short-lived tombstone (rule 2). False if Redis failed; the breaker then trips.
+        """
+        if not self._enabled:
+            return False
+        m = for_entity(entity.name)
+        return await self._write(self._store.invalidate(m, entity, key, version))
+
+    async def delete(self, entity: Entity, key: Key) -> bool:
+        """Remove an entry. After a database write prefer `invalidate`, which a racing fill
+        cannot undo. False if Redis failed; the breaker then trips."""
+        if not self._enabled:
+            return False
+        return await self._write(self._store.delete(for_entity(entity.name), entity, key))
+
+    async def bump(self, families: Sequence[str]) -> bool:
+        """After a commit: make every cached view of `families` unreachable.
+
+        False if Redis failed; the breaker then trips.
+        """
+        if not self._enabled:
+            return False
+        m = for_entity("generations")
+        if ok := await self._write(self._guard.run(m, "bump", lambda: self._gens.bump(families))):
+            m.invalidations.inc()
+        return ok
+
+    async def health(self) -> str:
+        """`ok`, `disabled`, or `degraded: ...` saying why. Also lets a due probe through, so
+        /health polling alone heals the breaker and bumps the epoch after an outage."""
+        if not self._enabled:
+            return "disabled"
+        try:
+            await self._guard.run(for_entity("health"), "ping", self._redis.ping)
+        except CacheUnavailable:
+            return f"degraded: breaker {self.breaker.state}"
+        except CacheError as exc:
+            return f"degraded: redis {kind(exc)}"
+        return "ok"
+
+    async def _bypass(self, m: EntityMetrics, loader: Loader) -> bytes:
+        m.bypass.inc()
+        m.loads.inc()
+        return (await loader())[1]
+
+    async def _write(self, write: Awaitable[object]) -> bool:
+        try:
+            await write
+        except CacheError:
+            # The old value may still be cached. Open the breaker: its probe bumps the epoch.
+            self.breaker.trip()
+            return False
+        return True

@@ -1,0 +1,59 @@
+"""The cache layer's exceptions: one documented hierarchy, in the manner of `httpx._exceptions`.
+
+    CacheError
+    ├── CacheUnavailable       the circuit breaker is open: Redis was not called
+    ├── CacheTimeout           Redis did not answer within the cache's timeout
+    ├── CacheConnectionError   Redis could not be reached (refused, reset, closed)
+    └── CacheProtocolError     Redis answered, but with an error or a reply we cannot use
+
+These are raised only inside the package. `Cache`'s public methods catch them: a read falls back
+to its loader and a write reports failure by its return value (rule 1: the cache never fails a
+request). They are exported for code that inspects logs or wraps the lower-level pieces.
+"""
+
+from __future__ import annotations
+
+import redis.exceptions
+
+
+class CacheError(Exception):
+    """Base class: a cache operation did not complete."""
+
+
+class CacheUnavailable(CacheError):
+    """The circuit breaker is open, so the call was not attempted."""
+
+
+class CacheTimeout(CacheError):
+    """Redis did not answer within the configured timeout."""
+
+
+class CacheConnectionError(CacheError):
+    """Redis could not be reached."""
+
+
+class CacheProtocolError(CacheError):
+    """Redis answered with an error, or with a reply the cache protocol does not expect."""
+
+
+def translate(exc: BaseException) -> CacheError:
+    """Map an exception from redis-py or the socket layer to the matching `CacheError`."""
+    # Timeouts first: the builtin TimeoutError (what asyncio.timeout raises) is also an OSError.
+    if isinstance(exc, TimeoutError | redis.exceptions.TimeoutError):
+        return CacheTimeout(str(exc) or "timed out")
+    if isinstance(exc, redis.exceptions.ConnectionError | OSError):
+        return CacheConnectionError(str(exc) or type(exc).__name__)
+    return CacheProtocolError(str(exc) or type(exc).__name__)
+
+
+def kind(exc: CacheError) -> str:
+    """A short label for metrics: `unavailable`, `timeout`, `connection` or `protocol`."""
+    return _KINDS.get(type(exc), "protocol")
+
+
+_KINDS: dict[type[CacheError], str] = {
+    CacheUnavailable: "unavailable",
+    CacheTimeout: "timeout",
+    CacheConnectionError: "connection",
+    CacheProtocolError: "protocol",
+}

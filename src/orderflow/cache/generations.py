@@ -1,0 +1,44 @@
+"""Generation counters for families of views (the CRM's lists and counts).
+
+A view's key carries the current generation of every family it depends on. A writer bumps the
+families its change touches after committing, so the old view entries become unreachable. A
+reader that read generation g before the bump can only fill a g key, which nobody reads any
+more. The counters live under the epoch like the entries, so an epoch bump resets them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from orderflow.cache.epoch import Epoch
+from orderflow.cache.keys import KeySpace
+from orderflow.cache.scripts import Scripts
+
+
+class Generations:
+    """Reads and bumps generation counters. Raises redis errors; `Cache` guards the calls."""
+
+    def __init__(self, redis: Redis, keys: KeySpace, epoch: Epoch, scripts: Scripts) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._epoch = epoch
+        self._scripts = scripts
+
+    async def current(self, epoch: int, families: Sequence[str]) -> tuple[int, ...]:
+        """The generations of `families` under `epoch`, in one MGET; a missing counter is 0."""
+        if not families:
+            return ()
+        values = await self._redis.mget([self._keys.generation(epoch, f) for f in families])
+        return tuple(int(v or 0) for v in values)
+
+    async def bump(self, families: Sequence[str]) -> None:
+        """Increment every family's counter under the current epoch, adopting it if it moved."""
+
+        async def attempt(epoch: int) -> Any:
+            counters = [self._keys.generation(epoch, f) for f in families]
+            return await self._scripts.bump(keys=[self._keys.epoch, *counters], args=[epoch])
+
+        await self._epoch.write(attempt)
