@@ -22,6 +22,7 @@ from orderflow.kit.db import asyncpg_dsn, create_engine, session_factory
 from orderflow.kit.deps import Sessions
 from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from orderflow.kit.settings import Settings
+from orderflow.relay.relay import Direction, opened
 from orderflow.seed import Volumes, seed
 
 TEST_VOLUMES = Volumes(items=60, categories=6, clients=40, orders=300, operators=60)
@@ -136,3 +137,10 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+async def relay(settings: Settings) -> AsyncIterator[list[Direction]]:
+    """The relay's two directions, with the caches and event stream they update after commit."""
+    async with opened(settings) as ways:
+        yield ways

@@ -10,9 +10,7 @@ import typer
 import uvicorn
 
 from orderflow import platform
-from orderflow.kit.resources import Resources
 from orderflow.kit.settings import ServiceName, Settings, get_settings
-from orderflow.mes.events.stream import EventStream
 from orderflow.seed import Volumes
 
 app = typer.Typer(help="orderflow: Shop, CRM and MES over PostgreSQL, cached in Redis.")
@@ -69,19 +67,14 @@ def relay() -> None:
 
 
 async def _relay(settings: Settings) -> None:
-    from orderflow.relay.relay import directions, run
+    from orderflow.relay.relay import opened, run
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    resources = Resources.open(settings, ("shopdb", "mesdb"), name="relay")
-    events = EventStream(resources.redis) if resources.redis is not None else None
-    ways = directions(resources.sessions["shopdb"], resources.sessions["mesdb"], events=events)
-    try:
+    async with opened(settings) as ways:
         await run(ways, stop, batch=settings.relay_batch_size, idle_s=settings.relay_idle_sleep_s)
-    finally:
-        await resources.close()
 
 
 @app.command()

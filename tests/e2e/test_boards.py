@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from orderflow.data.mesdb import Assignment, ProductionOrder
 from orderflow.kit.deps import Sessions
 from orderflow.kit.settings import Settings
-from orderflow.relay.relay import directions, drain
+from orderflow.relay.relay import Direction, drain
 from tests.clients import api, server
 from tests.sse import Board
 
@@ -28,7 +28,7 @@ def mes_pair(settings: Settings) -> Iterator[tuple[str, str]]:
         yield a, b
 
 
-async def queue_orders(settings: Settings, shop_s: Sessions, mes_s: Sessions, n: int) -> list[int]:
+async def queue_orders(settings: Settings, relay: list[Direction], n: int) -> list[int]:
     async with api("shop", settings) as shop, api("crm", settings) as crm:
         client = (
             await shop.post("/clients", json={"name": "B", "email": f"b{random.random()}@x.io"})
@@ -37,14 +37,18 @@ async def queue_orders(settings: Settings, shop_s: Sessions, mes_s: Sessions, n:
         ids = [(await shop.post("/orders", json=body)).json()["id"] for _ in range(n)]
         for oid in ids:
             await crm.post(f"/orders/{oid}/confirm")
-    await drain(directions(shop_s, mes_s))
+    await drain(relay)
     return ids
 
 
 async def test_operators_race_for_orders_across_two_processes(
-    mes_pair: tuple[str, str], settings: Settings, shop_sessions: Sessions, mes_sessions: Sessions
+    mes_pair: tuple[str, str],
+    settings: Settings,
+    shop_sessions: Sessions,
+    mes_sessions: Sessions,
+    relay: list[Direction],
 ) -> None:
-    ids = await queue_orders(settings, shop_sessions, mes_sessions, 100)
+    ids = await queue_orders(settings, relay, 100)
     results: dict[int, list[tuple[int, int]]] = defaultdict(list)
     boards = [Board(mes_pair[0]), Board(mes_pair[1]), Board(mes_pair[1])]
     for board in boards:
@@ -98,10 +102,14 @@ def stream_key(stream_id: str | None) -> tuple[int, int]:
 
 
 async def test_reconnecting_board_misses_nothing(
-    mes_pair: tuple[str, str], settings: Settings, shop_sessions: Sessions, mes_sessions: Sessions
+    mes_pair: tuple[str, str],
+    settings: Settings,
+    shop_sessions: Sessions,
+    mes_sessions: Sessions,
+    relay: list[Direction],
 ) -> None:
     a, b = mes_pair
-    ids = await queue_orders(settings, shop_sessions, mes_sessions, 4)
+    ids = await queue_orders(settings, relay, 4)
     async with httpx.AsyncClient() as http:
         async with Board(b) as board:
             await http.post(f"{a}/orders/{ids[0]}/claim", json={"operator_id": 1})
@@ -136,10 +144,14 @@ async def test_malformed_last_event_id_is_refused(mes_pair: tuple[str, str]) -> 
 
 
 async def test_board_read_right_after_a_claim_shows_it_taken(
-    mes_pair: tuple[str, str], settings: Settings, shop_sessions: Sessions, mes_sessions: Sessions
+    mes_pair: tuple[str, str],
+    settings: Settings,
+    shop_sessions: Sessions,
+    mes_sessions: Sessions,
+    relay: list[Direction],
 ) -> None:
     a, b = mes_pair
-    ids = await queue_orders(settings, shop_sessions, mes_sessions, 5)
+    ids = await queue_orders(settings, relay, 5)
     async with httpx.AsyncClient() as http:
         for n, oid in enumerate(ids):
             claimed = await http.post(f"{a}/orders/{oid}/claim", json={"operator_id": 10 + n})

@@ -10,13 +10,18 @@ from sqlalchemy import func, select
 from orderflow.data.mesdb import Assignment
 from orderflow.data.shopdb import Order
 from orderflow.kit.deps import Sessions
-from orderflow.relay.relay import directions, drain
+from orderflow.relay.relay import Direction, drain
 
 CLAIMANTS = 30
 
 
 async def test_claim_race_has_exactly_one_winner(
-    shop_url: str, crm_url: str, mes_url: str, shop_sessions: Sessions, mes_sessions: Sessions
+    shop_url: str,
+    crm_url: str,
+    mes_url: str,
+    shop_sessions: Sessions,
+    mes_sessions: Sessions,
+    relay: list[Direction],
 ) -> None:
     async with httpx.AsyncClient(timeout=30) as http:
         client = (
@@ -27,7 +32,7 @@ async def test_claim_race_has_exactly_one_winner(
         body = {"client_id": client["id"], "lines": [{"item_id": 1, "quantity": 1}]}
         oid = (await http.post(f"{shop_url}/orders", json=body)).json()["id"]
         await http.post(f"{crm_url}/orders/{oid}/confirm")
-        await drain(directions(shop_sessions, mes_sessions))
+        await drain(relay)
 
         async def claim(operator: int) -> httpx.Response:
             return await http.post(f"{mes_url}/orders/{oid}/claim", json={"operator_id": operator})

@@ -3,16 +3,16 @@
 import httpx
 
 from orderflow.kit.deps import Sessions
-from orderflow.relay.relay import directions, drain
+from orderflow.relay.relay import Direction, drain
 from tests.factories import assert_problem, new_order
 
 
 async def queued_order(
-    shop: httpx.AsyncClient, crm: httpx.AsyncClient, shop_sessions: Sessions, mes_sessions: Sessions
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, relay: list[Direction]
 ) -> int:
     order = await new_order(shop)
     assert (await crm.post(f"/orders/{order['id']}/confirm")).status_code == 200
-    await drain(directions(shop_sessions, mes_sessions))
+    await drain(relay)
     return int(order["id"])
 
 
@@ -22,8 +22,9 @@ async def test_confirmed_order_is_queued_once(
     mes: httpx.AsyncClient,
     shop_sessions: Sessions,
     mes_sessions: Sessions,
+    relay: list[Direction],
 ) -> None:
-    oid = await queued_order(shop, crm, shop_sessions, mes_sessions)
+    oid = await queued_order(shop, crm, relay)
     production = (await mes.get(f"/orders/{oid}")).json()
     assert production["status"] == "queued" and production["operator_id"] is None
     assert production["lines"] == [{"item_id": 1, "quantity": 2}]
@@ -37,8 +38,9 @@ async def test_claim_release_complete_by_the_holder(
     mes: httpx.AsyncClient,
     shop_sessions: Sessions,
     mes_sessions: Sessions,
+    relay: list[Direction],
 ) -> None:
-    oid = await queued_order(shop, crm, shop_sessions, mes_sessions)
+    oid = await queued_order(shop, crm, relay)
     claimed = (await mes.post(f"/orders/{oid}/claim", json={"operator_id": 1})).json()
     assert claimed["status"] == "in_progress" and claimed["operator_id"] == 1
     taken = assert_problem(await mes.post(f"/orders/{oid}/claim", json={"operator_id": 2}), 409)
@@ -73,8 +75,9 @@ async def test_mes_errors(
     crm: httpx.AsyncClient,
     shop_sessions: Sessions,
     mes_sessions: Sessions,
+    relay: list[Direction],
 ) -> None:
-    oid = await queued_order(shop, crm, shop_sessions, mes_sessions)
+    oid = await queued_order(shop, crm, relay)
     assert_problem(
         await mes.post(f"/orders/{oid}/claim", json={"operator_id": 99999}), 422, "operator_id"
     )

@@ -14,7 +14,7 @@ from orderflow.data.shopdb import ShopOutbox
 from orderflow.kit.deps import Sessions
 from orderflow.kit.settings import Settings
 from orderflow.relay.outbox import OutboxRow
-from orderflow.relay.relay import AfterCommit, Direction, directions, drain
+from orderflow.relay.relay import AfterCommit, Direction, drain
 from tests.clients import running
 from tests.factories import new_order
 
@@ -47,13 +47,17 @@ async def queued_once(mes_sessions: Sessions, ids: list[int]) -> dict[int, int]:
 
 
 async def test_relay_dying_mid_batch_loses_and_duplicates_nothing(
-    shop: httpx.AsyncClient, crm: httpx.AsyncClient, shop_sessions: Sessions, mes_sessions: Sessions
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    shop_sessions: Sessions,
+    mes_sessions: Sessions,
+    relay: list[Direction],
 ) -> None:
-    await drain(directions(shop_sessions, mes_sessions))
+    await drain(relay)
     ids = await confirmed_orders(shop, crm, 10)
     applied = 0
 
-    to_mes = directions(shop_sessions, mes_sessions)[0]
+    to_mes = relay[0]
 
     async def apply_then_die(session: AsyncSession, event: OutboxRow) -> AfterCommit | None:
         nonlocal applied
@@ -70,7 +74,7 @@ async def test_relay_dying_mid_batch_loses_and_duplicates_nothing(
             select(func.count()).select_from(ShopOutbox).where(ShopOutbox.published_at.is_(None))
         )
     assert unpublished == 10  # the batch rolled back: all will be redelivered
-    await drain(directions(shop_sessions, mes_sessions))
+    await drain(relay)
     assert await queued_once(mes_sessions, ids) == dict.fromkeys(ids, 1)
 
 
@@ -80,8 +84,9 @@ async def test_relay_process_killed_repeatedly_under_load(
     settings: Settings,
     shop_sessions: Sessions,
     mes_sessions: Sessions,
+    relay: list[Direction],
 ) -> None:
-    await drain(directions(shop_sessions, mes_sessions))
+    await drain(relay)
     ids: list[int] = []
     for _ in range(6):  # SIGKILL the real relay process while confirms keep arriving
         with running(["relay"], settings) as relay:

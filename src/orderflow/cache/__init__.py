@@ -3,6 +3,7 @@
     cache = Cache(redis, "shop")
     ITEM = Entity("item")
     body = await cache.get_or_load(ITEM, item_id, load_item, QuietWindowTTL())
+    bodies = await cache.get_or_load_many(ORDER, order_keys, load_orders, FixedTTL(86_400))
     await cache.put(ORDER, (client_id, order_id), order.version, order_json, FixedTTL(86_400))
     await cache.invalidate(CLIENT, client_id, client.version)
 
@@ -11,7 +12,7 @@ False and trip the breaker, whose recovery bumps the epoch so that nothing writt
 outage is served after it. See ARCHITECTURE.md, "Caching policy".
 """
 
-from orderflow.cache.aside import Loader
+from orderflow.cache.aside import Loader, ManyLoader
 from orderflow.cache.breaker import CircuitBreaker, State
 from orderflow.cache.cache import Cache
 from orderflow.cache.entry import Entry
@@ -39,6 +40,7 @@ __all__ = [
     "Key",
     "KeySpace",
     "Loader",
+    "ManyLoader",
     "QuietWindowTTL",
     "State",
     "TTLPolicy",

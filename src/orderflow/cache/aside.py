@@ -4,6 +4,8 @@ A miss is loaded once: concurrent callers in this process share the first caller
 (`SingleFlight`), and across processes the flight that wins the lease loads while the others
 poll for its fill. A lease holder that is slow or gone costs the others at most `wait_ms`,
 after which they load themselves (still safe: every fill is a compare-and-set on the version).
+
+A batch read (`Reader.read_many`, the bodies behind a list view) takes neither: see there.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,6 +31,11 @@ Loader = Callable[[], Awaitable[tuple[int | None, bytes]]]
 """Loads a value from the database: `(version, JSON bytes)`, the bytes non-empty; a version of
 None means "do not cache". Whatever it raises (NotFound, ...) reaches the caller unchanged and
 is not cached."""
+
+ManyLoader = Callable[[list[int]], Awaitable[dict[int, tuple[int | None, bytes]]]]
+"""Loads several values in one database query, given their indexes in the batch: a dict
+index -> `(version, JSON bytes)`, as for `Loader`. It must return every index it is given (raise,
+e.g. NotFound, if a row is gone); a missing index raises KeyError. Its errors reach the caller."""
 
 _Fetched = tuple[bytes, str]  # the payload and how it was obtained: hit, miss or bypass
 
@@ -61,6 +68,42 @@ class Reader:
         payload, result = await self._flights.run(key, lambda: self._fetch(read))
         getattr(m, result).inc()  # every caller counts, followers included
         return payload
+
+    async def read_many(
+        self,
+        m: EntityMetrics,
+        epoch: int,
+        keys: Sequence[str],
+        loader: ManyLoader,
+        ttl: TTLPolicy,
+    ) -> list[bytes]:
+        """The values at `keys` (in `epoch`), in order; never a cache error. One lookup round
+        trip, then for the misses one `loader` call and one pipelined round trip of fills.
+
+        No single flight and no leases: the bodies behind a list view are small primary-key
+        loads, so a duplicate load by a concurrent reader costs little, while waiting on every
+        missing entry's lease would make a page as slow as its slowest entry. Correctness needs
+        neither: each fill is a compare-and-set on the version, pinned to the lookup's epoch.
+        """
+        try:
+            found = await self._store.lookup_many(m, epoch, keys)
+        except CacheError:
+            return await bypass_many(m, loader, len(keys))
+        # A moved epoch (now adopted): our keys are in one nobody reads; all miss, none fill.
+        moved = found is Miss.MOVED
+        stored: list[bytes | None] = [None] * len(keys) if found is Miss.MOVED else found
+        misses = [i for i, raw in enumerate(stored) if raw is None]
+        loaded = await _load_many(m, loader, misses) if misses else {}
+        fills = [
+            (keys[i], version, loaded[i][1], ttl.ttl_ms())  # a TTL each: jitter spreads expiry
+            for i in misses
+            if (version := loaded[i][0]) is not None
+        ]
+        if fills and not moved:
+            await _quietly(self._store.fill_many(m, epoch, fills))
+        m.hit.inc(len(keys) - len(misses))
+        m.miss.inc(len(misses))
+        return [loaded[i][1] if raw is None else entry.body(raw) for i, raw in enumerate(stored)]
 
     async def _fetch(self, read: _Read) -> _Fetched:
         """One flight: look up; on a miss, load under the lease or wait for its holder."""
@@ -98,6 +141,23 @@ class Reader:
     async def _load(read: _Read) -> bytes:
         read.m.loads.inc()
         return (await read.loader())[1]
+
+
+async def bypass_many(m: EntityMetrics, loader: ManyLoader, n: int) -> list[bytes]:
+    """A batch of `n` read without the cache: every index goes to the loader."""
+    loaded = await _load_many(m, loader, list(range(n)))
+    m.bypass.inc(n)
+    return [loaded[i][1] for i in range(n)]
+
+
+async def _load_many(
+    m: EntityMetrics, loader: ManyLoader, indexes: list[int]
+) -> dict[int, tuple[int | None, bytes]]:
+    m.loads.inc()
+    loaded = await loader(indexes)
+    if absent := set(indexes) - loaded.keys():
+        raise KeyError(f"the loader returned no value for indexes {sorted(absent)}")
+    return loaded
 
 
 async def _quietly(op: Awaitable[T]) -> T | None:

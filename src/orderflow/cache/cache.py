@@ -1,4 +1,4 @@
-"""`Cache`: cache-aside reads with single flight, write-through, invalidation, views.
+"""`Cache`: cache-aside reads with single flight, batch reads, write-through, invalidation, views.
 
 Rule 1 is kept here: nothing a Redis failure raises gets past a public method. Reads fall back
 to the loader; writes return False, and a write that could not be made trips the breaker, so
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Sequence
 
 from redis.asyncio import Redis
 
-from orderflow.cache.aside import Loader, Reader
+from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass_many
 from orderflow.cache.breaker import CircuitBreaker
 from orderflow.cache.epoch import Epoch
 from orderflow.cache.errors import CacheError, CacheUnavailable, kind
@@ -91,6 +91,24 @@ class Cache:
             return await self._bypass(m, loader)
         epoch = self._epoch.value
         return await self._reader.read(m, epoch, self._keys.entry(entity, epoch, key), loader, ttl)
+
+    async def get_or_load_many(
+        self, entity: Entity, keys: Sequence[Key], loader: ManyLoader, ttl: TTLPolicy
+    ) -> list[bytes]:
+        """Batch cache-aside read, e.g. the order bodies of a list view that stores their ids.
+
+        One round trip looks up every key; the misses' indexes go to one `loader(indexes)` call,
+        whose values are filled in one more round trip. Payloads come back in the order of
+        `keys`. Unlike `get_or_load` there is no single flight: see `Reader.read_many`.
+        """
+        if not keys:
+            return []
+        m = for_entity(entity.name)
+        if not self._enabled:
+            return await bypass_many(m, loader, len(keys))
+        epoch = self._epoch.value
+        entry_keys = [self._keys.entry(entity, epoch, key) for key in keys]
+        return await self._reader.read_many(m, epoch, entry_keys, loader, ttl)
 
     async def get_or_load_view(
         self, entity: Entity, key: Key, families: Sequence[str], loader: Loader, ttl: TTLPolicy

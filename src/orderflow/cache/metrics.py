@@ -9,6 +9,8 @@
     orderflow_cache_breaker_state{namespace}           0 closed, 1 half-open, 2 open
 
 `requests_total` counts reads that returned a value (a loader error is the caller's to count).
+A batch read counts a request per entry and a load per loader call; its two round trips are the
+ops `lookup_many` and `fill_many`.
 Generation bumps and health pings are labelled entity="generations" and entity="health".
 `kind` on errors tells an open breaker from a slow or unreachable Redis.
 Label children are resolved once per entity (`for_entity`), not per request: the hit path
@@ -24,7 +26,19 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from orderflow.cache.breaker import State
 
-OPS = ("lookup", "fill", "release", "put", "invalidate", "delete", "generations", "bump", "ping")
+OPS = (
+    "lookup",
+    "lookup_many",
+    "fill",
+    "fill_many",
+    "release",
+    "put",
+    "invalidate",
+    "delete",
+    "generations",
+    "bump",
+    "ping",
+)
 FILL_OUTCOMES = ("stored", "stale", "epoch")
 BREAKER_VALUES: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
 

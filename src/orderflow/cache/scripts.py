@@ -14,10 +14,14 @@ epoch key); that is noted, not built.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+from redis.typing import EncodableT, KeyT
 
 _PRELUDE = """
 local epoch = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -37,6 +41,21 @@ local raw = redis.call('GET', KEYS[2])
 if raw and string.find(raw, '|', 1, true) < #raw then return raw end
 if ARGV[2] ~= '' and redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
 return 0
+"""
+)
+
+# KEYS: epoch, entries... ARGV: epoch. No leases (see `Reader.read_many`).
+# One element per entry: its bytes if it holds data, false (a nil reply) if missing or a
+# tombstone. The epoch reply {epoch} is told apart by its integer: entries are strings or nil.
+LOOKUP_MANY = (
+    _PRELUDE
+    + """
+local found = {}
+for i = 2, #KEYS do
+  local raw = redis.call('GET', KEYS[i])
+  found[i - 1] = raw and string.find(raw, '|', 1, true) < #raw and raw
+end
+return found
 """
 )
 
@@ -83,7 +102,9 @@ return 0
 class Scripts:
     """The scripts registered on one client (EVALSHA, reloaded by redis-py if Redis forgot)."""
 
+    redis: Redis
     lookup: AsyncScript
+    lookup_many: AsyncScript
     fill: AsyncScript
     invalidate: AsyncScript
     delete: AsyncScript
@@ -93,10 +114,39 @@ class Scripts:
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
         return cls(
+            redis=redis,
             lookup=redis.register_script(LOOKUP),
+            lookup_many=redis.register_script(LOOKUP_MANY),
             fill=redis.register_script(FILL),
             invalidate=redis.register_script(INVALIDATE),
             delete=redis.register_script(DELETE),
             bump=redis.register_script(BUMP),
             release=redis.register_script(RELEASE),
         )
+
+    async def pipelined(
+        self, script: AsyncScript, calls: Sequence[tuple[Sequence[KeyT], Sequence[EncodableT]]]
+    ) -> list[Any]:
+        """Run `script` once per `(keys, args)` call, all in one round trip (no MULTI).
+
+        redis-py's pipelined scripts ask SCRIPT EXISTS first, a round trip of its own. Instead,
+        a NOSCRIPT reply (Redis restarted or flushed its scripts) loads the script and runs the
+        batch once more, which is harmless for compare-and-set scripts. Raises redis errors.
+        """
+        replies = await self._pipeline(script, calls)
+        if any(isinstance(reply, NoScriptError) for reply in replies):
+            await self.redis.script_load(script.script)
+            replies = await self._pipeline(script, calls)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    async def _pipeline(
+        self, script: AsyncScript, calls: Sequence[tuple[Sequence[KeyT], Sequence[EncodableT]]]
+    ) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies

@@ -1,4 +1,4 @@
-"""Entry operations on Redis: one script call each, through the guard. Raises `CacheError`.
+"""Entry operations on Redis: one round trip each, through the guard. Raises `CacheError`.
 
 Reads pin their epoch: a fill goes to the key its lookup used, in the epoch seen *before* the
 database load, so a fill can never carry a pre-outage value into a new epoch. Writes (put,
@@ -8,7 +8,8 @@ invalidate, delete) follow the current epoch instead: they must reach the entrie
 from __future__ import annotations
 
 import enum
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from redis.commands.core import AsyncScript
 from redis.typing import EncodableT
@@ -61,6 +62,19 @@ class Store:
             return Miss.MOVED
         return Miss.LEASED if reply == 1 else Miss.BUSY
 
+    async def lookup_many(
+        self, m: EntityMetrics, epoch: int, keys: Sequence[str]
+    ) -> list[bytes | None] | Literal[Miss.MOVED]:
+        """The stored data entry at each of `keys` (None: missing or a tombstone), no leases."""
+        script_keys, args = [self.keys.epoch, *keys], [epoch]
+        reply = await self._guard.run(
+            m, "lookup_many", lambda: self._scripts.lookup_many(script_keys, args)
+        )
+        if isinstance(reply[0], int):  # {epoch}: entries come back as bytes or None
+            self.epoch.adopt(reply[0])
+            return Miss.MOVED
+        return list(reply)
+
     async def fill(
         self, m: EntityMetrics, epoch: int, key: str, version: int, payload: bytes, ttl_ms: int
     ) -> None:
@@ -68,12 +82,24 @@ class Store:
         keys = [self.keys.epoch, key]
         args: list[EncodableT] = [epoch, version, entry.encode(version, payload), ttl_ms]
         reply = await self._guard.run(m, "fill", lambda: self._scripts.fill(keys, args))
-        if isinstance(reply, list):  # the lookup's epoch is over: the value stays out
-            self.epoch.adopt(int(reply[0]))
-            outcome = "epoch"
-        else:
-            outcome = "stored" if reply == 1 else "stale"
-        m.fills[outcome].inc()
+        self._count_fill(m, reply)
+
+    async def fill_many(
+        self, m: EntityMetrics, epoch: int, fills: Sequence[tuple[str, int, bytes, int]]
+    ) -> None:
+        """`fill` for several `(key, version, payload, ttl_ms)`, pipelined in one round trip.
+
+        Each fill is its own compare-and-set, counted on its own.
+        """
+        calls: list[tuple[list[str], list[EncodableT]]] = [
+            ([self.keys.epoch, key], [epoch, version, entry.encode(version, payload), ttl_ms])
+            for key, version, payload, ttl_ms in fills
+        ]
+        replies = await self._guard.run(
+            m, "fill_many", lambda: self._scripts.pipelined(self._scripts.fill, calls)
+        )
+        for reply in replies:
+            self._count_fill(m, reply)
 
     async def release(self, m: EntityMetrics, key: str, token: str) -> None:
         """Give the lease on `key` back, if it is still ours (it may have expired meanwhile)."""
@@ -98,6 +124,14 @@ class Store:
         """Remove the entry in the current epoch."""
         await self._current(m, "delete", self._scripts.delete, entity, key, [])
         m.invalidations.inc()
+
+    def _count_fill(self, m: EntityMetrics, reply: Any) -> None:
+        if isinstance(reply, list):  # the lookup's epoch is over: the value stays out
+            self.epoch.adopt(int(reply[0]))
+            outcome = "epoch"
+        else:
+            outcome = "stored" if reply == 1 else "stale"
+        m.fills[outcome].inc()
 
     async def _current(
         self,

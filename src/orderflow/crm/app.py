@@ -13,6 +13,7 @@ def build(settings: Settings) -> FastAPI:
         "crm",
         settings,
         databases=("shopdb",),
+        namespace="shop",
         routers=[orders, items],
         description="Seller-facing: every client's orders, their lifecycle, the catalogue.",
     )

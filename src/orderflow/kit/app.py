@@ -1,12 +1,17 @@
 """The app factory every service uses: lifespan, errors, health, metrics, middleware."""
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 
 from orderflow import __version__
+from orderflow.kit import admin
+from orderflow.kit.cache_modes import CacheModes
+from orderflow.kit.caching import ServiceCache
 from orderflow.kit.deps import ResourcesDep
 from orderflow.kit.errors import install_handlers
 from orderflow.kit.http import JSONBytes, dumps
@@ -36,6 +41,7 @@ def create_app(
     settings: Settings,
     *,
     databases: tuple[str, ...],
+    namespace: str,
     routers: Iterable[APIRouter],
     description: str,
     extra: Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]] | None = None,
@@ -45,8 +51,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = Resources.open(settings, databases, name=service)
+        resources = Resources.open(settings, databases, name=service, namespaces=(namespace,))
+        modes = CacheModes(settings, settings.redis_url or None)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await modes.reload()  # Redis down at start: configured modes until it is back
+        modes.start()
         app.state.resources = resources
+        app.state.cache = ServiceCache(resources.caches.get(namespace), modes, service)
         try:
             if extra is None:
                 yield
@@ -54,6 +65,7 @@ def create_app(
                 async with extra(app, resources):
                     yield
         finally:
+            await modes.stop()
             await resources.close()
 
     app = FastAPI(
@@ -64,6 +76,7 @@ def create_app(
     )
     install_handlers(app)
     app.include_router(ops)
+    app.include_router(admin.router)
     for router in routers:
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

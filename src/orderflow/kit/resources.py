@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from orderflow.cache import Cache, CircuitBreaker
 from orderflow.kit.db import create_engine, session_factory
 from orderflow.kit.redis import create_redis
 from orderflow.kit.settings import Settings
@@ -19,9 +20,17 @@ class Resources:
     engines: dict[str, AsyncEngine] = field(default_factory=dict)
     sessions: dict[str, async_sessionmaker[AsyncSession]] = field(default_factory=dict)
     redis: Redis | None = None
+    caches: dict[str, Cache] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings: Settings, databases: tuple[str, ...], name: str) -> "Resources":
+    def open(
+        cls,
+        settings: Settings,
+        databases: tuple[str, ...],
+        name: str,
+        namespaces: tuple[str, ...] = (),
+    ) -> "Resources":
+        """Engines for `databases`; a Redis client and one `Cache` per namespace if configured."""
         res = cls(settings)
         dsns = {"shopdb": settings.shop_dsn, "mesdb": settings.mes_dsn}
         for db in databases:
@@ -29,6 +38,16 @@ class Resources:
             res.sessions[db] = session_factory(res.engines[db])
         if settings.redis_url:
             res.redis = create_redis(settings.redis_url, settings, name=name)
+            for namespace in namespaces:
+                res.caches[namespace] = Cache(
+                    res.redis,
+                    namespace,
+                    timeout_s=settings.redis_timeout_s,
+                    breaker=CircuitBreaker(
+                        failure_threshold=settings.cache_breaker_failures,
+                        reset_after_s=settings.cache_breaker_reset_s,
+                    ),
+                )
         return res
 
     async def close(self) -> None:
@@ -43,8 +62,11 @@ class Resources:
         for db, engine in self.engines.items():
             report[db] = await self._probe_db(engine)
         report["redis"] = await self._probe_redis()
+        for cache in self.caches.values():
+            report["cache"] = await cache.health()  # a service uses one namespace
         databases_ok = all(report[db] == "ok" for db in self.engines)
-        report["status"] = "ok" if databases_ok and report["redis"] == "ok" else "degraded"
+        cache_ok = report["redis"] == "ok" and report.get("cache", "ok") == "ok"
+        report["status"] = "ok" if databases_ok and cache_ok else "degraded"
         if not databases_ok:
             report["status"] = "unavailable"
         return report

@@ -8,6 +8,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["shop", "crm", "mes"]
+CacheMode = Literal["on", "off"]
+OrdersMode = Literal["write-through", "cache-aside"]
 
 
 class Settings(BaseSettings):
@@ -36,6 +38,17 @@ class Settings(BaseSettings):
     db_statement_timeout_s: float = 5.0
     redis_timeout_s: float = 0.25
     max_body_bytes: int = 64 * 1024
+
+    cache_shop: CacheMode = "on"
+    cache_crm: CacheMode = "on"
+    cache_mes: CacheMode = "on"
+    cache_orders: OrdersMode = "write-through"
+    cache_breaker_failures: int = 3
+    cache_breaker_reset_s: float = 1.0
+    quiet_window_start: str = "03:00"
+    quiet_window_end: str = "05:00"
+    quiet_window_tz: str = Field("", description="IANA zone of the quiet window; empty: local")
+    warm_popular_items: int = 500
 
     sse_heartbeat_s: float = 15.0
     event_stream_maxlen: int = 100_000

@@ -14,6 +14,7 @@ def build(settings: Settings) -> FastAPI:
         "mes",
         settings,
         databases=("mesdb",),
+        namespace="mes",
         routers=[orders, events],
         description="Operator-facing: the production queue, claims, statuses, live events.",
         extra=production_context,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from orderflow.kit.caching import ServiceCache
 from orderflow.kit.deps import Sessions
 from orderflow.kit.resources import Resources
 from orderflow.mes.events.fanout import EventFanout
@@ -16,6 +17,7 @@ from orderflow.mes.events.stream import EventStream
 @dataclass
 class Production:
     sessions: Sessions
+    cache: ServiceCache
     events: EventStream | None  # None when no Redis is configured
 
 
@@ -27,7 +29,7 @@ async def production_context(app: FastAPI, resources: Resources) -> AsyncIterato
         events = EventStream(
             resources.redis, maxlen=settings.event_stream_maxlen, timeout_s=settings.redis_timeout_s
         )
-    app.state.production = Production(resources.sessions["mesdb"], events)
+    app.state.production = Production(resources.sessions["mesdb"], app.state.cache, events)
     fanout = EventFanout(settings.redis_url) if settings.redis_url else None
     app.state.fanout = fanout
     if fanout is not None:

@@ -9,22 +9,32 @@ unpublished; the next run re-applies it and the target skips what it already has
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
+
 
 from orderflow.data.mesdb import MesOutbox
 from orderflow.data.shopdb import ShopOutbox
 from orderflow.kit import metrics
+from orderflow.kit.cache_modes import CacheModes
+from orderflow.kit.caching import ServiceCache
 from orderflow.kit.db import transaction
 from orderflow.kit.deps import Sessions
+from orderflow.kit.resources import Resources
+from orderflow.kit.settings import Settings
+from orderflow.mes.context import Production
 from orderflow.mes.events.stream import EventStream
-from orderflow.mes.orders.service import ingest
+from orderflow.mes.orders.service import announce, ingest
 from orderflow.relay.outbox import OutboxRepository, OutboxRow
+from orderflow.shop.caching import item_ttl
+from orderflow.shop.context import Shop
 from orderflow.shop.orders.lifecycle import OrderStatus
-from orderflow.shop.orders.service import apply_production_event
+from orderflow.shop.orders.service import apply_production_event, production_event_written
 
 log = logging.getLogger(__name__)
 AfterCommit = Callable[[], Awaitable[None]]
@@ -64,17 +74,19 @@ def directions(
     shop: Sessions,
     mes: Sessions,
     *,
-    events: EventStream | None = None,
-    on_shop_order: ShopOrderChanged | None = None,
+    production: Production | None = None,
+    storefront: Shop | None = None,
 ) -> list[Direction]:
-    """Both directions; `events` announces MES changes, `on_shop_order` sees Shop changes."""
+    """Both directions. After each commit in the MES, `production` writes the change through
+    and announces it to the boards; after each in ShopDB, `storefront` writes it through."""
 
     async def apply_to_mes(session: AsyncSession, event: OutboxRow) -> AfterCommit | None:
         result = await ingest(session, f"shopdb:{event.id}", event.event_type, event.payload)
-        if result is None or events is None:
+        if result is None or production is None:
             return None
         event_type, order = result
-        return lambda: _announce(events, event_type, order)
+        from_status = None if event_type == "queued" else "queued"
+        return lambda: _announce(production, event_type, order, from_status)
 
     async def apply_to_shop(session: AsyncSession, event: OutboxRow) -> AfterCommit | None:
         status = PRODUCTION_STATUS.get(event.event_type)
@@ -82,9 +94,9 @@ def directions(
             log.warning("unknown MES event type %s (id %s): skipped", event.event_type, event.id)
             return None
         order = await apply_production_event(session, f"mesdb:{event.id}", event.order_id, status)
-        if order is None or on_shop_order is None:
+        if order is None or storefront is None:
             return None
-        return lambda: on_shop_order(order)
+        return lambda: production_event_written(storefront, order)
 
     return [
         Direction("shop_to_mes", shop, mes, ShopOutbox, apply_to_mes),
@@ -92,8 +104,32 @@ def directions(
     ]
 
 
-async def _announce(events: EventStream, event_type: str, order: dict[str, Any]) -> None:
-    await events.publish(event_type, order)
+async def _announce(
+    production: Production, event_type: str, order: dict[str, Any], from_status: str | None
+) -> None:
+    await announce(production, event_type, order, from_status, None)
+
+
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[list[Direction]]:
+    """The relay's directions with everything they write to after a commit, then closed."""
+    resources = Resources.open(
+        settings, ("shopdb", "mesdb"), name="relay", namespaces=("shop", "mes")
+    )
+    modes = CacheModes(settings, settings.redis_url or None)
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        await modes.reload()
+    modes.start()
+    shop, mes = resources.sessions["shopdb"], resources.sessions["mesdb"]
+    events = EventStream(resources.redis) if resources.redis is not None else None
+    shop_cache = ServiceCache(resources.caches.get("shop"), modes, "shop")
+    storefront = Shop(shop, shop_cache, item_ttl(settings))
+    production = Production(mes, ServiceCache(resources.caches.get("mes"), modes, "mes"), events)
+    try:
+        yield directions(shop, mes, production=production, storefront=storefront)
+    finally:
+        await modes.stop()
+        await resources.close()
 
 
 async def drain(ways: list[Direction], *, batch: int = 100) -> int:

@@ -14,6 +14,7 @@ def build(settings: Settings) -> FastAPI:
         "shop",
         settings,
         databases=("shopdb",),
+        namespace="shop",
         routers=[items, clients, orders],
         description="Client-facing: the catalogue, client profiles, orders.",
     )

@@ -2,9 +2,9 @@
 
 from fastapi import APIRouter
 
-from orderflow.kit.deps import ShopSessions
 from orderflow.kit.http import JSONBytes
 from orderflow.kit.params import Id
+from orderflow.shop.context import ShopDep
 from orderflow.shop.items import service
 from orderflow.shop.items.schemas import ItemIn, ItemOut
 
@@ -12,12 +12,12 @@ router = APIRouter(prefix="/items", tags=["catalogue"])
 
 
 @router.post("", response_model=ItemOut, status_code=201)
-async def create_item(sessions: ShopSessions, body: ItemIn) -> JSONBytes:
+async def create_item(shop: ShopDep, body: ItemIn) -> JSONBytes:
     """Add an item to the catalogue."""
-    return JSONBytes(await service.create_item(sessions, body), status_code=201)
+    return JSONBytes(await service.create_item(shop, body), status_code=201)
 
 
 @router.put("/{item_id}", response_model=ItemOut, responses={404: {"description": "No such item"}})
-async def replace_item(sessions: ShopSessions, item_id: Id, body: ItemIn) -> JSONBytes:
+async def replace_item(shop: ShopDep, item_id: Id, body: ItemIn) -> JSONBytes:
     """Replace an item's fields; its version goes up by one."""
-    return JSONBytes(await service.replace_item(sessions, item_id, body))
+    return JSONBytes(await service.replace_item(shop, item_id, body))

@@ -5,12 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
 
-from orderflow.crm.orders import service
-from orderflow.kit.deps import ShopSessions
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
+from orderflow.shop.context import ShopDep
 from orderflow.shop.orders import service as orders
+from orderflow.shop.orders import views
 from orderflow.shop.orders.lifecycle import OrderStatus
 from orderflow.shop.orders.schemas import MAX_ID, OrderList, OrderOut
 
@@ -27,7 +27,7 @@ class StatusCounts(BaseModel):
 
 @router.get("", response_model=OrderList)
 async def search_orders(
-    sessions: ShopSessions,
+    shop: ShopDep,
     page: PageDep,
     status: OrderStatus | None = None,
     client_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -35,8 +35,8 @@ async def search_orders(
     created_to: Annotated[AwareDatetime | None, Query(description="exclusive, ISO 8601")] = None,
 ) -> JSONBytes:
     """Orders of all clients, newest first, filtered by status, client and creation time."""
-    body = await service.search_orders(
-        sessions,
+    body = await views.list_orders(
+        shop,
         status=status,
         client_id=client_id,
         created_from=created_from,
@@ -47,20 +47,20 @@ async def search_orders(
 
 
 @router.get("/stats", response_model=StatusCounts)
-async def counts_by_status(sessions: ShopSessions) -> JSONBytes:
+async def counts_by_status(shop: ShopDep) -> JSONBytes:
     """How many orders are in each status."""
-    return JSONBytes(await service.counts_by_status(sessions))
+    return JSONBytes(await views.counts_by_status(shop))
 
 
 @router.get("/{order_id}", response_model=OrderOut, responses=NOT_FOUND)
-async def get_order(sessions: ShopSessions, order_id: Id) -> JSONBytes:
+async def get_order(shop: ShopDep, order_id: Id) -> JSONBytes:
     """One order with its lines."""
-    return JSONBytes(await orders.get_order(sessions, order_id))
+    return JSONBytes(await orders.get_order(shop, order_id))
 
 
 def _transition_route(action: str, summary: str) -> None:
-    async def endpoint(sessions: ShopSessions, order_id: Id) -> JSONBytes:
-        return JSONBytes(await orders.transition(sessions, order_id, action))
+    async def endpoint(shop: ShopDep, order_id: Id) -> JSONBytes:
+        return JSONBytes(await orders.transition(shop, order_id, action))
 
     endpoint.__name__ = f"{action}_order"
     endpoint.__doc__ = summary

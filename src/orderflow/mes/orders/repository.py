@@ -29,19 +29,22 @@ class ProductionRepository:
     async def operator_exists(self, operator_id: int) -> bool:
         return bool(await self.session.scalar(select(exists().where(Operator.id == operator_id))))
 
-    async def search(
+    async def many(self, order_ids: Sequence[int]) -> Sequence[ProductionOrder]:
+        return (await self.session.scalars(select(PO).where(PO.id.in_(order_ids)))).all()
+
+    async def search_ids(
         self, *, status: str | None, operator_id: int | None, limit: int, offset: int
-    ) -> tuple[Sequence[ProductionOrder], int]:
+    ) -> tuple[list[int], int]:
         where: list[ColumnElement[bool]] = []
         if status:
             where.append(PO.status == status)
         if operator_id:
             where.append(PO.operator_id == operator_id)
-        rows = await self.session.scalars(
-            select(PO).where(*where).order_by(PO.id).limit(limit).offset(offset)
+        ids = await self.session.scalars(
+            select(PO.id).where(*where).order_by(PO.id).limit(limit).offset(offset)
         )
         total = await self.session.scalar(select(func.count()).select_from(PO).where(*where))
-        return rows.all(), int(total or 0)
+        return list(ids.all()), int(total or 0)
 
     async def conditional_update(
         self, order_id: int, conditions: list[ColumnElement[bool]], **values: Any

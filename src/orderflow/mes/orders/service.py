@@ -1,7 +1,12 @@
-"""Production: claims decided by PostgreSQL, the holder's release and completion, ingest."""
+"""Production: claims decided by PostgreSQL, the holder's release and completion, ingest.
+
+After each commit, and before the response, the new state is written through to the cache,
+the board lists it moved are invalidated by generation, and the event goes to every board.
+"""
 
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -9,7 +14,15 @@ from orderflow.data.mesdb import ProductionOrder
 from orderflow.kit.db import transaction
 from orderflow.kit.errors import Conflict, InvalidInput, NotFound
 from orderflow.kit.http import dumps
-from orderflow.kit.pagination import Page, list_body
+from orderflow.kit.pagination import Page
+from orderflow.mes.caching import (
+    ENTRY_TTL,
+    PRODUCTION_ORDER,
+    PRODUCTION_VIEW,
+    VIEW_TTL,
+    moved_families,
+    view_families,
+)
 from orderflow.mes.context import Production
 from orderflow.mes.orders.repository import PO, ProductionRepository
 from orderflow.mes.orders.schemas import (
@@ -22,24 +35,50 @@ S = ProductionStatus
 
 
 async def get_production_order(p: Production, order_id: int) -> bytes:
-    async with transaction(p.sessions) as session:
-        order = await ProductionRepository(session).get(order_id)
-    if order is None:
-        raise NotFound(f"production order {order_id} does not exist")
-    return dumps(production_order_dict(order))
+    async def load() -> tuple[int, bytes]:
+        async with transaction(p.sessions) as session:
+            order = await ProductionRepository(session).get(order_id)
+        if order is None:
+            raise NotFound(f"production order {order_id} does not exist")
+        return order.version, dumps(production_order_dict(order))
+
+    return await p.cache.read(PRODUCTION_ORDER, order_id, load, ENTRY_TTL)
 
 
 async def search(
     p: Production, status: ProductionStatus | None, operator_id: int | None, page: Page
 ) -> bytes:
-    async with transaction(p.sessions) as session:
-        rows, total = await ProductionRepository(session).search(
-            status=status.value if status else None,
-            operator_id=operator_id,
-            limit=page.limit,
-            offset=page.offset,
-        )
-    return dumps(list_body([production_order_dict(o) for o in rows], total))
+    """A board's list: cached ids of the page, bodies from the write-through entries."""
+    state = status.value if status else None
+
+    async def load_index() -> tuple[int, bytes]:
+        async with transaction(p.sessions) as session:
+            ids, total = await ProductionRepository(session).search_ids(
+                status=state, operator_id=operator_id, limit=page.limit, offset=page.offset
+            )
+        return 0, dumps({"ids": ids, "total": total})
+
+    key = (state or "", operator_id or 0, page.limit, page.offset)
+    families = view_families(state, operator_id)
+    index = orjson.loads(
+        await p.cache.read_view(PRODUCTION_VIEW, key, families, load_index, VIEW_TTL)
+    )
+    bodies = await _bodies(p, index["ids"])
+    return b'{"items":[' + b",".join(bodies) + b'],"total":' + str(index["total"]).encode() + b"}"
+
+
+async def _bodies(p: Production, ids: list[int]) -> list[bytes]:
+    async def load(missing: list[int]) -> dict[int, tuple[int | None, bytes]]:
+        async with transaction(p.sessions) as session:
+            rows = await ProductionRepository(session).many([ids[i] for i in missing])
+        found = {o.id: o for o in rows}
+        return {
+            i: (found[ids[i]].version, dumps(production_order_dict(found[ids[i]]))) for i in missing
+        }
+
+    if not ids:
+        return []
+    return await p.cache.read_many(PRODUCTION_ORDER, ids, load, ENTRY_TTL)
 
 
 async def claim(p: Production, order_id: int, operator_id: int) -> bytes:
@@ -58,7 +97,7 @@ async def claim(p: Production, order_id: int, operator_id: int) -> bytes:
         await repo.open_assignment(order_id, operator_id)
         await repo.record(order_id, S.QUEUED, S.IN_PROGRESS, operator_id)
         await repo.add_outbox("in_production", order_id, _event(order))
-    return await _after_commit(p, "claimed", order)
+    return await announce(p, "claimed", production_order_dict(order), S.QUEUED, operator_id)
 
 
 async def release(p: Production, order_id: int, action: OperatorAction) -> bytes:
@@ -68,7 +107,8 @@ async def release(p: Production, order_id: int, action: OperatorAction) -> bytes
         order = await _holder_update(repo, order_id, action, "release", S.QUEUED, operator_id=None)
         await repo.close_assignment(order_id, "released")
         await repo.record(order_id, S.IN_PROGRESS, S.QUEUED, action.operator_id)
-    return await _after_commit(p, "released", order)
+    data = production_order_dict(order)
+    return await announce(p, "released", data, S.IN_PROGRESS, action.operator_id)
 
 
 async def complete(p: Production, order_id: int, action: OperatorAction) -> bytes:
@@ -79,15 +119,25 @@ async def complete(p: Production, order_id: int, action: OperatorAction) -> byte
         await repo.close_assignment(order_id, "completed")
         await repo.record(order_id, S.IN_PROGRESS, S.DONE, action.operator_id)
         await repo.add_outbox("ready", order_id, _event(order))
-    return await _after_commit(p, "completed", order)
-
-
-async def _after_commit(p: Production, event_type: str, order: ProductionOrder) -> bytes:
-    """The decision is committed; now tell every board, then answer."""
     data = production_order_dict(order)
+    return await announce(p, "completed", data, S.IN_PROGRESS, action.operator_id)
+
+
+async def announce(
+    p: Production,
+    event_type: str,
+    order: dict[str, Any],
+    from_status: str | None,
+    operator_id: int | None,
+) -> bytes:
+    """The decision is committed: write it through, invalidate the lists it moved, tell
+    every board, and only then answer."""
+    body = dumps(order)
+    await p.cache.put(PRODUCTION_ORDER, order["id"], order["version"], body, ENTRY_TTL)
+    await p.cache.bump(moved_families(from_status, order["status"], operator_id))
     if p.events is not None:
-        await p.events.publish(event_type, data)
-    return dumps(data)
+        await p.events.publish(event_type, order)
+    return body
 
 
 async def _holder_update(

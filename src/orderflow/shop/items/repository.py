@@ -2,10 +2,10 @@
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orderflow.data.shopdb import Item
+from orderflow.data.shopdb import Item, Order, OrderLine
 
 
 class ItemRepository:
@@ -29,6 +29,22 @@ class ItemRepository:
         )
         total = await self.session.scalar(select(func.count()).select_from(Item).where(*where))
         return rows.all(), int(total or 0)
+
+    async def many(self, item_ids: list[int]) -> Sequence[Item]:
+        return (await self.session.scalars(select(Item).where(Item.id.in_(item_ids)))).all()
+
+    async def most_ordered(self, limit: int) -> list[int]:
+        """Items in the most order lines of the last 30 days: what clients look at most."""
+        recent = func.now() - text("interval '30 days'")
+        rows = await self.session.execute(
+            select(OrderLine.item_id)
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(Order.created_at >= recent)
+            .group_by(OrderLine.item_id)
+            .order_by(func.count().desc())
+            .limit(limit)
+        )
+        return [item_id for (item_id,) in rows]
 
     async def prices(self, item_ids: Iterable[int]) -> dict[int, int]:
         rows = await self.session.execute(

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from orderflow.kit.deps import ShopSessions
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
+from orderflow.shop.context import ShopDep
 from orderflow.shop.items import service
 from orderflow.shop.items.schemas import ItemList, ItemOut
 
@@ -17,16 +17,16 @@ NOT_FOUND: Responses = {404: {"description": "No item with this id"}}
 
 @router.get("", response_model=ItemList)
 async def list_items(
-    sessions: ShopSessions,
+    shop: ShopDep,
     page: PageDep,
     category: Annotated[str | None, Query(max_length=100)] = None,
     q: Annotated[str | None, Query(max_length=100, description="substring of the name")] = None,
 ) -> JSONBytes:
     """Browse the catalogue, optionally by category and name."""
-    return JSONBytes(await service.search_items(sessions, category, q, page))
+    return JSONBytes(await service.search_items(shop, category, q, page))
 
 
 @router.get("/{item_id}", response_model=ItemOut, responses=NOT_FOUND)
-async def get_item(sessions: ShopSessions, item_id: Id) -> JSONBytes:
+async def get_item(shop: ShopDep, item_id: Id) -> JSONBytes:
     """One item."""
-    return JSONBytes(await service.get_item(sessions, item_id))
+    return JSONBytes(await service.get_item(shop, item_id))

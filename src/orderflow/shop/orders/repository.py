@@ -2,9 +2,10 @@
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,19 +45,42 @@ class OrderRepository:
             by_order[line.order_id].append(line)
         return by_order
 
-    async def of_client(
-        self, client_id: int, *, limit: int, offset: int
-    ) -> tuple[Sequence[Order], int]:
-        where = Order.client_id == client_id
-        rows = await self.session.scalars(
-            select(Order)
-            .where(where)
+    async def many(self, order_ids: Sequence[int]) -> Sequence[Order]:
+        return (await self.session.scalars(select(Order).where(Order.id.in_(order_ids)))).all()
+
+    async def search_ids(
+        self,
+        *,
+        status: str | None,
+        client_id: int | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[int], int]:
+        """One page of ids, newest first, and how many orders match in all."""
+        where: list[ColumnElement[bool]] = []
+        if status:
+            where.append(Order.status == status)
+        if client_id:
+            where.append(Order.client_id == client_id)
+        if created_from:
+            where.append(Order.created_at >= created_from)
+        if created_to:
+            where.append(Order.created_at < created_to)
+        ids = await self.session.scalars(
+            select(Order.id)
+            .where(*where)
             .order_by(Order.created_at.desc(), Order.id.desc())
             .limit(limit)
             .offset(offset)
         )
-        total = await self.session.scalar(select(func.count()).select_from(Order).where(where))
-        return rows.all(), int(total or 0)
+        total = await self.session.scalar(select(func.count()).select_from(Order).where(*where))
+        return list(ids.all()), int(total or 0)
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self.session.execute(select(Order.status, func.count()).group_by(Order.status))
+        return {status: count for status, count in rows}
 
     async def set_status(self, order_id: int, status: str, *, from_any: list[str]) -> Order | None:
         """Conditional update: only from one of `from_any`; None when the row is elsewhere."""

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
-from orderflow.kit.deps import ShopSessions
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
+from orderflow.shop.context import ShopDep
 from orderflow.shop.orders import service
 from orderflow.shop.orders.schemas import OrderIn, OrderList, OrderOut
 
@@ -34,30 +34,30 @@ IdempotencyKey = Annotated[
     responses={200: {"description": "A repeat of an earlier request: the same order"}},
 )
 async def place_order(
-    sessions: ShopSessions, body: OrderIn, idempotency_key: IdempotencyKey = None
+    shop: ShopDep, body: OrderIn, idempotency_key: IdempotencyKey = None
 ) -> JSONBytes:
     """Place an order. Send an `Idempotency-Key` so that a retry never makes a second order."""
-    data, created = await service.place_order(sessions, body, idempotency_key)
+    data, created = await service.place_order(shop, body, idempotency_key)
     if created:
         return JSONBytes(data, status_code=201)
     return JSONBytes(data, status_code=200, headers={"Idempotent-Replayed": "true"})
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=NOT_FOUND)
-async def get_order(sessions: ShopSessions, order_id: Id) -> JSONBytes:
+async def get_order(shop: ShopDep, order_id: Id) -> JSONBytes:
     """One order with its lines."""
-    return JSONBytes(await service.get_order(sessions, order_id))
+    return JSONBytes(await service.get_order(shop, order_id))
 
 
 @router.get("/clients/{client_id}/orders", response_model=OrderList, responses=NOT_FOUND)
-async def orders_of_client(sessions: ShopSessions, client_id: Id, page: PageDep) -> JSONBytes:
+async def orders_of_client(shop: ShopDep, client_id: Id, page: PageDep) -> JSONBytes:
     """A client's orders, newest first."""
-    return JSONBytes(await service.orders_of_client(sessions, client_id, page))
+    return JSONBytes(await service.orders_of_client(shop, client_id, page))
 
 
 @router.post(
     "/orders/{order_id}/cancel", response_model=OrderOut, responses={**NOT_FOUND, **CONFLICT}
 )
-async def cancel_order(sessions: ShopSessions, order_id: Id) -> JSONBytes:
+async def cancel_order(shop: ShopDep, order_id: Id) -> JSONBytes:
     """Cancel an order that is still `created` or `confirmed`."""
-    return JSONBytes(await service.transition(sessions, order_id, "cancel"))
+    return JSONBytes(await service.transition(shop, order_id, "cancel"))

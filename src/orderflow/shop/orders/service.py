@@ -1,4 +1,9 @@
-"""Orders: placement (idempotent), reads, the seller's transitions and production events."""
+"""Orders: placement (idempotent), reads, the seller's transitions and production events.
+
+Every write commits, then writes the order's new JSON through to its cache entry (or, in
+cache-aside mode, leaves a tombstone) and bumps the view families it moved, then answers:
+whoever reads after the response sees the write (rule 4).
+"""
 
 import hashlib
 from typing import Any
@@ -7,29 +12,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orderflow.data.shopdb import Order, OrderLine
 from orderflow.kit.db import transaction
-from orderflow.kit.deps import Sessions
 from orderflow.kit.errors import Conflict, InvalidInput, NotFound
 from orderflow.kit.http import dumps
-from orderflow.kit.pagination import Page, list_body
+from orderflow.kit.pagination import Page
+from orderflow.shop.caching import ORDER, ORDER_TTL, created_families, moved_families
 from orderflow.shop.clients.repository import ClientRepository
+from orderflow.shop.clients.service import get_client
+from orderflow.shop.context import Shop
 from orderflow.shop.items.repository import ItemRepository
 from orderflow.shop.orders.lifecycle import ACTIONS, OrderStatus, statuses_before
 from orderflow.shop.orders.repository import OrderRepository
 from orderflow.shop.orders.schemas import OrderIn, line_dict, order_dict
+from orderflow.shop.orders.views import list_orders
 
 
 def request_hash(data: OrderIn) -> str:
     return hashlib.sha256(data.model_dump_json().encode()).hexdigest()
 
 
-async def place_order(sessions: Sessions, data: OrderIn, key: str | None) -> tuple[bytes, bool]:
+async def place_order(shop: Shop, data: OrderIn, key: str | None) -> tuple[bytes, bool]:
     """Create the order, or return the one created before under the same key.
 
     Returns the order's JSON and whether it was created now. Concurrent repeats of one key
     serialise on the key's unique index: the loser's insert waits, finds the row, returns it.
     """
     digest = request_hash(data)
-    async with transaction(sessions) as session:
+    async with transaction(shop.sessions) as session:
         repo = OrderRepository(session)
         if key and (earlier := await repo.by_idempotency_key(key)) is not None:
             return await _replay(repo, earlier, digest), False
@@ -48,7 +56,8 @@ async def place_order(sessions: Sessions, data: OrderIn, key: str | None) -> tup
             for n, (i, q, p) in enumerate(lines, start=1)
         ]
         await repo.add_lines(rows)
-    return dumps(order_dict(order, rows)), True
+    body = await written(shop, order_dict(order, rows), created_families(order.client_id))
+    return body, True
 
 
 async def _validate(session: AsyncSession, data: OrderIn) -> dict[int, int]:
@@ -70,34 +79,40 @@ async def _replay(repo: OrderRepository, order: Order, digest: str) -> bytes:
     return dumps(order_dict(order, lines[order.id]))
 
 
-async def get_order(sessions: Sessions, order_id: int) -> bytes:
-    async with transaction(sessions) as session:
-        repo = OrderRepository(session)
-        order = await repo.get(order_id)
-        if order is None:
-            raise NotFound(f"order {order_id} does not exist")
-        lines = await repo.lines_of([order_id])
-    return dumps(order_dict(order, lines[order_id]))
+async def get_order(shop: Shop, order_id: int) -> bytes:
+    async def load() -> tuple[int, bytes]:
+        async with transaction(shop.sessions) as session:
+            repo = OrderRepository(session)
+            order = await repo.get(order_id)
+            if order is None:
+                raise NotFound(f"order {order_id} does not exist")
+            lines = await repo.lines_of([order_id])
+        return order.version, dumps(order_dict(order, lines[order_id]))
+
+    return await shop.cache.read(ORDER, order_id, load, ORDER_TTL)
 
 
-async def orders_of_client(sessions: Sessions, client_id: int, page: Page) -> bytes:
-    async with transaction(sessions) as session:
-        if not await ClientRepository(session).exists(client_id):
-            raise NotFound(f"client {client_id} does not exist")
-        repo = OrderRepository(session)
-        orders, total = await repo.of_client(client_id, limit=page.limit, offset=page.offset)
-        lines = await repo.lines_of([o.id for o in orders])
-    return dumps(list_body([order_dict(o, lines[o.id]) for o in orders], total))
+async def orders_of_client(shop: Shop, client_id: int, page: Page) -> bytes:
+    await get_client(shop, client_id)  # 404 for an unknown client (a cached read)
+    return await list_orders(shop, client_id=client_id, page=page)
 
 
-async def transition(sessions: Sessions, order_id: int, action: str) -> bytes:
+async def written(shop: Shop, order: dict[str, Any], families: list[str]) -> bytes:
+    """After the commit, before the response: the entry, then the views."""
+    body = dumps(order)
+    await shop.cache.write(ORDER, order["id"], order["version"], body, ORDER_TTL)
+    await shop.cache.bump(families)
+    return body
+
+
+async def transition(shop: Shop, order_id: int, action: str) -> bytes:
     """Apply a seller's or client's action; 409 and no change when the status forbids it.
 
     Confirming and cancelling write an outbox event in the same transaction, so the MES
     learns of them whatever crashes afterwards.
     """
     allowed_from, target = ACTIONS[action]
-    async with transaction(sessions) as session:
+    async with transaction(shop.sessions) as session:
         repo = OrderRepository(session)
         order = await repo.set_status(order_id, target, from_any=[s.value for s in allowed_from])
         if order is None:
@@ -116,7 +131,7 @@ async def transition(sessions: Sessions, order_id: int, action: str) -> bytes:
                 "lines": [line_dict(line) for line in lines],
             }
             await repo.add_outbox(f"order_{target.value}", order_id, payload)
-    return dumps(order_dict(order, lines))
+    return await written(shop, order_dict(order, lines), moved_families(allowed_from, target))
 
 
 async def apply_production_event(
@@ -134,3 +149,9 @@ async def apply_production_event(
         return None
     lines = await repo.lines_of([order_id])
     return order_dict(order, lines[order_id])
+
+
+async def production_event_written(shop: Shop, order: dict[str, Any]) -> None:
+    """Relay side, after its commit: what `written` does for the other writers."""
+    status = OrderStatus(order["status"])
+    await written(shop, order, moved_families(statuses_before(status), status))

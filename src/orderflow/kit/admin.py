@@ -1,0 +1,71 @@
+"""`GET`/`PUT /admin/cache`: see and flip the cache switch of a running platform."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from orderflow.kit.caching import ServiceCache
+from orderflow.kit.errors import Unavailable
+from orderflow.kit.http import JSONBytes, dumps
+from orderflow.kit.settings import CacheMode, OrdersMode
+
+router = APIRouter(prefix="/admin", tags=["operations"])
+
+
+class CacheSwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: CacheMode | None = None
+    orders: OrdersMode | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "CacheSwitch":
+        if self.mode is None and self.orders is None:
+            raise ValueError("give `mode` (on/off), `orders` (write-through/cache-aside) or both")
+        return self
+
+
+class CacheState(BaseModel):
+    service: str
+    mode: CacheMode
+    orders: OrdersMode
+    modes: dict[str, str]
+    breaker: str | None
+    epoch: int | None
+
+
+def _state(cached: ServiceCache) -> dict[str, Any]:
+    cache = cached.cache
+    return {
+        "service": cached.service,
+        "mode": cached.modes.values[cached.service],
+        "orders": cached.modes.orders,
+        "modes": cached.modes.snapshot(),
+        "breaker": str(cache.breaker.state) if cache else None,
+        "epoch": cache.epoch if cache else None,
+    }
+
+
+@router.get("/cache", response_model=CacheState)
+async def get_cache_state(request: Request) -> JSONBytes:
+    """This service's cache mode, every service's modes, the breaker and the epoch."""
+    return JSONBytes(dumps(_state(request.app.state.cache)))
+
+
+@router.put("/cache", response_model=CacheState, responses={503: {"description": "No Redis"}})
+async def switch_cache(request: Request, body: CacheSwitch) -> JSONBytes:
+    """Turn this service's cache `on` or `off`, and/or choose how orders are cached.
+
+    Takes effect in every process of the platform at once, without a restart.
+    """
+    cached: ServiceCache = request.app.state.cache
+    changes: dict[str, str] = {}
+    if body.mode is not None:
+        changes[cached.service] = body.mode
+    if body.orders is not None:
+        changes["orders"] = body.orders
+    if cached.modes.redis is None:
+        raise Unavailable("the cache switch needs Redis, and none is configured")
+    await cached.modes.set(changes)
+    return JSONBytes(dumps(_state(cached)))
