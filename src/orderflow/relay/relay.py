@@ -17,7 +17,6 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-
 from orderflow.data.mesdb import MesOutbox
 from orderflow.data.shopdb import ShopOutbox
 from orderflow.kit import metrics
