@@ -33,6 +33,7 @@ class CacheState(BaseModel):
     modes: dict[str, str]
     breaker: str | None
     epoch: int | None
+    applied_by: int | None = None  # on a change: how many processes have applied it
 
 
 def _state(cached: ServiceCache) -> dict[str, Any]:
@@ -67,5 +68,5 @@ async def switch_cache(request: Request, body: CacheSwitch) -> JSONBytes:
         changes["orders"] = body.orders
     if cached.modes.redis is None:
         raise Unavailable("the cache switch needs Redis, and none is configured")
-    await cached.modes.set(changes)
-    return JSONBytes(dumps(_state(cached)))
+    applied_by = await cached.modes.set(changes)
+    return JSONBytes(dumps(_state(cached) | {"applied_by": applied_by}))

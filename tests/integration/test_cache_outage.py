@@ -1,0 +1,121 @@
+"""Redis stopped or paused mid-test: answers stay correct, writes succeed, nothing stale after.
+
+Each test runs the three services against a Redis of its own, so the shared one stays up.
+"""
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orderflow.kit.embedded import EmbeddedRedis, free_port
+from orderflow.kit.settings import Settings
+from tests.cachecheck import cache_of, hits
+from tests.clients import api
+from tests.factories import new_client, new_order
+
+
+@pytest.fixture
+async def outage(
+    settings: Settings, tmp_path: Path
+) -> AsyncIterator[tuple[EmbeddedRedis, dict[str, httpx.AsyncClient]]]:
+    redis = EmbeddedRedis(tmp_path, free_port())
+    redis.start()
+    own = settings.model_copy(update={"redis_url": redis.url, "cache_breaker_reset_s": 0.5})
+    try:
+        async with api("shop", own) as shop, api("crm", own) as crm, api("mes", own) as mes:
+            yield redis, {"shop": shop, "crm": crm, "mes": mes}
+    finally:
+        redis.stop()
+
+
+READS = {
+    "shop": ["/items/1", "/items?category=Chairs", "/clients/3", "/orders/10", "/clients/3/orders"],
+    "crm": ["/orders?status=delivered", "/orders?client_id=3", "/orders/stats", "/orders/10"],
+    "mes": ["/orders?status=done", "/orders?operator_id=2"],
+}
+
+
+async def read_all(apis: dict[str, httpx.AsyncClient]) -> dict[str, list[object]]:
+    answers: dict[str, list[object]] = {}
+    for name, paths in READS.items():
+        for path in paths:
+            started = time.monotonic()
+            response = await apis[name].get(path)
+            assert response.status_code == 200, (path, response.text)
+            assert time.monotonic() - started < 2.0, path  # a dead cache costs a timeout at most
+            answers.setdefault(name, []).append(response.json())
+    return answers
+
+
+async def wait_healthy(client: httpx.AsyncClient, timeout_s: float = 10) -> None:
+    async with asyncio.timeout(timeout_s):
+        while (await client.get("/health")).json()["status"] != "ok":
+            await asyncio.sleep(0.1)
+
+
+async def test_redis_stopped_then_back(
+    outage: tuple[EmbeddedRedis, dict[str, httpx.AsyncClient]],
+) -> None:
+    redis, apis = outage
+    shop, crm = apis["shop"], apis["crm"]
+    client = await new_client(shop)
+    await shop.get(f"/clients/{client['id']}")
+    before = await read_all(apis)
+
+    redis.stop()
+    assert await read_all(apis) == before
+    health = (await shop.get("/health")).json()
+    assert health["status"] == "degraded" and health["redis"] == "down"
+    assert health["cache"].startswith("degraded")
+    patched = await shop.patch(f"/clients/{client['id']}", json={"name": "During the outage"})
+    assert patched.status_code == 200
+    order = await new_order(shop, client_id=client["id"])
+    assert (await crm.post(f"/orders/{order['id']}/confirm")).status_code == 200
+    assert (await shop.get(f"/clients/{client['id']}")).json() == patched.json()
+
+    redis.start()
+    for service in apis.values():
+        await wait_healthy(service)
+    assert (await shop.get(f"/clients/{client['id']}")).json() == patched.json()
+    assert (await shop.get(f"/orders/{order['id']}")).json()["status"] == "confirmed"
+    # Each process's breaker bumped the epoch on recovery: a read adopts the newest epoch,
+    # the next refills, and from then on the cache serves again.
+    hits_before = await hits(shop, "client")
+    for _ in range(3):
+        assert (await shop.get(f"/clients/{client['id']}")).json() == patched.json()
+    assert await hits(shop, "client") > hits_before
+
+
+async def test_redis_paused_serves_nothing_from_before_the_outage(
+    outage: tuple[EmbeddedRedis, dict[str, httpx.AsyncClient]],
+) -> None:
+    redis, apis = outage
+    shop, crm = apis["shop"], apis["crm"]
+    client = await new_client(shop)
+    order = await new_order(shop, client_id=client["id"])
+    await shop.get(f"/clients/{client['id']}")  # cached: version 1
+    await crm.get("/orders", params={"client_id": client["id"]})  # a cached view
+    epoch = cache_of(shop).epoch
+    assert redis.proc is not None
+
+    redis.proc.send_signal(signal.SIGSTOP)  # Redis keeps its data but answers nothing
+    try:
+        patched = await shop.patch(f"/clients/{client['id']}", json={"name": "Paused"})
+        confirmed = await crm.post(f"/orders/{order['id']}/confirm")
+        assert patched.status_code == 200 and confirmed.status_code == 200
+        assert (await shop.get("/health")).json()["status"] == "degraded"
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+
+    for service in apis.values():
+        await wait_healthy(service)
+    assert cache_of(shop).epoch > epoch  # pre-outage entries are unreachable
+    assert (await shop.get(f"/clients/{client['id']}")).json() == patched.json()
+    assert (await shop.get(f"/orders/{order['id']}")).json() == confirmed.json()
+    listed = (await crm.get("/orders", params={"client_id": client["id"]})).json()
+    assert listed["items"] == [confirmed.json()]

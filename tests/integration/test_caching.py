@@ -1,0 +1,193 @@
+"""The caching policies through the HTTP API, against real Redis and PostgreSQL."""
+
+import asyncio
+from datetime import datetime, time, timedelta
+
+import httpx
+from redis.asyncio import Redis
+
+from orderflow.relay.relay import Direction, drain
+from tests.cachecheck import cache_of, hits, metric, misses
+from tests.factories import new_client, new_item, new_order
+
+
+async def test_second_read_is_a_hit_and_metrics_count_it(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient
+) -> None:
+    item = await new_item(crm)
+    client = await new_client(shop)
+    for path, entity in ((f"/items/{item['id']}", "item"), (f"/clients/{client['id']}", "client")):
+        before_hits, before_misses = await hits(shop, entity), await misses(shop, entity)
+        first, second = (await shop.get(path)).json(), (await shop.get(path)).json()
+        assert first == second
+        assert await misses(shop, entity) == before_misses + 1
+        assert await hits(shop, entity) == before_hits + 1
+    order = await new_order(shop, client_id=client["id"])
+    before = await hits(shop, "order")
+    assert (await shop.get(f"/orders/{order['id']}")).json() == order  # written through: a hit
+    assert await hits(shop, "order") == before + 1
+
+
+async def test_an_order_write_is_in_redis_before_its_response(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, redis: Redis
+) -> None:
+    response = await shop.post(
+        "/orders", json={"client_id": 1, "lines": [{"item_id": 7, "quantity": 1}]}
+    )
+    order = response.json()
+    key = f"shop:order:v1:e{cache_of(shop).epoch}:{order['id']}"
+    assert await redis.get(key) == b"1|" + response.content
+    confirmed = await crm.post(f"/orders/{order['id']}/confirm")
+    assert await redis.get(key) == b"2|" + confirmed.content
+
+
+async def test_item_ttls_fall_inside_the_quiet_window(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, redis: Redis
+) -> None:
+    items = [await new_item(crm) for _ in range(20)]
+    expiries = []
+    for item in items:
+        await shop.get(f"/items/{item['id']}")
+        pttl = await redis.pttl(f"shop:item:v1:e{cache_of(shop).epoch}:{item['id']}")
+        expiries.append(datetime.now().astimezone() + timedelta(milliseconds=pttl))
+    for expiry in expiries:
+        assert time(3, 0) <= expiry.time() <= time(5, 0), expiry
+        assert expiry - datetime.now().astimezone() <= timedelta(days=1)
+    assert max(expiries) - min(expiries) > timedelta(minutes=10)  # spread, not all at once
+
+
+async def test_a_sellers_edit_is_visible_on_the_next_shop_read(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient
+) -> None:
+    item = await new_item(crm, category="Edits")
+    page = {"category": "Edits", "limit": 200}
+    assert (await shop.get(f"/items/{item['id']}")).json() == item
+    assert item in (await shop.get("/items", params=page)).json()["items"]
+    body = {"name": "Edited", "category": "Edits", "price": 4321}
+    edited = (await crm.put(f"/items/{item['id']}", json=body)).json()
+    assert (await shop.get(f"/items/{item['id']}")).json() == edited
+    assert edited in (await shop.get("/items", params=page)).json()["items"]
+
+
+async def test_a_client_change_is_visible_on_the_very_next_read(shop: httpx.AsyncClient) -> None:
+    client = await new_client(shop)
+    await shop.get(f"/clients/{client['id']}")
+    await shop.get(f"/clients/{client['id']}")
+    patched = (await shop.patch(f"/clients/{client['id']}", json={"phone": "+1 555 0100"})).json()
+    assert (await shop.get(f"/clients/{client['id']}")).json() == patched
+
+
+async def test_status_changes_show_at_once_in_the_shop_and_every_crm_view(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, mes: httpx.AsyncClient, relay: list[Direction]
+) -> None:
+    client = await new_client(shop)
+    order = await new_order(shop, client_id=client["id"])
+    oid = order["id"]
+    start = datetime.fromisoformat(order["created_at"])
+    views = {
+        "created": {"status": "created", "limit": 200},
+        "confirmed": {"status": "confirmed", "limit": 5},
+        "client": {"client_id": client["id"]},
+        "dates": {
+            "created_from": start.isoformat(),
+            "created_to": (start + timedelta(seconds=1)).isoformat(),
+        },
+    }
+
+    async def crm_sees() -> dict[str, dict[int, str]]:
+        seen = {}
+        for name, params in views.items():
+            listed = (await crm.get("/orders", params=params)).json()["items"]
+            seen[name] = {o["id"]: o["status"] for o in listed}
+        return seen
+
+    await crm_sees()  # warm every view
+    counts = (await crm.get("/orders/stats")).json()["counts"]
+    await crm.post(f"/orders/{oid}/confirm")
+    assert (await shop.get(f"/orders/{oid}")).json()["status"] == "confirmed"
+    seen = await crm_sees()
+    assert oid not in seen["created"]
+    assert seen["confirmed"][oid] == "confirmed"  # the newest confirmed order
+    assert seen["client"] == {oid: "confirmed"}
+    assert seen["dates"][oid] == "confirmed"
+    after = (await crm.get("/orders/stats")).json()["counts"]
+    assert after["created"] == counts["created"] - 1
+    assert after["confirmed"] == counts["confirmed"] + 1
+
+    await drain(relay)
+    await mes.post(f"/orders/{oid}/claim", json={"operator_id": 9})
+    await drain(relay)
+    assert (await shop.get(f"/orders/{oid}")).json()["status"] == "in_production"
+    assert (await crm.get(f"/orders/{oid}")).json()["status"] == "in_production"
+    seen = await crm_sees()
+    assert oid not in seen["confirmed"]
+    assert seen["client"] == {oid: "in_production"}
+    assert (await shop.get(f"/clients/{client['id']}/orders")).json()["items"][0][
+        "status"
+    ] == "in_production"
+
+
+async def test_a_stampede_of_200_misses_loads_the_database_once(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient
+) -> None:
+    item = await new_item(crm)
+    queries = await metric(shop, "orderflow_db_queries_total", database="shopdb")
+    loads = await metric(shop, "orderflow_cache_loads_total", entity="item")
+    responses = await asyncio.gather(*(shop.get(f"/items/{item['id']}") for _ in range(200)))
+    assert all(r.json() == item for r in responses)
+    assert await metric(shop, "orderflow_cache_loads_total", entity="item") == loads + 1
+    assert await metric(shop, "orderflow_db_queries_total", database="shopdb") == queries + 1
+
+
+async def test_the_switch_off_reads_never_touch_redis_and_answers_stay_the_same(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, mes: httpx.AsyncClient, redis: Redis
+) -> None:
+    paths = {
+        shop: ["/items/3", "/clients/2", "/orders/5", "/clients/2/orders", "/items?category=Chairs"]
+    }
+    paths[crm] = ["/orders?status=delivered", "/orders/stats", "/orders/5"]
+    paths[mes] = ["/orders?status=queued", "/orders/5" if False else "/orders?status=done"]
+    cached = {c: [(await c.get(p)).json() for p in ps] for c, ps in paths.items()}
+    try:
+        for client in paths:
+            switched = await client.put("/admin/cache", json={"mode": "off"})
+            assert switched.status_code == 200 and switched.json()["mode"] == "off"
+            assert switched.json()["applied_by"] >= 3  # shop, crm and mes apply it before this
+        scripts_before = await evalsha_calls(redis)
+        uncached = {c: [(await c.get(p)).json() for p in ps] for c, ps in paths.items()}
+        assert await evalsha_calls(redis) == scripts_before  # off: not one cache read
+        assert uncached == cached
+    finally:
+        for client in paths:
+            await client.put("/admin/cache", json={"mode": "on"})
+    assert (await shop.get("/admin/cache")).json()["modes"]["shop"] == "on"
+    again = {c: [(await c.get(p)).json() for p in ps] for c, ps in paths.items()}
+    assert await evalsha_calls(redis) > scripts_before
+    assert again == cached
+
+
+async def test_orders_can_switch_to_cache_aside(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, redis: Redis
+) -> None:
+    try:
+        assert (await crm.put("/admin/cache", json={"orders": "cache-aside"})).status_code == 200
+        order = await new_order(shop)
+        key = f"shop:order:v1:e{cache_of(shop).epoch}:{order['id']}"
+        assert await redis.get(key) == b"1|"  # a tombstone: written on the next read, not now
+        assert (await shop.get(f"/orders/{order['id']}")).json() == order
+        confirmed = (await crm.post(f"/orders/{order['id']}/confirm")).json()
+        assert (await shop.get(f"/orders/{order['id']}")).json() == confirmed
+    finally:
+        await crm.put("/admin/cache", json={"orders": "write-through"})
+
+
+async def test_the_switch_refuses_bad_input(shop: httpx.AsyncClient) -> None:
+    for body in ({}, {"mode": "maybe"}, {"orders": "write-back"}, {"mode": "on", "x": 1}):
+        response = await shop.put("/admin/cache", json=body)
+        assert response.status_code == 422, body
+    assert (await shop.get("/admin/cache")).json()["mode"] == "on"
+
+
+async def evalsha_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
