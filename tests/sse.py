@@ -78,7 +78,7 @@ class Board:
 
     async def wait_for_comments(self, count: int, timeout_s: float = 5) -> None:
         async with asyncio.timeout(timeout_s):
-            while self.comments < count:  # noqa: ASYNC110  polling a counter the reader bumps
+            while self.comments < count:
                 await asyncio.sleep(0.02)
 
     async def wait_for(self, count: int, timeout_s: float = 15) -> list[Event]:
