@@ -7,7 +7,9 @@ import httpx
 from redis.asyncio import Redis
 
 from orderflow.relay.relay import Direction, drain
-from tests.cachecheck import cache_of, hits, metric, misses
+from orderflow.shop.items.service import popular_item_ids
+from orderflow.shop.warmer import warm_popular
+from tests.cachecheck import app_of, cache_of, hits, metric, misses
 from tests.factories import new_client, new_item, new_order
 
 
@@ -191,3 +193,15 @@ async def test_the_switch_refuses_bad_input(shop: httpx.AsyncClient) -> None:
 async def evalsha_calls(redis: Redis) -> int:
     stats = await redis.info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_the_quiet_window_job_rewarms_the_popular_items(shop: httpx.AsyncClient) -> None:
+    app = app_of(shop)
+    window = datetime(2099, 1, 1, 3, 0).astimezone()
+    warmed = await warm_popular(app, app.state.resources, window)
+    assert warmed > 0
+    assert await warm_popular(app, app.state.resources, window) == 0  # one process per window
+    popular = await popular_item_ids(app.state.shop, 1)
+    before = await hits(shop, "item")
+    await shop.get(f"/items/{popular[0]}")
+    assert await hits(shop, "item") == before + 1

@@ -7,6 +7,7 @@ from orderflow.kit.settings import Settings
 from orderflow.shop.clients.router import router as clients
 from orderflow.shop.items.router import router as items
 from orderflow.shop.orders.router import router as orders
+from orderflow.shop.warmer import warmer
 
 
 def build(settings: Settings) -> FastAPI:
@@ -17,4 +18,5 @@ def build(settings: Settings) -> FastAPI:
         namespace="shop",
         routers=[items, clients, orders],
         description="Client-facing: the catalogue, client profiles, orders.",
+        extra=warmer,
     )

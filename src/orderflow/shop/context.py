@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 
 from orderflow.cache import TTLPolicy
 from orderflow.kit.caching import ServiceCache
@@ -19,7 +19,11 @@ class Shop:
 
 
 def get_shop(request: Request) -> Shop:
-    state = request.app.state
+    return get_shop_of(request.app)
+
+
+def get_shop_of(app: FastAPI) -> Shop:
+    state = app.state
     shop: Shop | None = getattr(state, "shop", None)
     if shop is None:  # built on first use, once the lifespan has opened the resources
         resources = state.resources

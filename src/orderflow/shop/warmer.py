@@ -1,0 +1,62 @@
+"""The refresh job of the quiet window: re-warm the most wanted items as it opens.
+
+Items expire at random instants inside the quiet window (`QuietWindowTTL`); the popular ones
+are loaded again right at its start, with TTLs that point at the next night's window, so the
+busy hours begin with a warm catalogue. One Shop process per window does it (a Redis lock).
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI
+from redis.exceptions import RedisError
+
+from orderflow.kit.resources import Resources
+from orderflow.shop.caching import item_ttl
+from orderflow.shop.context import get_shop_of
+from orderflow.shop.items.service import popular_item_ids, warm_items
+
+log = logging.getLogger(__name__)
+LOCK = "shop:warm:{date}"
+
+
+async def warm_popular(app: FastAPI, resources: Resources, window: datetime) -> int:
+    """Warm the popular items for the window starting at `window`, unless another process
+    already does. Returns how many items this process warmed."""
+    redis = resources.redis
+    if redis is None:
+        return 0
+    lock = LOCK.format(date=window.date().isoformat())
+    if not await redis.set(lock, "1", nx=True, ex=6 * 3600):
+        return 0
+    shop = get_shop_of(app)
+    ids = await popular_item_ids(shop, resources.settings.warm_popular_items)
+    warmed = await warm_items(shop, ids)
+    log.info("warmed %d popular items for the quiet window of %s", warmed, window.date())
+    return warmed
+
+
+async def _every_window(app: FastAPI, resources: Resources) -> None:
+    policy = item_ttl(resources.settings)
+    while True:
+        window = policy.next_window_start()
+        await asyncio.sleep(max(0.0, window.timestamp() - datetime.now().timestamp()))
+        try:
+            await warm_popular(app, resources, window)
+        except (RedisError, OSError, TimeoutError) as exc:  # next night, then
+            log.warning("could not warm the catalogue: %s", exc)
+
+
+@asynccontextmanager
+async def warmer(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
+    task = asyncio.create_task(_every_window(app, resources), name="quiet-window-warmer")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
