@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 export UV_PYTHON ?= $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
-UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST_ARGS ?=
 
 .PHONY: help run test lint format typecheck install bench loadtest clean
