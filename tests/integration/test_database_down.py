@@ -11,7 +11,9 @@ from tests.clients import api
 from tests.factories import assert_problem
 
 
-async def test_unreachable_database_answers_503(settings: Settings, shop: httpx.AsyncClient) -> None:
+async def test_unreachable_database_answers_503(
+    settings: Settings, shop: httpx.AsyncClient
+) -> None:
     cached = (await shop.get("/items/2")).json()
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     broken = settings.model_copy(update={"shop_dsn": dead, "db_connect_timeout_s": 1.0})
