@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint format typecheck install bench loadtest clean
+.PHONY: help run test lint format install bench bench-claims loadtest clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ lint: install ## ruff format check, ruff lint, mypy on src/
 format: install ## apply ruff's formatting and autofixes
 	$(UV) run --frozen ruff format src tests
 	$(UV) run --frozen ruff check --fix src tests
+
+bench: install ## the cached read path side by side (ceiling, PostgreSQL, Redis, ours, cashews); writes docs/
+	$(UV) run --frozen python -m bench.reads
+
+bench-claims: install ## MES claims per second and claim-to-event latency, N operators and M boards
+	$(UV) run --frozen python -m bench.claims
 
 clean: ## remove the embedded servers' data (.orderflow/) and caches
 	rm -rf .orderflow .pytest_cache .mypy_cache .ruff_cache
