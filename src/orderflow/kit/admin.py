@@ -66,7 +66,7 @@ async def switch_cache(request: Request, body: CacheSwitch) -> JSONBytes:
         changes[cached.service] = body.mode
     if body.orders is not None:
         changes["orders"] = body.orders
-    if cached.modes.redis is None:
+    if not cached.modes.available:
         raise Unavailable("the cache switch needs Redis, and none is configured")
     applied_by = await cached.modes.set(changes)
     return JSONBytes(dumps(_state(cached) | {"applied_by": applied_by}))
