@@ -32,7 +32,10 @@ async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:
 
 
 async def hits(client: httpx.AsyncClient, entity: str) -> float:
-    return await metric(client, "orderflow_cache_requests_total", entity=entity, result="hit")
+    """Reads served by the cache: from Redis, or without leaving the process (near cache)."""
+    name = "orderflow_cache_requests_total"
+    redis = await metric(client, name, entity=entity, result="hit")
+    return redis + await metric(client, name, entity=entity, result="near_hit")
 
 
 async def misses(client: httpx.AsyncClient, entity: str) -> float:

@@ -205,3 +205,24 @@ async def test_the_quiet_window_job_rewarms_the_popular_items(shop: httpx.AsyncC
     before = await hits(shop, "item")
     await shop.get(f"/items/{popular[0]}")
     assert await hits(shop, "item") == before + 1
+
+
+async def test_a_near_hit_never_leaves_the_process(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, redis: Redis
+) -> None:
+    item = await new_item(crm)
+    await shop.get(f"/items/{item['id']}")  # Redis miss, filled into Redis and the process
+    near_hits = await metric(
+        shop, "orderflow_cache_requests_total", entity="item", result="near_hit"
+    )
+    scripts = await evalsha_calls(redis)
+    assert (await shop.get(f"/items/{item['id']}")).json() == item
+    assert await evalsha_calls(redis) == scripts
+    assert (
+        await metric(shop, "orderflow_cache_requests_total", entity="item", result="near_hit")
+        == near_hits + 1
+    )
+    body = {"name": "Changed", "category": item["category"], "price": 1}
+    changed = (await crm.put(f"/items/{item['id']}", json=body)).json()
+    # The CRM's PUT answered only after every process dropped its copy.
+    assert (await shop.get(f"/items/{item['id']}")).json() == changed

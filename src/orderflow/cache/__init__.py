@@ -24,6 +24,7 @@ from orderflow.cache.errors import (
     CacheUnavailable,
 )
 from orderflow.cache.keys import Entity, Key, KeySpace
+from orderflow.cache.near import NearCache
 from orderflow.cache.ttl import FixedTTL, QuietWindowTTL, TTLPolicy
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "KeySpace",
     "Loader",
     "ManyLoader",
+    "NearCache",
     "QuietWindowTTL",
     "State",
     "TTLPolicy",

@@ -1,6 +1,7 @@
 """Prometheus metrics of the cache layer (rule 7), in the default registry, one set per process.
 
     orderflow_cache_requests_total{entity,result}      hit | miss | bypass (cache off or failing)
+                                                       | near_hit (never left the process)
     orderflow_cache_loads_total{entity}                loader calls, i.e. database loads
     orderflow_cache_fills_total{entity,outcome}        stored | stale | epoch (fills and puts)
     orderflow_cache_invalidations_total{entity}        tombstones, deletes and generation bumps
@@ -64,6 +65,7 @@ class EntityMetrics:
         self.hit = REQUESTS.labels(name, "hit")
         self.miss = REQUESTS.labels(name, "miss")
         self.bypass = REQUESTS.labels(name, "bypass")
+        self.near_hit = REQUESTS.labels(name, "near_hit")  # served by the in-process near cache
         self.loads = LOADS.labels(name)
         self.invalidations = INVALIDATIONS.labels(name)
         self.fills = {outcome: FILLS.labels(name, outcome) for outcome in FILL_OUTCOMES}

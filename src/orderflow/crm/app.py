@@ -6,6 +6,7 @@ from orderflow.crm.items.router import router as items
 from orderflow.crm.orders.router import router as orders
 from orderflow.kit.app import create_app
 from orderflow.kit.settings import Settings
+from orderflow.shop.caching import NEAR
 
 
 def build(settings: Settings) -> FastAPI:
@@ -14,6 +15,7 @@ def build(settings: Settings) -> FastAPI:
         settings,
         databases=("shopdb",),
         namespace="shop",
+        near=NEAR,
         routers=[orders, items],
         description="Seller-facing: every client's orders, their lifecycle, the catalogue.",
     )

@@ -9,9 +9,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from orderflow import __version__
+from orderflow.cache import NearCache
 from orderflow.kit import admin
+from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.cache_modes import CacheModes
-from orderflow.kit.caching import ServiceCache
+from orderflow.kit.caching import NearPolicy, ServiceCache
 from orderflow.kit.deps import ResourcesDep
 from orderflow.kit.errors import install_handlers
 from orderflow.kit.http import JSONBytes, dumps
@@ -42,6 +44,7 @@ def create_app(
     *,
     databases: tuple[str, ...],
     namespace: str,
+    near: NearPolicy | None = None,
     routers: Iterable[APIRouter],
     description: str,
     extra: Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]] | None = None,
@@ -57,7 +60,15 @@ def create_app(
             await modes.reload()  # Redis down at start: configured modes until it is back
         modes.start()
         app.state.resources = resources
-        app.state.cache = ServiceCache(resources.caches.get(namespace), modes, service)
+        cached = ServiceCache(resources.caches.get(namespace), modes, service)
+        if near is not None and settings.redis_url and settings.near_cache_ttl_s > 0:
+            cached.near = NearCache(
+                maxsize=settings.near_cache_size, ttl_s=settings.near_cache_ttl_s
+            )
+            cached.near_policy = near
+            cached.bus = Broadcast(settings.redis_url, f"{namespace}:near", cached.on_near_message)
+            cached.bus.start()
+        app.state.cache = cached
         try:
             if extra is None:
                 yield
@@ -65,6 +76,7 @@ def create_app(
                 async with extra(app, resources):
                     yield
         finally:
+            await cached.close()
             await modes.stop()
             await resources.close()
 

@@ -3,16 +3,30 @@
 A service switched `off` reads straight from PostgreSQL, like the system before the cache.
 Its writes still invalidate or write through, so that the services still reading from the
 cache (the Shop while the CRM is off, say) never see a value this one has outdated.
+
+Entities named in `near` are also kept in the process (`NearCache`): a writer's invalidation
+or generation bump is broadcast, and answered only once every process has dropped its copy.
 """
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from orderflow.cache import Cache, Entity, Key, TTLPolicy
-from orderflow.cache.aside import Loader
+import orjson
+
+from orderflow.cache import Cache, Entity, Key, NearCache, TTLPolicy
+from orderflow.cache.aside import Loader, ManyLoader
+from orderflow.cache.metrics import for_entity
+from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.cache_modes import CacheModes
+from orderflow.kit.settings import Settings
 
-ManyLoader = Callable[[list[int]], Awaitable[dict[int, tuple[int | None, bytes]]]]
+
+@dataclass(frozen=True)
+class NearPolicy:
+    """Which entities a namespace keeps in the process, and which view families they show."""
+
+    entities: frozenset[str]
+    families: frozenset[str]
 
 
 @dataclass
@@ -20,6 +34,22 @@ class ServiceCache:
     cache: Cache | None  # None: no Redis configured
     modes: CacheModes
     service: str
+    near: NearCache | None = None
+    near_policy: NearPolicy = NearPolicy(frozenset(), frozenset())
+    bus: Broadcast | None = None  # carries near-cache drops to every process
+    _near_epoch: int = 0
+    _view_families: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def keep_near(self, policy: NearPolicy, settings: Settings, namespace: str) -> None:
+        """Keep `policy`'s entities in the process too; drops arrive on the namespace's bus."""
+        self.near = NearCache(maxsize=settings.near_cache_size, ttl_s=settings.near_cache_ttl_s)
+        self.near_policy = policy
+        self.bus = Broadcast(settings.redis_url, f"{namespace}:near", self.on_near_message)
+        self.bus.start()
+
+    async def close(self) -> None:
+        if self.bus is not None:
+            await self.bus.stop()
 
     @property
     def reading(self) -> bool:
@@ -32,14 +62,33 @@ class ServiceCache:
     async def read(self, entity: Entity, key: Key, loader: Loader, ttl: TTLPolicy) -> bytes:
         if self.cache is None or not self.reading:
             return (await loader())[1]
-        return await self.cache.get_or_load(entity, key, loader, ttl)
+        near = self._near_for(entity)
+        if near is None:
+            return await self.cache.get_or_load(entity, key, loader, ttl)
+        if (value := near.get((entity.name, key))) is not None:
+            for_entity(entity.name).near_hit.inc()
+            return value
+        stamp = near.stamp()
+        value = await self.cache.get_or_load(entity, key, loader, ttl)
+        near.put((entity.name, key), value, stamp)
+        return value
 
     async def read_view(
         self, entity: Entity, key: Key, families: Sequence[str], loader: Loader, ttl: TTLPolicy
     ) -> bytes:
         if self.cache is None or not self.reading:
             return (await loader())[1]
-        return await self.cache.get_or_load_view(entity, key, families, loader, ttl)
+        near = self._near_for(entity)
+        if near is None:
+            return await self.cache.get_or_load_view(entity, key, families, loader, ttl)
+        self._view_families.setdefault(entity.name, frozenset(families))
+        if (value := near.get((entity.name, key))) is not None:
+            for_entity(entity.name).near_hit.inc()
+            return value
+        stamp = near.stamp()
+        value = await self.cache.get_or_load_view(entity, key, families, loader, ttl)
+        near.put((entity.name, key), value, stamp)
+        return value
 
     async def read_many(
         self, entity: Entity, keys: Sequence[Key], loader: ManyLoader, ttl: TTLPolicy
@@ -68,9 +117,37 @@ class ServiceCache:
             await self.cache.put(entity, key, version, payload, ttl)
 
     async def invalidate(self, entity: Entity, key: Key, version: int) -> None:
-        if self.cache is not None:
-            await self.cache.invalidate(entity, key, version)
+        if self.cache is None:
+            return
+        await self.cache.invalidate(entity, key, version)
+        if self.bus is not None and entity.name in self.near_policy.entities:
+            await self.bus.send(orjson.dumps(["drop", entity.name, key]).decode())
 
     async def bump(self, families: Sequence[str]) -> None:
-        if self.cache is not None and families:
-            await self.cache.bump(families)
+        if self.cache is None or not families:
+            return
+        await self.cache.bump(families)
+        if self.bus is not None and self.near_policy.families.intersection(families):
+            await self.bus.send(orjson.dumps(["bump", *families]).decode())
+
+    async def on_near_message(self, message: str) -> None:
+        """Another process (or this one) changed near-cached data: drop the local copies."""
+        if self.near is None:
+            return
+        kind, *args = orjson.loads(message)
+        if kind == "drop":
+            name, key = args
+            self.near.drop((name, tuple(key) if isinstance(key, list) else key))
+        else:
+            for name, families in self._view_families.items():
+                if families.intersection(args):
+                    self.near.clear(name)
+
+    def _near_for(self, entity: Entity) -> NearCache | None:
+        if self.near is None or entity.name not in self.near_policy.entities:
+            return None
+        assert self.cache is not None
+        if self.cache.epoch != self._near_epoch:  # Redis healed from an outage: start over
+            self.near.clear()
+            self._near_epoch = self.cache.epoch
+        return self.near

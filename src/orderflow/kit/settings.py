@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     quiet_window_end: str = "05:00"
     quiet_window_tz: str = Field("", description="IANA zone of the quiet window; empty: local")
     warm_popular_items: int = 500
+    near_cache_ttl_s: float = Field(5.0, description="0 turns the in-process near cache off")
+    near_cache_size: int = 10_000
 
     sse_heartbeat_s: float = 15.0
     event_stream_maxlen: int = 100_000

@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from orderflow.kit.app import create_app
 from orderflow.kit.settings import Settings
+from orderflow.shop.caching import NEAR
 from orderflow.shop.clients.router import router as clients
 from orderflow.shop.items.router import router as items
 from orderflow.shop.orders.router import router as orders
@@ -16,6 +17,7 @@ def build(settings: Settings) -> FastAPI:
         settings,
         databases=("shopdb",),
         namespace="shop",
+        near=NEAR,
         routers=[items, clients, orders],
         description="Client-facing: the catalogue, client profiles, orders.",
         extra=warmer,

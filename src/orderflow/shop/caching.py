@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from orderflow.cache import Entity, FixedTTL, QuietWindowTTL
+from orderflow.kit.caching import NearPolicy
 from orderflow.kit.settings import Settings
 
 NAMESPACE = "shop"
@@ -26,6 +27,11 @@ VIEW_TTL = FixedTTL(600)
 CATALOGUE = "catalogue"
 ALL_ORDERS = "orders"  # views that no status or client narrows: change only when one is created
 COUNTS = "counts"
+
+
+# Items and catalogue pages tolerate bounded staleness (their policy is time-based), so they are
+# also kept in each process; orders never are: write-through promises the latest state.
+NEAR = NearPolicy(frozenset({ITEM.name, CATALOGUE_PAGE.name}), frozenset({CATALOGUE}))
 
 
 def item_ttl(settings: Settings) -> QuietWindowTTL:
