@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from prometheus_client import start_http_server
 
 from orderflow import platform
 from orderflow.kit.settings import ServiceName, Settings, get_settings
@@ -73,8 +74,19 @@ async def _relay(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    _export_metrics(settings.host, settings.relay_metrics_port)
     async with opened(settings) as ways:
         await run(ways, stop, batch=settings.relay_batch_size, idle_s=settings.relay_idle_sleep_s)
+
+
+def _export_metrics(host: str, port: int) -> None:
+    """The relay has no API of its own: its Prometheus metrics get a small server."""
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:  # a second relay on one machine: it relays all the same
+        logging.warning("relay metrics not exported on port %s: %s", port, exc)
 
 
 @app.command()

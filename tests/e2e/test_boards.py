@@ -41,6 +41,7 @@ async def queue_orders(settings: Settings, relay: list[Direction], n: int) -> li
     return ids
 
 
+@pytest.mark.timeout(300)  # 5,000 claim attempts on two cores
 async def test_operators_race_for_orders_across_two_processes(
     mes_pair: tuple[str, str],
     settings: Settings,

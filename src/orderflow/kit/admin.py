@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, model_validator
+from redis.exceptions import RedisError
 
 from orderflow.kit.caching import ServiceCache
 from orderflow.kit.errors import Unavailable
@@ -68,5 +69,8 @@ async def switch_cache(request: Request, body: CacheSwitch) -> JSONBytes:
         changes["orders"] = body.orders
     if not cached.modes.available:
         raise Unavailable("the cache switch needs Redis, and none is configured")
-    applied_by = await cached.modes.set(changes)
+    try:
+        applied_by = await cached.modes.set(changes)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise Unavailable(f"the switch is kept in Redis, which did not answer: {exc}") from exc
     return JSONBytes(dumps(_state(cached) | {"applied_by": applied_by}))

@@ -49,10 +49,10 @@ class CacheModes:
         """Store the change, and return once every process applied it (how many did)."""
         if self.broadcast is None:
             raise RuntimeError("the cache switch needs Redis")
-        self.values.update(changes)
         mapping: dict[Any, Any] = dict(changes)  # redis-py's Mapping key type is invariant
         async with asyncio.timeout(2):
             await self.broadcast.redis.hset(HASH, mapping=mapping)
+        self.values.update(changes)  # only once stored: a failed switch changes nothing here
         return await self.broadcast.send("reload")
 
     async def reload(self) -> None:

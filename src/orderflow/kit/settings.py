@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     sse_heartbeat_s: float = 15.0
     event_stream_maxlen: int = 100_000
 
+    relay_metrics_port: int = Field(8004, description="the relay's /metrics; 0: none")
     relay_batch_size: int = 100
     relay_idle_sleep_s: float = 0.05
 

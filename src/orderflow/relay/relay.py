@@ -63,9 +63,9 @@ class Direction:
                     after_commit = await self.apply(target, event)
                 if after_commit is not None:
                     await after_commit()
-            metrics.RELAY_EVENTS.labels(self.name).inc(len(events))
             if events:
                 await outbox.mark_published([e.id for e in events])
+        metrics.RELAY_EVENTS.labels(self.name).inc(len(events))
         return len(events)
 
 
@@ -84,7 +84,7 @@ def directions(
         if result is None or production is None:
             return None
         event_type, order = result
-        from_status = None if event_type == "queued" else "queued"
+        from_status = "queued" if event_type == "cancelled" else None
         return lambda: _announce(production, event_type, order, from_status)
 
     async def apply_to_shop(session: AsyncSession, event: OutboxRow) -> AfterCommit | None:

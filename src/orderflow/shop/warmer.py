@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from fastapi import FastAPI
-from redis.exceptions import RedisError
 
 from orderflow.kit.resources import Resources
 from orderflow.shop.caching import item_ttl
@@ -33,9 +32,13 @@ async def warm_popular(app: FastAPI, resources: Resources, window: datetime) -> 
     lock = LOCK.format(date=window.date().isoformat())
     if not await redis.set(lock, "1", nx=True, ex=6 * 3600):
         return 0
-    shop = get_shop_of(app)
-    ids = await popular_item_ids(shop, resources.settings.warm_popular_items)
-    warmed = await warm_items(shop, ids)
+    try:
+        shop = get_shop_of(app)
+        ids = await popular_item_ids(shop, resources.settings.warm_popular_items)
+        warmed = await warm_items(shop, ids)
+    except BaseException:
+        await redis.delete(lock)  # let another process (or the next try) do it
+        raise
     log.info("warmed %d popular items for the quiet window of %s", warmed, window.date())
     return warmed
 
@@ -47,8 +50,8 @@ async def _every_window(app: FastAPI, resources: Resources) -> None:
         await asyncio.sleep(max(0.0, window.timestamp() - datetime.now().timestamp()))
         try:
             await warm_popular(app, resources, window)
-        except (RedisError, OSError, TimeoutError) as exc:  # next night, then
-            log.warning("could not warm the catalogue: %s", exc)
+        except Exception:
+            log.exception("could not warm the catalogue")
 
 
 @asynccontextmanager

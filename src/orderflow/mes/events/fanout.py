@@ -65,15 +65,15 @@ class EventFanout:
                 if self.position == "$":
                     self.position = await self.stream.last_id()
                 events = await self.stream.read(self.position, self.block_ms)
+                if not healthy:
+                    await self._after_outage()
             except (RedisError, OSError, TimeoutError) as exc:
                 if healthy:
                     log.warning("event stream unreachable, retrying: %s", exc)
                 healthy = False
                 await asyncio.sleep(0.5)
                 continue
-            if not healthy:
-                await self._after_outage()
-                healthy = True
+            healthy = True
             for event in events:
                 self.position = event.id
                 for subscriber in list(self.subscribers):

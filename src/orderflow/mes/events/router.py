@@ -4,10 +4,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from redis.exceptions import RedisError
 
-from orderflow.mes.events.fanout import EventFanout
+from orderflow.kit.errors import Unavailable
+from orderflow.mes.events.fanout import RESYNC, EventFanout
 from orderflow.mes.events.stream import StreamEvent, parse_id
 
 router = APIRouter(tags=["production"])
@@ -26,7 +28,17 @@ def sse(event: StreamEvent) -> ServerSentEvent:
     return ServerSentEvent(raw_data=event.data.decode(), event=kind, id=event.id or None)
 
 
-@router.get("/events", response_class=EventSourceResponse)
+def require_fanout(request: Request) -> None:
+    if getattr(request.app.state, "fanout", None) is None:
+        raise Unavailable("live events need Redis, and none is configured")
+
+
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    dependencies=[Depends(require_fanout)],
+    responses={503: {"description": "No Redis configured"}},
+)
 async def events(
     request: Request, last_event_id: LastEventId = None
 ) -> AsyncIterator[ServerSentEvent]:
@@ -42,9 +54,12 @@ async def events(
         yield ServerSentEvent(comment="subscribed")  # from here on, nothing is missed
         seen = (0, 0)
         if last_event_id is not None:
-            missed = await fanout.stream.after(last_event_id)
+            try:
+                missed = await fanout.stream.after(last_event_id)
+            except (RedisError, OSError, TimeoutError):
+                missed = None  # cannot replay now: the board re-reads instead
             if missed is None:
-                yield sse(StreamEvent("", b'{"type":"resync"}'))
+                yield sse(RESYNC)
             else:
                 seen = parse_id(last_event_id)
                 for event in missed:

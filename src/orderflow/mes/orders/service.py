@@ -135,7 +135,7 @@ async def announce(
     body = dumps(order)
     await p.cache.put(PRODUCTION_ORDER, order["id"], order["version"], body, ENTRY_TTL)
     await p.cache.bump(moved_families(from_status, order["status"], operator_id))
-    if p.events is not None:
+    if p.events is not None and event_type:  # "": a rewrite of a state announced before
         await p.events.publish(event_type, order)
     return body
 
@@ -197,13 +197,15 @@ async def ingest(
 ) -> tuple[str, dict[str, Any]] | None:
     """Relay side: apply a ShopDB event once per event id.
 
-    Returns the MES event to announce with the production order's new state, or None when
-    nothing changed (a redelivery, or a cancel that came after a claim).
+    Returns the MES event to announce with the production order's new state; the event is ""
+    when nothing changed (a redelivery, a cancel after a claim), so that the caller still
+    rewrites the cache (an earlier delivery may have died before doing so) but tells no board.
+    None when there is no production order.
     """
     repo = ProductionRepository(session)
-    if not await repo.mark_processed(event_id):
-        return None
     order_id = int(payload["order_id"])
+    if not await repo.mark_processed(event_id):
+        return await _unchanged(repo, order_id)
     if event_type == "order_confirmed":
         lines = [{"item_id": ln["item_id"], "quantity": ln["quantity"]} for ln in payload["lines"]]
         order = await repo.insert_queued(order_id, lines)
@@ -215,4 +217,11 @@ async def ingest(
         if order is not None:
             await repo.record(order_id, S.QUEUED, S.CANCELLED, None)
             return "cancelled", production_order_dict(order)
-    return None
+    return await _unchanged(repo, order_id)
+
+
+async def _unchanged(
+    repo: ProductionRepository, order_id: int
+) -> tuple[str, dict[str, Any]] | None:
+    order = await repo.get(order_id)
+    return ("", production_order_dict(order)) if order is not None else None

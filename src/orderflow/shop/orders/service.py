@@ -139,12 +139,14 @@ async def apply_production_event(
 ) -> dict[str, Any] | None:
     """Relay side: move an order forward to `status`, once per event id, never backwards.
 
-    Returns the order's new JSON-able state when it changed, else None.
+    Returns the order's current state (None if there is no such order), changed or not: a
+    relay that died after an earlier delivery's commit but before its cache write gets to
+    write it now.
     """
     repo = OrderRepository(session)
-    if not await repo.mark_processed(event_id):
-        return None
-    order = await repo.set_status(order_id, status, from_any=statuses_before(status))
+    if await repo.mark_processed(event_id):
+        await repo.set_status(order_id, status, from_any=statuses_before(status))
+    order = await repo.get(order_id)
     if order is None:
         return None
     lines = await repo.lines_of([order_id])
