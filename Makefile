@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint format install bench bench-claims loadtest clean
+.PHONY: help run test lint format install bench bench-claims loadtest faults clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ bench: install ## the cached read path side by side (ceiling, PostgreSQL, Redis,
 
 bench-claims: install ## MES claims per second and claim-to-event latency, N operators and M boards
 	$(UV) run --frozen python -m bench.claims
+
+loadtest: install ## Locust: the three roles against a running platform, cache off then on; HTML report in reports/
+	$(UV) run --frozen orderflow loadtest
+
+faults: install ## the long fault suite: load from all roles while Redis, PostgreSQL, relay and APIs fail
+	$(UV) run --frozen python -m tests.faults.suite --seconds $(or $(SECONDS),120)
 
 clean: ## remove the embedded servers' data (.orderflow/) and caches
 	rm -rf .orderflow .pytest_cache .mypy_cache .ruff_cache
