@@ -43,7 +43,7 @@ loadtest: install ## Locust: the three roles against a running platform, cache o
 	$(UV) run --frozen orderflow loadtest
 
 faults: install ## the long fault suite: load from all roles while Redis, PostgreSQL, relay and APIs fail
-	$(UV) run --frozen python -m tests.faults.suite --seconds $(or $(SECONDS),120)
+	$(UV) run --frozen python -m tests.faults.suite --seconds $(or $(FAULT_SECONDS),120)
 
 clean: ## remove the embedded servers' data (.orderflow/) and caches
 	rm -rf .orderflow .pytest_cache .mypy_cache .ruff_cache

@@ -111,6 +111,78 @@ def seed_command(
         platform.load(live, volumes)
 
 
+@app.command()
+def loadtest(
+    start: Annotated[
+        bool | None,
+        typer.Option(
+            "--start/--no-start",
+            help="start `orderflow up` for the test and stop it after (default: only when "
+            "nothing answers /health at the configured URLs)",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="data dir of a platform we start; default .orderflow")
+    ] = None,
+    orders: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="ORDERFLOW_SEED_ORDERS of a platform we start in a fresh --data-dir; for "
+            "1,000,000 orders `orderflow seed --orders 1000000` into an empty data dir first",
+        ),
+    ] = None,
+    steps: Annotated[str, typer.Option(help="users at each step, comma-separated")] = "10,20,40,80",
+    step_seconds: Annotated[float, typer.Option(min=1)] = 30.0,
+    warmup_seconds: Annotated[float, typer.Option(min=0)] = 15.0,
+    think_ms: Annotated[float, typer.Option(min=0, help="mean pause between tasks")] = 300.0,
+    probe_rate: Annotated[float, typer.Option(min=1, help="open-model requests/s")] = 200.0,
+    probe_seconds: Annotated[float, typer.Option(min=0, help="per endpoint; 0: no probe")] = 20.0,
+    sla_read_ms: Annotated[float, typer.Option(help="p95 target of reads")] = 50.0,
+    sla_order_ms: Annotated[float, typer.Option(help="p95 target of order placement")] = 150.0,
+    sla_claim_ms: Annotated[float, typer.Option(help="p95 target of claims")] = 100.0,
+    sla_errors: Annotated[int, typer.Option(min=0, help="errors allowed per group")] = 0,
+    reports: Annotated[Path, typer.Option(help="reports/loadtest-<timestamp>/ go here")] = Path(
+        "reports"
+    ),
+    docs: Annotated[
+        bool, typer.Option("--docs/--no-docs", help="write our section of docs/performance.md")
+    ] = True,
+) -> None:
+    """Locust users of the three roles against a running platform (started when none runs):
+    cache off then on, a step load and an open-model probe; SLA verdicts and an HTML report."""
+    import sys
+
+    from orderflow.loadtest.config import Options, Sla
+    from orderflow.loadtest.runner import run
+
+    settings = get_settings()
+    try:
+        counts = tuple(int(n) for n in steps.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter("comma-separated user counts", param_hint="--steps") from exc
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter("comma-separated user counts", param_hint="--steps")
+    options = Options(
+        urls={s: f"http://{settings.host}:{settings.port_of(s)}" for s in platform.SERVICES},
+        start=start,
+        data_dir=data_dir or settings.data_dir,
+        orders=orders,
+        steps=counts,
+        step_seconds=step_seconds,
+        warmup_seconds=warmup_seconds,
+        think_ms=think_ms,
+        probe_rate=probe_rate,
+        probe_seconds=probe_seconds,
+        sla=Sla(sla_read_ms, sla_order_ms, sla_claim_ms, sla_errors),
+        reports_dir=reports,
+        docs=Path("docs/performance.md") if docs else None,
+        command=" ".join(["orderflow", *sys.argv[1:]]),
+    )
+    if run(options) is None:
+        raise typer.Exit(1)
+
+
 def _configured() -> Settings:
     settings = get_settings()
     missing = [n for n in ("shop_dsn", "mes_dsn") if not getattr(settings, n)]
