@@ -1,9 +1,11 @@
 """Declarative bases, one per database, with a naming convention for constraints."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, MetaData, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import BigInteger, DateTime, Index, MetaData, String, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -28,3 +30,33 @@ class Versioned:
     version: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OutboxTable:
+    """A transactional outbox: events written in the same transaction as the change they
+    announce; the relay delivers them to the other database and then marks them published."""
+
+    __tablename__ = "outbox"
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        unpublished = text("published_at IS NULL")
+        return (Index("ix_outbox_unpublished", "id", postgresql_where=unpublished),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(String(40))
+    order_id: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProcessedEventTable:
+    """Ids of the other database's events already applied here: a redelivery is a no-op."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -3,11 +3,11 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, func, text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from orderflow.data.base import MesBase, Versioned
+from orderflow.data.base import MesBase, OutboxTable, ProcessedEventTable, Versioned
 
 
 class Operator(Versioned, MesBase):
@@ -56,28 +56,9 @@ class StatusHistory(MesBase):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class MesOutbox(MesBase):
-    """Events for ShopDB (`in_production`, `ready`), written with the change that causes them."""
-
-    __tablename__ = "outbox"
-    __table_args__ = (
-        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    event_type: Mapped[str] = mapped_column(String(40))
-    order_id: Mapped[int] = mapped_column(BigInteger)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+class MesOutbox(OutboxTable, MesBase):
+    pass
 
 
-class MesProcessedEvent(MesBase):
-    """Ids of ShopDB events already ingested: redelivery is a no-op."""
-
-    __tablename__ = "processed_events"
-
-    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+class MesProcessedEvent(ProcessedEventTable, MesBase):
+    pass

@@ -1,13 +1,9 @@
 """ShopDB: the catalogue, clients and orders of the Shop and the CRM."""
 
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from orderflow.data.base import ShopBase, Versioned
+from orderflow.data.base import OutboxTable, ProcessedEventTable, ShopBase, Versioned
 
 
 class Item(Versioned, ShopBase):
@@ -59,28 +55,9 @@ class OrderLine(ShopBase):
     unit_price: Mapped[int] = mapped_column(BigInteger)
 
 
-class ShopOutbox(ShopBase):
-    """Events written in the same transaction as the change; the relay delivers them to the MES."""
-
-    __tablename__ = "outbox"
-    __table_args__ = (
-        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    event_type: Mapped[str] = mapped_column(String(40))
-    order_id: Mapped[int] = mapped_column(BigInteger)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+class ShopOutbox(OutboxTable, ShopBase):
+    pass
 
 
-class ShopProcessedEvent(ShopBase):
-    """Ids of MES events already applied here: redelivery is a no-op."""
-
-    __tablename__ = "processed_events"
-
-    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+class ShopProcessedEvent(ProcessedEventTable, ShopBase):
+    pass

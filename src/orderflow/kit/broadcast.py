@@ -8,13 +8,14 @@ take effect "at once" everywhere, not merely soon.
 """
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from orderflow.kit.tasks import cancel
 
 log = logging.getLogger(__name__)
 Handler = Callable[[str], Awaitable[None]]
@@ -60,10 +61,7 @@ class Broadcast:
         self.task = asyncio.create_task(self._listen(), name=f"broadcast:{self.channel}")
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await cancel(self.task)
         await self.redis.aclose()
 
     async def _listen(self) -> None:

@@ -6,7 +6,6 @@ busy hours begin with a warm catalogue. One Shop process per window does it (a R
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +14,7 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from orderflow.kit.resources import Resources
+from orderflow.kit.tasks import cancel
 from orderflow.shop.caching import item_ttl
 from orderflow.shop.context import get_shop_of
 from orderflow.shop.items.service import popular_item_ids, warm_items
@@ -60,6 +60,4 @@ async def warmer(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel(task)

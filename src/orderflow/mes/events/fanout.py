@@ -5,12 +5,12 @@ then skips live events it already had, so nothing falls between replay and live 
 """
 
 import asyncio
-import contextlib
 import logging
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from orderflow.kit.tasks import cancel
 from orderflow.mes.events.stream import EventStream, StreamEvent
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,7 @@ class EventFanout:
         self.task = asyncio.create_task(self._run(), name="mes-event-fanout")
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await cancel(self.task)
         await self.redis.aclose()
 
     def subscribe(self) -> Subscription:
