@@ -1,7 +1,8 @@
 # orderflow: every target has a `##` help line; `make help` lists them.
 SHELL := /bin/bash
 PYTHON ?= python3
-export UV_PYTHON ?= $(shell command -v $(PYTHON))
+# The interpreter itself, not a shim: uv rebuilds .venv whenever this path changes.
+export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST_ARGS ?=
