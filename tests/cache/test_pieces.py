@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from orderflow.cache import Entity, FixedTTL, KeySpace, QuietWindowTTL, entry
-from orderflow.cache.flight import SingleFlight
+from orderflow.cache.flight import Flight, SingleFlight
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -101,7 +101,7 @@ async def test_single_flight_shares_results_and_survives_a_cancelled_leader() ->
     flights: SingleFlight[int] = SingleFlight()
     gate, calls = asyncio.Event(), []
 
-    async def work() -> int:
+    async def work(_: Flight[int]) -> int:
         calls.append(1)
         await gate.wait()
         return len(calls)
@@ -115,4 +115,26 @@ async def test_single_flight_shares_results_and_survives_a_cancelled_leader() ->
         await asyncio.sleep(0)
     gate.set()
     assert await asyncio.gather(*followers) == [2] * 5
+    assert len(flights) == 0
+
+
+async def test_nobody_joins_a_flight_that_is_already_loading() -> None:
+    """A row read before a newcomer arrived may predate a write acknowledged to it."""
+    flights: SingleFlight[str] = SingleFlight()
+    loading, release = asyncio.Event(), asyncio.Event()
+
+    async def old_load(flight: Flight[str]) -> str:
+        flight.loading = True
+        loading.set()
+        await release.wait()
+        return "version 1"
+
+    async def new_load(_: Flight[str]) -> str:
+        return "version 2"
+
+    early = asyncio.create_task(flights.run("k", old_load))
+    await loading.wait()  # ... a writer commits version 2 and invalidates here ...
+    assert await flights.run("k", new_load) == "version 2"
+    release.set()
+    assert await early == "version 1"
     assert len(flights) == 0

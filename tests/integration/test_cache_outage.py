@@ -16,7 +16,7 @@ from orderflow.kit.embedded import EmbeddedRedis, free_port
 from orderflow.kit.settings import Settings
 from tests.cachecheck import cache_of, hits
 from tests.clients import api
-from tests.factories import new_client, new_order
+from tests.factories import new_client, new_item, new_order
 
 
 @pytest.fixture
@@ -65,6 +65,8 @@ async def test_redis_stopped_then_back(
     shop, crm = apis["shop"], apis["crm"]
     client = await new_client(shop)
     await shop.get(f"/clients/{client['id']}")
+    item = await new_item(crm)  # its own: the other tests' caches never hear of this Redis
+    await shop.get(f"/items/{item['id']}")
     before = await read_all(apis)
 
     redis.stop()
@@ -77,12 +79,17 @@ async def test_redis_stopped_then_back(
     order = await new_order(shop, client_id=client["id"])
     assert (await crm.post(f"/orders/{order['id']}/confirm")).status_code == 200
     assert (await shop.get(f"/clients/{client['id']}")).json() == patched.json()
+    change = {"name": "Edited in the dark", "category": item["category"], "price": 100}
+    edited = await crm.put(f"/items/{item['id']}", json=change)
+    assert edited.status_code == 200  # the near-cache drop cannot be broadcast: no matter
+    assert (await crm.post("/items", json=change)).status_code == 201
 
     redis.start()
     for service in apis.values():
         await wait_healthy(service)
     assert (await shop.get(f"/clients/{client['id']}")).json() == patched.json()
     assert (await shop.get(f"/orders/{order['id']}")).json()["status"] == "confirmed"
+    assert (await shop.get(f"/items/{item['id']}")).json() == edited.json()
     # Each process's breaker bumped the epoch on recovery: a read adopts the newest epoch,
     # the next refills, and from then on the cache serves again.
     hits_before = await hits(shop, "client")

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from orderflow.cache import entry
 from orderflow.cache.errors import CacheError
-from orderflow.cache.flight import SingleFlight
+from orderflow.cache.flight import Flight, SingleFlight
 from orderflow.cache.metrics import EntityMetrics
 from orderflow.cache.store import Miss, Store
 from orderflow.cache.ttl import TTLPolicy
@@ -65,7 +65,7 @@ class Reader:
     ) -> bytes:
         """The value at `key` (in `epoch`), loaded and filled on a miss; never a cache error."""
         read = _Read(m, epoch, key, loader, ttl)
-        payload, result = await self._flights.run(key, lambda: self._fetch(read))
+        payload, result = await self._flights.run(key, lambda flight: self._fetch(read, flight))
         getattr(m, result).inc()  # every caller counts, followers included
         return payload
 
@@ -105,27 +105,30 @@ class Reader:
         m.miss.inc(len(misses))
         return [loaded[i][1] if raw is None else entry.body(raw) for i, raw in enumerate(stored)]
 
-    async def _fetch(self, read: _Read) -> _Fetched:
+    async def _fetch(self, read: _Read, flight: Flight[_Fetched]) -> _Fetched:
         """One flight: look up; on a miss, load under the lease or wait for its holder."""
         token, deadline = next(self._tokens), time.monotonic() + self._wait_s
         while True:
             try:
                 found = await self._store.lookup(read.m, read.epoch, read.key, token)
             except CacheError:
-                return await self._load(read), "bypass"
+                return await self._load(read, flight), "bypass"
             if isinstance(found, bytes):
                 return entry.body(found), "hit"
             if found is Miss.MOVED:  # our key is in an old epoch that nobody reads any more
-                return await self._load(read), "miss"
+                return await self._load(read, flight), "miss"
             if found is Miss.LEASED:
-                return await self._load_and_fill(read, token), "miss"
+                return await self._load_and_fill(read, flight, token), "miss"
             if time.monotonic() >= deadline:
-                return await self._load_and_fill(read, None), "miss"
+                return await self._load_and_fill(read, flight, None), "miss"
             await asyncio.sleep(self._poll_s)
 
-    async def _load_and_fill(self, read: _Read, token: str | None) -> bytes:
+    async def _load_and_fill(
+        self, read: _Read, flight: Flight[_Fetched], token: str | None
+    ) -> bytes:
         try:
             read.m.loads.inc()
+            flight.loading = True
             version, payload = await read.loader()
             if version is not None:
                 ttl_ms = read.ttl.ttl_ms()
@@ -138,8 +141,9 @@ class Reader:
                 await _quietly(self._store.release(read.m, read.key, token))
 
     @staticmethod
-    async def _load(read: _Read) -> bytes:
+    async def _load(read: _Read, flight: Flight[_Fetched]) -> bytes:
         read.m.loads.inc()
+        flight.loading = True
         return (await read.loader())[1]
 
 

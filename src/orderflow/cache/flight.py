@@ -13,20 +13,33 @@ class _LeaderGone(Exception):
     """The leading call was cancelled; its followers must try again on their own."""
 
 
+class Flight(Generic[T]):
+    """One leader's work on a key. `loading` is set once it reads the database: from then on
+    nobody joins it, since the row it reads may predate a write acknowledged to a newcomer."""
+
+    __slots__ = ("future", "loading")
+
+    def __init__(self, future: asyncio.Future[T]) -> None:
+        self.future = future
+        self.loading = False
+
+
 class SingleFlight(Generic[T]):
     """The first caller of a key runs `fn` in its own task (so its context, e.g. its database
-    session, is the one used); callers arriving meanwhile wait for its result or exception.
+    session, is the one used); callers arriving before it starts loading share its result or
+    exception. A caller arriving later leads a flight of its own: its Redis lookup sees any
+    invalidation since, and the cross-process lease still keeps it from loading twice.
     """
 
     def __init__(self) -> None:
-        self._leaders: dict[str, asyncio.Future[T]] = {}
+        self._leaders: dict[str, Flight[T]] = {}
 
-    async def run(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """`fn()`'s result, computed once for all concurrent callers of `key`."""
-        while (pending := self._leaders.get(key)) is not None:
+    async def run(self, key: str, fn: Callable[[Flight[T]], Awaitable[T]]) -> T:
+        """`fn(flight)`'s result, computed once for the callers of `key` that can share it."""
+        while (flight := self._leaders.get(key)) is not None and not flight.loading:
             try:
                 # shield: a follower being cancelled must not cancel the shared result.
-                return await asyncio.shield(pending)
+                return await asyncio.shield(flight.future)
             except _LeaderGone:
                 continue  # the first follower to wake up leads the next round
         return await self._lead(key, fn)
@@ -34,20 +47,21 @@ class SingleFlight(Generic[T]):
     def __len__(self) -> int:
         return len(self._leaders)
 
-    async def _lead(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
-        shared: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._leaders[key] = shared
+    async def _lead(self, key: str, fn: Callable[[Flight[T]], Awaitable[T]]) -> T:
+        flight = Flight[T](asyncio.get_running_loop().create_future())
+        self._leaders[key] = flight
         try:
-            result = await fn()
+            result = await fn(flight)
         except Exception as exc:  # shared as is: a NotFound reaches every follower unchanged
-            _fail(shared, exc)
+            _fail(flight.future, exc)
             raise
         except BaseException:  # cancelled: followers are not, they retry
-            _fail(shared, _LeaderGone())
+            _fail(flight.future, _LeaderGone())
             raise
         finally:
-            del self._leaders[key]
-        shared.set_result(result)
+            if self._leaders.get(key) is flight:  # a newer flight may have taken the key
+                del self._leaders[key]
+        flight.future.set_result(result)
         return result
 
 

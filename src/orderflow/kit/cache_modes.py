@@ -9,6 +9,8 @@ be read, the configured defaults apply.
 import asyncio
 from typing import Any, cast
 
+from redis.exceptions import RedisError
+
 from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.settings import OrdersMode, Settings
 
@@ -53,7 +55,10 @@ class CacheModes:
         async with asyncio.timeout(2):
             await self.broadcast.redis.hset(HASH, mapping=mapping)
         self.values.update(changes)  # only once stored: a failed switch changes nothing here
-        return await self.broadcast.send("reload")
+        try:
+            return await self.broadcast.send("reload")
+        except (RedisError, OSError, TimeoutError):
+            return 0  # stored: every listener reloads the modes when it resubscribes
 
     async def reload(self) -> None:
         if self.broadcast is None:

@@ -8,10 +8,13 @@ Entities named in `near` are also kept in the process (`NearCache`): a writer's 
 or generation bump is broadcast, and answered only once every process has dropped its copy.
 """
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 
 from orderflow.cache import Cache, Entity, Key, NearCache, TTLPolicy
 from orderflow.cache.aside import Loader, ManyLoader
@@ -19,6 +22,8 @@ from orderflow.cache.metrics import for_entity
 from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,15 +125,25 @@ class ServiceCache:
         if self.cache is None:
             return
         await self.cache.invalidate(entity, key, version)
-        if self.bus is not None and entity.name in self.near_policy.entities:
-            await self.bus.send(orjson.dumps(["drop", entity.name, key]).decode())
+        if entity.name in self.near_policy.entities:
+            await self._tell_near(["drop", entity.name, key])
 
     async def bump(self, families: Sequence[str]) -> None:
         if self.cache is None or not families:
             return
         await self.cache.bump(families)
-        if self.bus is not None and self.near_policy.families.intersection(families):
-            await self.bus.send(orjson.dumps(["bump", *families]).decode())
+        if self.near_policy.families.intersection(families):
+            await self._tell_near(["bump", *families])
+
+    async def _tell_near(self, message: list[Any]) -> None:
+        """Drop near copies in every process. Best effort, like every cache write: if Redis
+        is failing, the copies still die within the near cache's TTL."""
+        if self.bus is None or self.cache is None or self.cache.breaker.state == "open":
+            return
+        try:
+            await self.bus.send(orjson.dumps(message).decode())
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("near-cache drop %s not broadcast: %s", message, exc)
 
     async def on_near_message(self, message: str) -> None:
         """Another process (or this one) changed near-cached data: drop the local copies."""

@@ -26,6 +26,7 @@ from orderflow.kit.db import transaction
 from orderflow.kit.deps import Sessions
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings
+from orderflow.mes.caching import status_family
 from orderflow.mes.context import Production
 from orderflow.mes.events.stream import EventStream
 from orderflow.mes.orders.service import announce, ingest
@@ -84,8 +85,7 @@ def directions(
         if result is None or production is None:
             return None
         event_type, order = result
-        from_status = "queued" if event_type == "cancelled" else None
-        return lambda: _announce(production, event_type, order, from_status)
+        return lambda: _announce(production, event_type, order)
 
     async def apply_to_shop(session: AsyncSession, event: OutboxRow) -> AfterCommit | None:
         status = PRODUCTION_STATUS.get(event.event_type)
@@ -103,10 +103,13 @@ def directions(
     ]
 
 
-async def _announce(
-    production: Production, event_type: str, order: dict[str, Any], from_status: str | None
-) -> None:
-    await announce(production, event_type, order, from_status, None)
+async def _announce(production: Production, event_type: str, order: dict[str, Any]) -> None:
+    if event_type == "cancelled":
+        await announce(production, event_type, order, "queued", None)
+    elif event_type == "queued":
+        await announce(production, event_type, order, None, None)
+    else:  # a redelivery: rewrite what an earlier delivery may have left unwritten
+        await announce(production, "", order, None, None, also=[status_family("queued")])
 
 
 @asynccontextmanager

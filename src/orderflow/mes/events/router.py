@@ -1,16 +1,20 @@
-"""`GET /events`: Server-Sent Events for the production boards."""
+"""`GET /events`: Server-Sent Events for the production boards.
+
+Frames are written as bytes, and all events waiting for a board go out in one chunk: under
+a burst of claims a board costs one write per wake-up, not a chain of hand-offs per event.
+"""
 
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
 from orderflow.kit.errors import Unavailable
-from orderflow.mes.events.fanout import RESYNC, EventFanout
-from orderflow.mes.events.stream import StreamEvent, parse_id
+from orderflow.mes.events.fanout import RESYNC, EventFanout, Subscription
+from orderflow.mes.events.stream import parse_id
 
 router = APIRouter(tags=["production"])
 LastEventId = Annotated[
@@ -21,58 +25,74 @@ LastEventId = Annotated[
         description="the id of the last event seen; the events after it are replayed",
     ),
 ]
+SUBSCRIBED = b": subscribed\n\n"  # from here on, nothing is missed
+HEARTBEAT = b": heartbeat\n\n"
 
 
-def sse(event: StreamEvent) -> ServerSentEvent:
-    kind = "resync" if not event.id else event.type
-    return ServerSentEvent(raw_data=event.data.decode(), event=kind, id=event.id or None)
-
-
-def require_fanout(request: Request) -> None:
-    if getattr(request.app.state, "fanout", None) is None:
+def require_fanout(request: Request) -> EventFanout:
+    fanout: EventFanout | None = getattr(request.app.state, "fanout", None)
+    if fanout is None:
         raise Unavailable("live events need Redis, and none is configured")
+    return fanout
 
 
 @router.get(
     "/events",
-    response_class=EventSourceResponse,
-    dependencies=[Depends(require_fanout)],
-    responses={503: {"description": "No Redis configured"}},
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "an endless event stream"},
+        503: {"description": "No Redis configured"},
+    },
 )
 async def events(
-    request: Request, last_event_id: LastEventId = None
-) -> AsyncIterator[ServerSentEvent]:
+    request: Request,
+    fanout: Annotated[EventFanout, Depends(require_fanout)],
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
     """Claims, releases, completions, queued and cancelled orders, as they happen.
 
     Each event's id is its Redis stream id. Reconnect with `Last-Event-ID` to get what was
     missed; a `resync` event means that is no longer possible: re-read the lists.
     """
-    fanout: EventFanout = request.app.state.fanout
     heartbeat_s: float = request.app.state.resources.settings.sse_heartbeat_s
-    subscription = fanout.subscribe()
+    frames = _frames(fanout, fanout.subscribe(), last_event_id, heartbeat_s)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+
+
+async def _frames(
+    fanout: EventFanout, subscription: Subscription, last_event_id: str | None, heartbeat_s: float
+) -> AsyncIterator[bytes]:
     try:
-        yield ServerSentEvent(comment="subscribed")  # from here on, nothing is missed
+        yield SUBSCRIBED
         seen = (0, 0)
         if last_event_id is not None:
-            try:
-                missed = await fanout.stream.after(last_event_id)
-            except (RedisError, OSError, TimeoutError):
-                missed = None  # cannot replay now: the board re-reads instead
-            if missed is None:
-                yield sse(RESYNC)
-            else:
-                seen = parse_id(last_event_id)
-                for event in missed:
-                    seen = parse_id(event.id)
-                    yield sse(event)
+            replay, seen = await _replay(fanout, last_event_id)
+            yield replay
         while True:
             try:
-                event = await asyncio.wait_for(subscription.queue.get(), heartbeat_s)
+                first = await asyncio.wait_for(subscription.queue.get(), heartbeat_s)
             except TimeoutError:
-                yield ServerSentEvent(comment="heartbeat")
+                yield HEARTBEAT
                 continue
-            if event.id and parse_id(event.id) <= seen:
-                continue  # already sent during the replay
-            yield sse(event)
+            waiting = [first]
+            while not subscription.queue.empty():
+                waiting.append(subscription.queue.get_nowait())
+            if seen != (0, 0):  # skip what the replay already sent
+                waiting = [e for e in waiting if not e.id or parse_id(e.id) > seen]
+            if waiting:
+                yield b"".join(event.frame for event in waiting)
     finally:
         subscription.close()
+
+
+async def _replay(fanout: EventFanout, last_event_id: str) -> tuple[bytes, tuple[int, int]]:
+    """What the board missed since `last_event_id`, or a resync when that cannot be told."""
+    try:
+        missed = await fanout.stream.after(last_event_id)
+    except (RedisError, OSError, TimeoutError):
+        missed = None  # cannot replay now: the board re-reads instead
+    if missed is None:
+        return RESYNC.frame, (0, 0)
+    seen = parse_id(missed[-1].id) if missed else parse_id(last_event_id)
+    return b"".join(event.frame for event in missed), seen

@@ -8,6 +8,7 @@ the retained tail, in which case the board is told to resync.
 import asyncio
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 
 import orjson
@@ -22,12 +23,18 @@ Rows = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's answer: (stream id, fi
 
 @dataclass(frozen=True)
 class StreamEvent:
-    id: str
+    id: str  # "" for a resync, which is no event of the stream
     data: bytes  # the event's JSON, ready to send
 
     @property
     def type(self) -> str:
         return str(orjson.loads(self.data)["type"])
+
+    @cached_property
+    def frame(self) -> bytes:
+        """The event on the wire, built once however many boards it goes to."""
+        head = f"id: {self.id}\nevent: {self.type}\n" if self.id else "event: resync\n"
+        return head.encode() + b"data: " + self.data + b"\n\n"
 
 
 def event_body(event_type: str, order: dict[str, Any]) -> bytes:

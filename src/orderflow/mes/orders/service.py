@@ -129,12 +129,15 @@ async def announce(
     order: dict[str, Any],
     from_status: str | None,
     operator_id: int | None,
+    *,
+    also: list[str] | None = None,
 ) -> bytes:
-    """The decision is committed: write it through, invalidate the lists it moved, tell
-    every board, and only then answer."""
+    """The decision is committed: write it through, invalidate the lists it moved (and the
+    families in `also`), tell every board, and only then answer."""
     body = dumps(order)
     await p.cache.put(PRODUCTION_ORDER, order["id"], order["version"], body, ENTRY_TTL)
-    await p.cache.bump(moved_families(from_status, order["status"], operator_id))
+    families = moved_families(from_status, order["status"], operator_id)
+    await p.cache.bump([*families, *(also or [])])
     if p.events is not None and event_type:  # "": a rewrite of a state announced before
         await p.events.publish(event_type, order)
     return body

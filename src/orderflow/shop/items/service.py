@@ -66,10 +66,11 @@ async def warm_items(shop: Shop, item_ids: list[int]) -> int:
     """Load `item_ids` into the cache with fresh quiet-window TTLs; returns how many."""
     async with transaction(shop.sessions) as session:
         items = await ItemRepository(session).many(item_ids)
-    if shop.cache.cache is None:
+    cache = shop.cache.cache
+    if cache is None:
         return 0
+    stored = 0
     for item in items:
-        await shop.cache.cache.put(
-            ITEM, item.id, item.version, dumps(item_dict(item)), shop.item_ttl
-        )
-    return len(items)
+        body = dumps(item_dict(item))
+        stored += await cache.put(ITEM, item.id, item.version, body, shop.item_ttl)
+    return stored

@@ -97,7 +97,7 @@ class OrderRepository:
         await self.session.flush()
 
     async def mark_processed(self, event_id: str) -> bool:
-        """False when this event was applied before: the caller then does nothing."""
+        """Record `event_id` as applied; False when it was applied before (a redelivery)."""
         result = await self.session.execute(
             insert(ShopProcessedEvent)
             .values(event_id=event_id)
