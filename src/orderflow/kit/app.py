@@ -1,6 +1,7 @@
 """The app factory every service uses: lifespan, errors, health, metrics, middleware."""
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -69,6 +70,10 @@ def create_app(
             cached.bus = Broadcast(settings.redis_url, f"{namespace}:near", cached.on_near_message)
             cached.bus.start()
         app.state.cache = cached
+        # Everything alive now lives as long as the process: out of the collector's sight, a
+        # full collection no longer walks it, which was the p99 tail of every Redis-backed
+        # endpoint (docs/performance.md, "The Redis p99 tail").
+        gc.freeze()
         try:
             if extra is None:
                 yield
