@@ -19,6 +19,9 @@ schema, but by `assert_problem_body` or the notes below):
 - a body that is not UTF-8 gets FastAPI's own 400 ("There was an error parsing the body"),
   which no operation documents;
 - `GET /metrics` answers Prometheus text, documented as `application/json`.
+
+Strings are generated without U+0000 (`allow-x00`): any text containing it that reaches
+PostgreSQL answers 500 today (a bug, documented by strict xfails in `test_bad_input.py`).
 """
 
 import asyncio
@@ -63,8 +66,8 @@ CONFIG = {
 }
 # The OpenAPI each app serves at /openapi.json (checked below), built without servers.
 SPECS = {service: build_app(service, Settings()).openapi() for service in SERVICES}
-# Ids that exist in the seeded databases: fuzzed ids hit them half the time, so that the
-# success paths (and their response schemas) are exercised, not only 404 and 422.
+# Ids that exist in the seeded databases: fuzzed ids are often swapped for one of them, so
+# that the success paths (and their response schemas) are exercised, not only 404 and 422.
 SEEDED = {
     "item_id": TEST_VOLUMES.items,
     "client_id": TEST_VOLUMES.clients,
@@ -74,9 +77,16 @@ SEEDED = {
 BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
+def _positive_integer(value: Any) -> bool:
+    """An int, or a float with an integer value (JSON has one number type)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value >= 1 and float(value).is_integer()
+
+
 def _seeded_ids(values: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     """`values`, or the same with its positive integer ids replaced by seeded ones."""
-    ids = [k for k, v in values.items() if k in SEEDED and type(v) is int and v >= 1]
+    ids = [k for k, v in values.items() if k in SEEDED and _positive_integer(v)]
     if not ids:
         return st.just(values)
     seeded = st.fixed_dictionaries({k: st.integers(1, SEEDED[k]) for k in ids})
@@ -204,7 +214,9 @@ def test_mes_conforms(case: schemathesis.Case, fuzz_apps: dict[str, Any]) -> Non
 
 
 @pytest.mark.parametrize("service", SERVICES)
-async def test_the_fuzzed_schema_is_the_served_one(service: ServiceName, settings: Settings) -> None:
+async def test_the_fuzzed_schema_is_the_served_one(
+    service: ServiceName, settings: Settings
+) -> None:
     app = build_app(service, settings)
     transport = httpx.ASGITransport(app=app)  # /openapi.json needs no lifespan
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

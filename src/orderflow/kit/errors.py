@@ -117,9 +117,25 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.exceptions.PostgresConnectionError)
 
 
+def is_bad_value(exc: BaseException) -> bool:
+    """True when PostgreSQL (or asyncpg, encoding it) refused a value the client sent: a NUL
+    in a text, a date beyond PostgreSQL's range (SQLSTATE class 22, "data exception")."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = getattr(exc.orig, "__cause__", None) or exc.orig
+    if isinstance(orig, asyncpg.exceptions.DataError):
+        return True
+    return str(getattr(orig, "sqlstate", "") or "").startswith("22")
+
+
 async def _on_dbapi(request: Request, exc: Exception) -> JSONBytes:
     if is_connection_error(exc):
         return await _on_database_down(request, exc)
+    if is_bad_value(exc):
+        detail = "a value cannot be stored: text may not contain NUL, dates must be in range"
+        return problem(
+            422, "Invalid input", detail, request, errors=[{"field": "body", "message": detail}]
+        )
     return await _on_unexpected(request, exc)
 
 

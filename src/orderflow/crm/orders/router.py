@@ -1,9 +1,10 @@
 """CRM order endpoints: sellers see every client's orders and move them along."""
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AfterValidator, AwareDatetime, BaseModel
 
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
@@ -20,6 +21,20 @@ CONFLICT: Responses = {409: {"description": "The order's status does not allow t
 TRANSITION: Responses = {**NOT_FOUND, **CONFLICT}
 
 
+def _storable(moment: datetime) -> datetime:
+    # Aware, and within what PostgreSQL stores once in UTC (years 1 to 9999 leave no margin).
+    try:
+        year = moment.astimezone(UTC).year
+    except OverflowError:  # before year 1 or after 9999 once in UTC
+        year = 0
+    if not 2 <= year <= 9998:
+        raise ValueError("must be between the years 2 and 9998")
+    return moment
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_storable)]
+
+
 class StatusCounts(BaseModel):
     counts: dict[OrderStatus, int]
     total: int
@@ -31,8 +46,8 @@ async def search_orders(
     page: PageDep,
     status: OrderStatus | None = None,
     client_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    created_from: Annotated[AwareDatetime | None, Query(description="inclusive, ISO 8601")] = None,
-    created_to: Annotated[AwareDatetime | None, Query(description="exclusive, ISO 8601")] = None,
+    created_from: Annotated[Moment | None, Query(description="inclusive, ISO 8601")] = None,
+    created_to: Annotated[Moment | None, Query(description="exclusive, ISO 8601")] = None,
 ) -> JSONBytes:
     """Orders of all clients, newest first, filtered by status, client and creation time."""
     body = await views.list_orders(

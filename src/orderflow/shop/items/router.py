@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
-from orderflow.kit.params import Id
+from orderflow.kit.params import NO_NUL, Id
 from orderflow.shop.context import ShopDep
 from orderflow.shop.items import service
 from orderflow.shop.items.schemas import ItemList, ItemOut
@@ -19,8 +19,10 @@ NOT_FOUND: Responses = {404: {"description": "No item with this id"}}
 async def list_items(
     shop: ShopDep,
     page: PageDep,
-    category: Annotated[str | None, Query(max_length=100)] = None,
-    q: Annotated[str | None, Query(max_length=100, description="substring of the name")] = None,
+    category: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    q: Annotated[
+        str | None, Query(max_length=100, pattern=NO_NUL, description="substring of the name")
+    ] = None,
 ) -> JSONBytes:
     """Browse the catalogue, optionally by category and name."""
     return JSONBytes(await service.search_items(shop, category, q, page))

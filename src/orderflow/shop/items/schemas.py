@@ -6,9 +6,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow.data.shopdb import Item
+from orderflow.kit.params import NO_NUL
 
-Name = Field(min_length=1, max_length=200)
-Category = Field(min_length=1, max_length=100)
+Name = Field(min_length=1, max_length=200, pattern=NO_NUL)
+Category = Field(min_length=1, max_length=100, pattern=NO_NUL)
 Price = Field(ge=0, le=100_000_000_00)
 
 
@@ -18,7 +19,7 @@ class ItemIn(BaseModel):
     name: str = Name
     category: str = Category
     price: int = Price
-    description: str = Field("", max_length=5000)
+    description: str = Field("", max_length=5000, pattern=NO_NUL)
 
 
 class ItemOut(BaseModel):

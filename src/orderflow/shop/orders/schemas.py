@@ -14,8 +14,8 @@ MAX_ID = 2**63 - 1
 class LineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    item_id: int = Field(ge=1, le=MAX_ID)
-    quantity: int = Field(ge=1, le=10_000)
+    item_id: int = Field(ge=1, le=MAX_ID, strict=True)
+    quantity: int = Field(ge=1, le=10_000, strict=True)  # JSON numbers only: not true, not "2"
 
 
 class OrderIn(BaseModel):
