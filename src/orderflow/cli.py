@@ -142,6 +142,9 @@ def loadtest(
     sla_order_ms: Annotated[float, typer.Option(help="p95 target of order placement")] = 150.0,
     sla_claim_ms: Annotated[float, typer.Option(help="p95 target of claims")] = 100.0,
     sla_errors: Annotated[int, typer.Option(min=0, help="errors allowed per group")] = 0,
+    sla_min_samples: Annotated[
+        int, typer.Option(min=1, help="fewer requests of a group at a step: p95 not judged")
+    ] = 20,
     reports: Annotated[Path, typer.Option(help="reports/loadtest-<timestamp>/ go here")] = Path(
         "reports"
     ),
@@ -174,7 +177,7 @@ def loadtest(
         think_ms=think_ms,
         probe_rate=probe_rate,
         probe_seconds=probe_seconds,
-        sla=Sla(sla_read_ms, sla_order_ms, sla_claim_ms, sla_errors),
+        sla=Sla(sla_read_ms, sla_order_ms, sla_claim_ms, sla_errors, sla_min_samples),
         reports_dir=reports,
         docs=Path("docs/performance.md") if docs else None,
         command=" ".join(["orderflow", *sys.argv[1:]]),

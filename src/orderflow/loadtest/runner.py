@@ -1,0 +1,203 @@
+"""One load test: the platform, cache off then on, the step load, the probe, the report."""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import gevent
+import httpx
+from locust.env import Environment
+from locust.runners import LocalRunner
+
+from orderflow.loadtest import report, target, users
+from orderflow.loadtest.config import Mode, Options
+from orderflow.loadtest.probe import ENDPOINTS, probe
+from orderflow.loadtest.results import Run, Step, machine, probe_rows, total_rps
+from orderflow.loadtest.samples import by_group
+from orderflow.loadtest.scrape import rates, snapshot
+from orderflow.loadtest.target import Platform, console
+
+RAMP_TIMEOUT_S = 30.0
+SETTLE_S = 2.0
+
+
+class Stop:
+    """Set by SIGINT/SIGTERM; every loop of the run checks it at least every 0.25 s."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def set(self) -> None:
+        if not self.raised:
+            console.print(
+                "\n[yellow]stopping: finishing the step, restoring the cache, cleaning up"
+            )
+        self.raised = True
+
+    def __call__(self) -> bool:
+        return self.raised
+
+
+def sleep(seconds: float, stop: Stop) -> None:
+    end = time.monotonic() + seconds
+    while not stop() and (left := end - time.monotonic()) > 0:
+        gevent.sleep(min(left, 0.25))
+
+
+def run(opts: Options) -> Path | None:
+    """Run the whole test; the report's directory, or None when nothing was measured."""
+    stop = Stop()
+    handlers = [gevent.signal_handler(s, stop.set) for s in (signal.SIGINT, signal.SIGTERM)]
+    target.require_loopback(opts.urls)
+    started = datetime.now(UTC)
+    out = opts.reports_dir / f"loadtest-{started:%Y%m%d-%H%M%S}"
+    result = Run(opts, started, machine=machine())
+    platform: Platform | None = None
+    runner: LocalRunner | None = None
+    try:
+        platform = _ensure_platform(opts, out, stop)
+        result.started_platform = platform is not None
+        categories, result.items = target.catalogue(opts.urls)
+        result.categories, result.orders = len(categories), target.order_count(opts.urls)
+        console.print(
+            f"target: {result.items:,} items in {len(categories)} categories, "
+            f"{result.orders or 0:,} orders"
+        )
+        users.configure(opts.urls, categories, result.items, opts.think_ms)
+        env = Environment(user_classes=[users.ClientUser, users.SellerUser, users.OperatorUser])
+        env.events.request.add_listener(result.recorder.on_request)  # type: ignore[no-untyped-call]
+        runner = env.create_local_runner()
+        for mode in opts.modes:
+            if stop():
+                break
+            applied = target.set_cache(opts.urls, mode)
+            acks = ", ".join(f"{s} by {a.get('applied_by')}" for s, a in applied.items())
+            console.print(f"[bold]cache {mode}[/bold] (applied: {acks})")
+            _steps(runner, result, mode, stop)
+            if opts.probe_seconds > 0 and not stop():
+                _probe(result, mode, stop)
+    finally:
+        if runner is not None:
+            runner.quit()
+        result.interrupted = stop()
+        _restore_cache(opts)
+        if platform is not None:
+            platform.stop()
+        for handler in handlers:
+            handler.cancel()
+    result.finished = datetime.now(UTC)
+    if not result.steps:
+        console.print("[yellow]no step completed: no report")
+        return None
+    return report.write(result, out)
+
+
+def _ensure_platform(opts: Options, out: Path, stop: Stop) -> Platform | None:
+    answers = target.health(opts.urls)
+    running = all(answers.values())
+    if any(answers.values()) and not running:
+        raise SystemExit(f"only part of the platform answers /health: {answers}")
+    if running and opts.start:
+        raise SystemExit("a platform already answers at the configured URLs; drop --start")
+    if running:
+        console.print("platform already running: testing it (--start would start one)")
+        return None
+    if opts.start is False:
+        raise SystemExit(f"no platform answers /health at {opts.urls} (and --no-start)")
+    platform = Platform(opts.data_dir, opts.orders, out / "platform.log")
+    platform.start()
+    try:
+        platform.wait_healthy(opts.urls, opts.start_timeout_s, stop)
+    except BaseException:
+        platform.stop()
+        raise
+    return platform
+
+
+def _ramp(runner: LocalRunner, count: int, stop: Stop) -> None:
+    runner.start(count, spawn_rate=min(100.0, max(10.0, float(count))))
+    deadline = time.monotonic() + RAMP_TIMEOUT_S
+    while runner.user_count < count and time.monotonic() < deadline and not stop():
+        gevent.sleep(0.1)
+
+
+def _steps(runner: LocalRunner, result: Run, mode: Mode, stop: Stop) -> None:
+    opts, rec = result.options, result.recorder
+    rec.begin(mode)
+    console.print(f"  warm-up: {opts.steps[0]} users for {opts.warmup_seconds:.0f}s")
+    _ramp(runner, opts.steps[0], stop)
+    sleep(opts.warmup_seconds, stop)
+    for count in opts.steps:
+        if stop():
+            break
+        _ramp(runner, count, stop)
+        before, start = snapshot(opts.urls), rec.now()
+        sleep(opts.step_seconds, stop)
+        after, end = snapshot(opts.urls), rec.now()
+        if stop():
+            break  # a cut-short step would skew the figures
+        step = Step(mode, count, start, end, rates(before, after), runner.current_cpu_usage)
+        result.steps.append(step)
+        _print_step(result, step, after.missing)
+    runner.stop()
+
+
+def _print_step(result: Run, step: Step, missing: list[str]) -> None:
+    rps, failures = total_rps(result, step)
+    window = result.recorder.window(step.mode, step.start_s, step.end_s)
+    worst = max(by_group(window).items(), key=lambda kv: kv[1].p95, default=None)
+    slowest = f"{worst[0]} {worst[1].p95:.0f} ms" if worst else "-"
+    item = step.rates.hit_ratio("item")
+    hit = f"{item:.0%}" if item is not None else "-"
+    console.print(
+        f"  {step.mode:>3} {step.users:>4} users: {rps:7.1f} req/s, {failures} errors, "
+        f"slowest p95 {slowest}; PostgreSQL {step.rates.queries_per_s['total']:.0f} q/s; "
+        f"item hits {hit}; CPU: machine {step.rates.machine_busy_cores:.1f} cores, "
+        f"Locust {step.generator_cpu_percent:.0f}%"
+        + (f" [yellow](no /metrics from {', '.join(missing)})" if missing else "")
+    )
+
+
+def _probe(result: Run, mode: Mode, stop: Stop) -> None:
+    opts = result.options
+    console.print(
+        f"  probe: {opts.probe_rate:.0f} req/s per endpoint, {opts.probe_seconds:.0f}s each"
+    )
+    email = f"loadtest.probe.{time.time_ns()}@example.com"
+    resp = httpx.post(
+        f"{opts.urls['shop']}/clients", json={"name": "Probe", "email": email}, timeout=10.0
+    ).raise_for_status()
+    client_id = int(resp.json()["id"])
+    for endpoint in ENDPOINTS:
+        sleep(SETTLE_S, stop)  # the backlog of the step or of the previous endpoint drains
+        if stop():
+            break
+        samples = probe(
+            mode,
+            endpoint,
+            opts.urls[endpoint.service],
+            opts.probe_rate,
+            opts.probe_seconds,
+            client_id,
+            stop,
+        )
+        if stop():
+            break
+        result.probes.extend(samples)
+        row = next(r for r in probe_rows(result) if (r.mode, r.endpoint) == (mode, endpoint.group))
+        console.print(
+            f"    {endpoint.group:<32} sent {row.rate:6.1f}/s  p50 {row.p50:7.1f}  "
+            f"p95 {row.p95:7.1f}  p99 {row.p99:7.1f} ms  errors {row.failures}"
+        )
+
+
+def _restore_cache(opts: Options) -> None:
+    """Leave the platform as it is normally run: cache on."""
+    try:
+        target.set_cache(opts.urls, "on")
+    except httpx.HTTPError as exc:
+        if any(target.health(opts.urls).values()):
+            console.print(f"[red]could not turn the cache back on: {exc}")
