@@ -26,13 +26,13 @@ test: install ## run the test suite against real PostgreSQL and Redis (started b
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: install ## ruff format check, ruff lint, mypy on src/
-	$(UV) run --frozen ruff format --check src tests
-	$(UV) run --frozen ruff check src tests
+	$(UV) run --frozen ruff format --check src tests bench
+	$(UV) run --frozen ruff check src tests bench
 	$(UV) run --frozen mypy src
 
 format: install ## apply ruff's formatting and autofixes
-	$(UV) run --frozen ruff format src tests
-	$(UV) run --frozen ruff check --fix src tests
+	$(UV) run --frozen ruff format src tests bench
+	$(UV) run --frozen ruff check --fix src tests bench
 
 bench: install ## the cached read path side by side (ceiling, PostgreSQL, Redis, ours, cashews); writes docs/
 	$(UV) run --frozen python -m bench.reads

@@ -1,0 +1,413 @@
+"""`make bench`: the cached read path side by side, in one run, reported as ratios.
+
+For each data kind (an item, a catalogue page, a CRM list by status, the counts by status)
+every variant of `bench.app` is loaded in turn, in the same server process: the ceiling
+(constant bytes), off (PostgreSQL), ours (orderflow.cache), a bare Redis GET, and cashews.
+Then, for the item, the bare GET through differently configured redis-py clients, to find
+where the Redis p99 tail comes from.
+
+    uv run --frozen python -m bench.reads                       # 1M orders, 10 s per variant
+    uv run --frozen python -m bench.reads --orders 20000 --seconds 3   # a quick run
+
+The server (uvicorn, 1 worker, uvloop + httptools) is pinned to core 0, the pure-Python load
+generator (`bench.loadgen`) to core 1; PostgreSQL and Redis are unpinned children. Results go
+to docs/bench/reads.json and to this bench's section of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bench import report
+from bench.app import VARIANTS
+from bench.data import data_root, machine, servers
+from bench.loadgen import Job, LoadWorker, Result, merge
+from bench.procs import (
+    Server,
+    busy_seconds,
+    cpu_seconds,
+    pin_cpus,
+    tree_seconds,
+    wait_quiet,
+)
+from orderflow.kit.embedded import free_port
+from orderflow.kit.settings import Settings
+
+KINDS = ("item", "catalogue", "orders", "counts")
+PROBES: tuple[str, ...] = ("kit", "defaults", "no-timeout", "no-health-check", "pool-8", "single")
+PROBES += ("kit+gc-freeze", "kit+gc-off")  # the platform's client, the collector changed
+GENERATIONS = range(3)  # CPython's collector generations
+QUIET_CORES = 0.3  # other processes' CPU below which the machine counts as quiet
+DB_TIMEOUT_S = 60.0  # see server_env
+SEQUENCE_LENGTH = 20_000  # requests per kind, walked cyclically by the connections
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="The cached read path side by side, as ratios.")
+    p.add_argument("--orders", type=int, default=1_000_000, help="orders in the database")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".orderflow/bench"),
+        help="embedded servers' data, in a subdirectory per order count; seeded when empty",
+    )
+    p.add_argument("--reseed", action="store_true", help="reseed a data dir of another size")
+    p.add_argument("--seconds", type=float, default=10.0, help="measured time per variant")
+    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured load per variant")
+    p.add_argument(
+        "--rounds", type=int, default=5, help="interleave the variants in this many slices"
+    )
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--zipf", type=float, default=1.0, help="item ids: Zipf exponent, 0=uniform")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=15.0,
+        help="before each variant, wait up to this long for other processes to use < 0.3 cores",
+    )
+    p.add_argument("--kinds", default=",".join(KINDS))
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--probes", default=",".join(PROBES), help="redis clients; '' for none")
+    p.add_argument("--json", type=Path, default=ROOT / "docs/bench/reads.json")
+    p.add_argument("--markdown", type=Path, default=ROOT / "docs/performance.md")
+    p.add_argument("--no-write", action="store_true", help="print the section; write no docs")
+    p.add_argument("--from-json", type=Path, help="no run: rewrite the section from results")
+    return p.parse_args(argv)
+
+
+def split(csv: str) -> list[str]:
+    return [part for part in csv.split(",") if part]
+
+
+def key_sequence(kind: str, keys: list[str], zipf_s: float, seed: int = 7) -> list[str]:
+    """The keys the load generator asks for, in order: items by popularity (Zipf over a
+    shuffled catalogue, so that the hot items are not just the lowest ids), the rest uniform."""
+    rng = random.Random(seed)
+    if kind == "item" and zipf_s > 0:
+        ranked = keys[:]
+        rng.shuffle(ranked)
+        weights = [1 / (rank**zipf_s) for rank in range(1, len(ranked) + 1)]
+        return rng.choices(ranked, weights, k=SEQUENCE_LENGTH)
+    return rng.choices(keys, k=min(SEQUENCE_LENGTH, 64 * len(keys)))
+
+
+class Bench:
+    """Drives the loaded server: one `measure` per (kind, variant)."""
+
+    def __init__(self, args: argparse.Namespace, port: int, server: Server, load: LoadWorker):
+        self.args = args
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.server = server
+        self.load = load
+        self.http = httpx.Client(base_url=self.base, timeout=600)
+
+    def job(self, paths: list[str], seconds: float, port: int | None = None) -> Job:
+        return Job("127.0.0.1", port or self.port, paths, self.args.connections, seconds)
+
+    def reference(self, module: str, size: int, cpu: int | None, path: str) -> dict[str, Any]:
+        """Load a reference server (`bench.rawserver`, `bench.bare`) pinned to the server's
+        core, answering `size` bytes at `path`, for `--seconds`."""
+        port = free_port()
+        server = Server(module, [str(port), str(size), *([str(cpu)] if cpu is not None else [])])
+        try:
+            server.wait_port(port, timeout_s=30)
+            wait_quiet(os.getpid(), QUIET_CORES, self.args.quiet_wait)
+            self.load.run(self.job([path], self.args.warmup, port))
+            result, cpu_s = self._timed(self.job([path], self.args.seconds, port), server.pid)
+        finally:
+            server.stop()
+        busy = {
+            f"{k}_cpu": cpu_s[f"{k}_s"] / cpu_s["wall_s"] for k in ("server", "loadgen", "others")
+        }
+        return {"body_bytes": size, **result.to_dict(), **busy}
+
+    def warm(self, kind: str) -> dict[str, Any]:
+        info: dict[str, Any] = self.http.post(f"/bench/warm/{kind}").raise_for_status().json()
+        keys = self.http.get(f"/bench/keys/{kind}").raise_for_status().json()["keys"]
+        info["sequence"] = key_sequence(kind, keys, self.args.zipf)
+        return info
+
+    def measure(self, kind: str, specs: list[Spec], sequence: list[str]) -> list[dict[str, Any]]:
+        """Measure every spec for `--seconds` in all, interleaved: each of `--rounds` rounds
+        runs each spec for its share in turn, so that a neighbour's burst on the shared
+        machine spreads over all the variants instead of sinking one of them."""
+        rounds = max(1, self.args.rounds)
+        taken: dict[str, list[Slice]] = {spec.label: [] for spec in specs}
+        for _ in range(rounds):
+            for spec in specs:
+                taken[spec.label].append(self.slice(kind, spec, sequence, rounds))
+        return [announce(row_of(kind, spec, taken[spec.label]), kind) for spec in specs]
+
+    def slice(self, kind: str, spec: Spec, sequence: list[str], rounds: int) -> Slice:
+        """One share of one spec's measurement: quiet wait, warm-up, then measured load."""
+        paths = [f"/r/{spec.variant}/{kind}/{quote(key, safe='')}" for key in sequence]
+        waited, _ = wait_quiet(os.getpid(), QUIET_CORES, self.args.quiet_wait / rounds)
+        frozen = 0
+        if spec.gc_mode:
+            frozen = self.http.post(f"/bench/gc/{spec.gc_mode}").raise_for_status().json()
+        try:
+            self.load.run(self.job(paths, self.args.warmup / rounds))
+            before = self.counters()
+            result, cpu = self._timed(self.job(paths, self.args.seconds / rounds), self.server.pid)
+            after = self.counters()
+        finally:
+            if spec.gc_mode:
+                self.http.post("/bench/gc/on").raise_for_status()
+        frozen = frozen["frozen"] if isinstance(frozen, dict) else 0
+        return Slice(result, cpu, counter_delta(before, after), waited, frozen)
+
+    def _timed(self, job: Job, server_pid: int) -> tuple[Result, dict[str, float]]:
+        """Run `job`; also the CPU seconds of the server and the load generator, and of the
+        processes outside this bench meanwhile (the machine is shared)."""
+        pids = (server_pid, self.load.pid)
+        cpu0 = [cpu_seconds(p) for p in pids]
+        busy0, ours0 = busy_seconds(), tree_seconds(os.getpid())
+        t0 = time.perf_counter()
+        result = self.load.run(job)
+        wall = time.perf_counter() - t0
+        cpu1 = [cpu_seconds(p) for p in pids]
+        others = (busy_seconds() - busy0) - (tree_seconds(os.getpid()) - ours0)
+        return result, {
+            "server_s": cpu1[0] - cpu0[0],
+            "loadgen_s": cpu1[1] - cpu0[1],
+            "others_s": max(0.0, others),
+            "wall_s": wall,
+        }
+
+    def counters(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self.http.get("/bench/counters").raise_for_status().json()
+        return answer
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to measure: a variant of the read route, under a label, with the server's
+    garbage collector in `gc_mode` (None: as it is; "off"; "freeze")."""
+
+    label: str
+    variant: str
+    gc_mode: str | None = None
+
+
+@dataclass
+class Slice:
+    """One share of a measurement: the load's result, CPU seconds, counter deltas."""
+
+    result: Result
+    cpu: dict[str, float]
+    delta: dict[str, Any]
+    quiet_waited_s: float
+    gc_frozen_objects: int
+
+
+def counter_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What the server's counters moved by over a slice (the longest GC pause: its own)."""
+
+    def diff(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+        return {k: b.get(k, 0) - a.get(k, 0) for k in b}
+
+    gc0, gc1 = before["gc"], after["gc"]
+    return {
+        "cache": diff(before["cache"], after["cache"]),
+        "loads": diff(before["loads"], after["loads"]),
+        "db_queries": after["db_queries"] - before["db_queries"],
+        "gc_collections": [gc1["collections"][g] - gc0["collections"][g] for g in GENERATIONS],
+        "gc_pause_s": [gc1["pause_s"][g] - gc0["pause_s"][g] for g in GENERATIONS],
+        "gc_max_pause_s": gc1["max_pause_s"],
+    }
+
+
+def per_generation(
+    triples: list[list[float]], combine: Callable[[Iterable[float]], float]
+) -> list[float]:
+    """Combine per-generation (0, 1, 2) GC figures of several slices, generation by generation."""
+    return [combine(t[g] for t in triples) for g in GENERATIONS]
+
+
+def row_of(kind: str, spec: Spec, slices: list[Slice]) -> dict[str, Any]:
+    """One table row from a spec's slices: merged latencies, summed counters and CPU."""
+    result = merge([s.result for s in slices])
+    n = max(result.requests, 1)
+    cpu = {k: sum(s.cpu[k] for s in slices) for k in slices[0].cpu}
+    cache: Counter[str] = Counter()
+    loads: Counter[str] = Counter()
+    for s in slices:
+        cache.update(s.delta["cache"])
+        loads.update(s.delta["loads"])
+    row: dict[str, Any] = {
+        "variant": spec.variant,
+        "probe": spec.label,
+        **result.to_dict(),
+        "server_cpu": cpu["server_s"] / cpu["wall_s"],
+        "loadgen_cpu": cpu["loadgen_s"] / cpu["wall_s"],
+        "others_cpu": cpu["others_s"] / cpu["wall_s"],
+        "slices": len(slices),
+        "quiet_waited_s": sum(s.quiet_waited_s for s in slices),
+        "gc_frozen_objects": max(s.gc_frozen_objects for s in slices),
+        "db_queries_per_request": sum(s.delta["db_queries"] for s in slices) / n,
+        "gc_collections": per_generation([s.delta["gc_collections"] for s in slices], sum),
+        "gc_pause_ms": [
+            1000 * t for t in per_generation([s.delta["gc_pause_s"] for s in slices], sum)
+        ],
+        "gc_max_pause_ms": [
+            1000 * t for t in per_generation([s.delta["gc_max_pause_s"] for s in slices], max)
+        ],
+        "hit_ratio": None,
+    }
+    if spec.variant == "ours":
+        looked_up = sum(cache.values())
+        row["cache_reads_per_request"] = looked_up / n
+        row["hit_ratio"] = cache["hit"] / looked_up if looked_up else None
+    elif spec.variant not in ("off", "ceiling"):  # redis, redis:<probe>, cashews
+        row["hit_ratio"] = 1 - loads[f"{spec.variant}:{kind}"] / n
+    return row
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    kinds, variants, probes = split(args.kinds), split(args.variants), split(args.probes)
+    server_cpu, load_cpu = pin_cpus()
+    results: dict[str, Any] = {"kinds": {}, "probes": []}
+    with ExitStack() as stack:
+        live = stack.enter_context(servers(args.data_dir, args.orders, reseed=args.reseed))
+        results["machine"] = machine(live)
+        port = free_port()
+        log = data_root(args.data_dir, args.orders) / "bench-app.log"
+        print(f"starting the bench app on :{port} (core {server_cpu}, log {log})", flush=True)
+        cpu_args = ["--cpu", str(server_cpu)] if server_cpu is not None else []
+        server = Server("bench.app", ["--port", str(port), *cpu_args], server_env(live), log)
+        stack.callback(server.stop)
+        server.wait_http(f"http://127.0.0.1:{port}/health")
+        load = LoadWorker(load_cpu)
+        stack.callback(load.close)
+        bench = Bench(args, port, server, load)
+        stack.callback(bench.http.close)
+        size = len(bench.http.get("/r/off/item/1").raise_for_status().content)
+        print(f"load generator ceiling ({args.connections} connections, {size} B)", flush=True)
+        # What the load generator reaches against a server that costs next to nothing.
+        results["loadgen"] = bench.reference("bench.rawserver", size, server_cpu, "/")
+        print(f"  {results['loadgen']['rps']:,.0f} req/s", flush=True)
+        print("framework ceiling (a bare FastAPI app, same bytes)", flush=True)
+        results["framework"] = bench.reference("bench.bare", size, server_cpu, "/r/x/item/1")
+        print(f"  {results['framework']['rps']:,.0f} req/s", flush=True)
+        for kind in kinds:
+            results["kinds"][kind] = measure_kind(bench, kind, variants)
+            if kind == "item" and probes:
+                sequence = results["kinds"][kind].pop("_sequence")
+                results["probes"] = bench.measure(kind, [probe_spec(p) for p in probes], sequence)
+            results["kinds"][kind].pop("_sequence", None)
+    return results
+
+
+def measure_kind(bench: Bench, kind: str, variants: list[str]) -> dict[str, Any]:
+    """Warm every cache for `kind`, then measure each variant in turn."""
+    print(f"{kind}: warming", flush=True)
+    warm = bench.warm(kind)
+    if warm["differ"]:
+        print(f"  WARNING: {warm['differ']} answer other bytes than off", flush=True)
+    sequence = warm.pop("sequence")
+    rows = bench.measure(kind, [Spec(v, v) for v in variants], sequence)
+    return {"warm": warm, "rows": rows, "_sequence": sequence}
+
+
+def probe_spec(probe: str) -> Spec:
+    """`client` measures a bare GET through probe client `client`; `client+gc-MODE` also
+    sets the server's garbage collector to MODE (off, freeze) meanwhile."""
+    client, _, gc_mode = probe.partition("+gc-")
+    return Spec(probe, f"redis:{client}", gc_mode or None)
+
+
+def announce(row: dict[str, Any], kind: str) -> dict[str, Any]:
+    hit = "-" if row["hit_ratio"] is None else f"{row['hit_ratio']:.3f}"
+    print(
+        f"  {kind:<9} {row['probe']:<22} {row['rps']:>8,.0f} req/s"
+        f"  p50 {row['p50_ms']:6.2f}"
+        f"  p99 {row['p99_ms']:7.2f}  p99.9 {row['p999_ms']:7.2f} ms  hit {hit}"
+        f"  q/req {row['db_queries_per_request']:.2f}  err {row['errors']}"
+        f"  gc2 {row['gc_collections'][2]} max {max(row['gc_max_pause_ms']):.0f} ms"
+        f"  cpu srv {row['server_cpu']:.0%} gen {row['loadgen_cpu']:.0%}"
+        f" others {row['others_cpu']:.2f}",
+        flush=True,
+    )
+    return row
+
+
+def server_env(live: Settings) -> dict[str, str]:
+    """The bench app's settings: the bench's servers, and patient database timeouts.
+
+    The platform answers 503 after 2 s without a pooled connection and cancels statements
+    after 5 s. Under 32 connections the *off* variant of the CRM views queues longer than that
+    on two cores, and fast 503s would pass for throughput: here it waits, so that *off*
+    measures what PostgreSQL delivers. The cached variants never come near either limit.
+    """
+    env = dict(os.environ)
+    env |= {
+        "ORDERFLOW_SHOP_DSN": live.shop_dsn,
+        "ORDERFLOW_MES_DSN": live.mes_dsn,
+        "ORDERFLOW_REDIS_URL": live.redis_url,
+        "ORDERFLOW_DB_CONNECT_TIMEOUT_S": str(DB_TIMEOUT_S),
+        "ORDERFLOW_DB_STATEMENT_TIMEOUT_S": str(DB_TIMEOUT_S),
+    }
+    return env
+
+
+def git_commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.from_json:  # only rewrite the section, e.g. after a change to bench/report.py
+        results = json.loads(args.from_json.read_text())
+        report.write_section(args.markdown, report.section(results), results["machine"])
+        return
+    # SIGTERM unwinds like Ctrl-C, so that the servers and children are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = datetime.now(UTC)
+    results = run(args)
+    results["params"] = {
+        "orders": args.orders,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "connections": args.connections,
+        "zipf": args.zipf,
+        "quiet_wait": args.quiet_wait,
+        "db_timeouts_s": DB_TIMEOUT_S,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "command": "uv run --frozen python -m bench.reads " + " ".join(argv),
+    }
+    results["targets"] = report.targets(results)
+    if args.no_write:
+        print(report.section(results))
+        return
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1) + "\n")  # first: the data outlives a bug
+    report.write_section(args.markdown, report.section(results), results["machine"])
+    print(f"wrote {args.json} and the read-path section of {args.markdown}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
