@@ -78,18 +78,22 @@ class Verdict:
         }
 
 
-def stale_reads(history: History) -> list[tuple[str, int, int, int]]:
-    """Reads that returned a version older than one acknowledged before they began.
+# How long after an acknowledged write an older version may still be read, per kind. Orders and
+# production orders are written through and clients invalidated on every change: never. Items
+# may linger in another process's near cache for its TTL when Redis could not carry the drop.
+STALENESS_ALLOWED_S = {"item": 5.0}
 
-    Write-through promises exactly this: once any client was told of version v, nobody reads
-    an older one.
-    """
+
+def stale_reads(history: History) -> list[tuple[str, int, int, int]]:
+    """Reads that returned a version older than one acknowledged before they began (less the
+    staleness the entity's policy allows)."""
     acks: dict[tuple[str, int], list[tuple[float, int]]] = defaultdict(list)
     for kind, order_id, version, at in history.acked_versions:
         acks[kind, order_id].append((at, version))
     stale = []
     for kind, order_id, started, version in history.reads:
-        known = [v for at, v in acks.get((kind, order_id), []) if at < started]
+        allowed = STALENESS_ALLOWED_S.get(kind, 0.0)
+        known = [v for at, v in acks.get((kind, order_id), []) if at + allowed < started]
         if known and version < max(known):
             stale.append((kind, order_id, version, max(known)))
     return stale

@@ -103,6 +103,38 @@ class Workload:
                 self.history.confirmed.add(oid)  # an unanswered attempt went through
             await self.read_order(oid)
 
+    async def profile_editor(self, until: asyncio.Event) -> None:
+        """Clients are cache-aside, invalidated on every change: the next read must show it."""
+        while not until.is_set():
+            cid = self.rng.randint(1, VOLUMES.clients)
+            name = f"Client {uuid.uuid4().hex[:8]}"
+            call = await self.retried("shop", "PATCH", f"/clients/{cid}", json={"name": name})
+            if call.status == 200:
+                self.history.acked("client", call.body)
+            await self.read_kind("shop", "client", f"/clients/{cid}")
+
+    async def catalogue_editor(self, until: asyncio.Event) -> None:
+        """Items are cache-aside (and near-cached): a seller's edit, then Shop reads of it."""
+        while not until.is_set():
+            iid = self.rng.randint(1, VOLUMES.items)
+            body = {
+                "name": f"Item {iid}",
+                "category": "Faults",
+                "price": self.rng.randint(100, 999),
+            }
+            call = await self.retried("crm", "PUT", f"/items/{iid}", json=body)
+            if call.status == 200:
+                self.history.acked("item", call.body)
+            for _ in range(3):
+                await self.read_kind("shop", "item", f"/items/{iid}")
+            await asyncio.sleep(0.05)
+
+    async def read_kind(self, service: str, kind: str, path: str) -> None:
+        started = time.monotonic()
+        call = await self.call(service, "GET", path)
+        if call.status == 200:
+            self.history.read(kind, started, call.body)
+
     async def reader(self, until: asyncio.Event) -> None:
         while not until.is_set():
             if self.known:
@@ -152,5 +184,7 @@ class Workload:
                 *(self.client(until) for _ in range(clients)),
                 *(self.seller(until) for _ in range(sellers)),
                 *(self.reader(until) for _ in range(2)),
+                self.profile_editor(until),
+                self.catalogue_editor(until),
                 *(self.operator(op, until) for op in range(1, operators + 1)),
             )
