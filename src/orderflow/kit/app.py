@@ -10,9 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from orderflow import __version__
-from orderflow.cache import NearCache
 from orderflow.kit import admin
-from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.caching import NearPolicy, ServiceCache
 from orderflow.kit.deps import ResourcesDep
@@ -63,12 +61,7 @@ def create_app(
         app.state.resources = resources
         cached = ServiceCache(resources.caches.get(namespace), modes, service)
         if near is not None and settings.redis_url and settings.near_cache_ttl_s > 0:
-            cached.near = NearCache(
-                maxsize=settings.near_cache_size, ttl_s=settings.near_cache_ttl_s
-            )
-            cached.near_policy = near
-            cached.bus = Broadcast(settings.redis_url, f"{namespace}:near", cached.on_near_message)
-            cached.bus.start()
+            cached.keep_near(near, settings, namespace)
         app.state.cache = cached
         # Everything alive now lives as long as the process: out of the collector's sight, a
         # full collection no longer walks it, which was the p99 tail of every Redis-backed
