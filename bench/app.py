@@ -7,7 +7,9 @@ routing and parameter parsing cost the same for all of them:
 
     ceiling   the same number of pre-serialised bytes, from memory: the framework's ceiling
     off       the service function with the ServiceCache's reads off: PostgreSQL every time
-    ours      the same function with reads on: orderflow.cache (all hits after warm-up)
+    ours      the same function with reads on, as the platform runs it: orderflow.cache with
+              the in-process near cache where the platform keeps one (items, catalogue pages)
+    ours-redis  the same with the near cache off: every hit is a Redis round trip (or more)
     redis     one bare `GET` of the same bytes with the platform's Redis client
     cashews   cashews' `@cache` around the `off` loader, on the same Redis
     redis:<probe>  a bare `GET` through a differently configured client (the p99 tail study)
@@ -47,7 +49,7 @@ from orderflow.kit.pagination import Page
 from orderflow.kit.redis import create_redis
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings, get_settings
-from orderflow.shop.caching import item_ttl
+from orderflow.shop.caching import NEAR, item_ttl
 from orderflow.shop.context import Shop
 from orderflow.shop.items import service as items
 from orderflow.shop.orders import views
@@ -88,7 +90,7 @@ KINDS = {
     "orders": Kind("crm", _orders),  # CRM GET /orders?status=...&limit=20
     "counts": Kind("crm", _counts),  # CRM GET /orders/stats
 }
-VARIANTS = ("ceiling", "off", "ours", "redis", "cashews")
+VARIANTS = ("ceiling", "off", "ours", "ours-redis", "redis", "cashews")
 
 
 def probe_clients(url: str, settings: Settings) -> dict[str, Redis]:
@@ -124,6 +126,7 @@ class Bench:
         self.resources = resources
         self.redis = resources.redis
         self.modes = {m: _modes(settings, m) for m in ("off", "on")}
+        self.near_caches: list[ServiceCache] = []  # to close: each listens on a bus
         self.ceilings: dict[str, bytes] = {}
         self.loads: Counter[str] = Counter()  # loader calls of the redis and cashews variants
         self.cashews = cashews.Cache()
@@ -137,9 +140,14 @@ class Bench:
                 for name, client in self.probes.items()
             }
 
-    def shop(self, mode: str, service: str) -> Shop:
-        """A Shop context whose ServiceCache reads obey `mode` ("on"/"off") for `service`."""
+    def shop(self, mode: str, service: str, *, near: bool = False) -> Shop:
+        """A Shop context whose ServiceCache reads obey `mode` ("on"/"off") for `service`;
+        with `near`, it also keeps the platform's near-cached entities in the process, as
+        `create_app` sets it up (drops broadcast on the namespace's bus)."""
         cache = ServiceCache(self.resources.caches.get("shop"), self.modes[mode], service)
+        if near and self.settings.near_cache_ttl_s > 0:
+            cache.keep_near(NEAR, self.settings, "shop")
+            self.near_caches.append(cache)
         return Shop(self.resources.sessions["shopdb"], cache, item_ttl(self.settings))
 
     def _fetch(self, variant: str, kind: str) -> Fetch:
@@ -150,7 +158,10 @@ class Bench:
             return self._bare_get(self.redis, kind, "redis")
         if variant == "cashews":
             return self._cashews(kind)
-        shop = self.shop("on" if variant == "ours" else "off", spec.service)
+        if variant == "ours":
+            shop = self.shop("on", spec.service, near=True)
+        else:
+            shop = self.shop("on" if variant == "ours-redis" else "off", spec.service)
         return lambda key: spec.load(shop, key)
 
     def _ceiling(self, kind: str) -> Fetch:
@@ -214,6 +225,8 @@ class Bench:
         return {"keys": len(keys), "bytes": len(self.ceilings[kind]), "differ": differ}
 
     async def close(self) -> None:
+        for cache in self.near_caches:
+            await cache.close()
         for modes in self.modes.values():
             await modes.stop()
         for client in self.probes.values():
@@ -317,16 +330,28 @@ async def read_counters(request: Request) -> dict[str, Any]:
 
 @control.post("/gc/{mode}")
 async def set_gc(mode: str) -> dict[str, Any]:
-    """`on`, `off` or `freeze` (move everything alive now out of the collector's sight)."""
-    if mode == "off":
-        gc.disable()
+    """Change the server's garbage collector for a probe, and back:
+
+    `unfreeze` puts what `create_app` froze at start-up back in the collector's sight (the
+    state before that fix); `freeze` moves everything alive now out of it; `off` and `on`
+    disable and enable it; `collect` times one full collection now.
+    """
+    if mode == "collect":
+        started = time.perf_counter()
+        gc.collect()
+        took = time.perf_counter() - started
+        return {"full_collection_ms": took * 1000, "tracked": len(gc.get_objects())}
+    if mode == "unfreeze":
+        gc.unfreeze()
     elif mode == "freeze":
         gc.collect()
         gc.freeze()
+    elif mode == "off":
+        gc.disable()
+    elif mode == "on":
         gc.enable()
     else:
-        gc.unfreeze()
-        gc.enable()
+        raise NotFound(f"no collector mode {mode}")
     return {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
 
 

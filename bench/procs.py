@@ -101,7 +101,9 @@ def busy_seconds() -> float:
 
 
 def tree_seconds(root: int) -> float:
-    """CPU time of `root` and every process descended from it (servers, their backends)."""
+    """CPU time of `root` and every process descended from it (servers, their backends),
+    including descendants that have exited meanwhile (PostgreSQL's parallel workers): their
+    time is in their reaped-by parent's cutime/cstime."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
     for entry in os.listdir("/proc"):
@@ -114,7 +116,7 @@ def tree_seconds(root: int) -> float:
             continue
         pid = int(entry)
         parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / TICKS
+        times[pid] = sum(int(f) for f in fields[11:15]) / TICKS  # utime stime cutime cstime
     total = 0.0
     for pid, spent in times.items():
         ancestor = pid

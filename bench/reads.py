@@ -1,10 +1,13 @@
 """`make bench`: the cached read path side by side, in one run, reported as ratios.
 
-For each data kind (an item, a catalogue page, a CRM list by status, the counts by status)
-every variant of `bench.app` is loaded in turn, in the same server process: the ceiling
-(constant bytes), off (PostgreSQL), ours (orderflow.cache), a bare Redis GET, and cashews.
-Then, for the item, the bare GET through differently configured redis-py clients, to find
-where the Redis p99 tail comes from.
+First the references: what the load generator reaches against a trivial server (it must
+not be the bottleneck) and what a bare FastAPI app reaches (how fast the machine is today).
+Then, for each data kind (an item, a catalogue page, a CRM list by status, the counts by
+status), every variant of `bench.app` in the same server process: the ceiling (constant
+bytes), off (PostgreSQL), ours (orderflow.cache), a bare Redis GET, and cashews, interleaved
+in rounds. Then, for the item, the bare GET through differently configured redis-py clients
+and with the server's garbage collector frozen or off, to find where the Redis p99 tail
+comes from.
 
     uv run --frozen python -m bench.reads                       # 1M orders, 10 s per variant
     uv run --frozen python -m bench.reads --orders 20000 --seconds 3   # a quick run
@@ -52,7 +55,9 @@ from orderflow.kit.settings import Settings
 
 KINDS = ("item", "catalogue", "orders", "counts")
 PROBES: tuple[str, ...] = ("kit", "defaults", "no-timeout", "no-health-check", "pool-8", "single")
-PROBES += ("kit+gc-freeze", "kit+gc-off")  # the platform's client, the collector changed
+PROBES += ("kit+gc-unfreeze", "kit+gc-off")  # the platform's client, the collector changed
+# A probe's collector change, and how the server is put back after it.
+GC_CHANGES = {"unfreeze": ("unfreeze", "freeze"), "off": ("off", "on"), "freeze": ("freeze", None)}
 GENERATIONS = range(3)  # CPython's collector generations
 QUIET_CORES = 0.3  # other processes' CPU below which the machine counts as quiet
 DB_TIMEOUT_S = 60.0  # see server_env
@@ -81,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quiet-wait",
         type=float,
         default=15.0,
-        help="before each variant, wait up to this long for other processes to use < 0.3 cores",
+        help="per variant (over its rounds): the longest wait for others to use < 0.3 cores",
     )
     p.add_argument("--kinds", default=",".join(KINDS))
     p.add_argument("--variants", default=",".join(VARIANTS))
@@ -110,7 +115,7 @@ def key_sequence(kind: str, keys: list[str], zipf_s: float, seed: int = 7) -> li
 
 
 class Bench:
-    """Drives the loaded server: one `measure` per (kind, variant)."""
+    """Drives the loaded server: `reference` servers, `warm`, then `measure` per kind."""
 
     def __init__(self, args: argparse.Namespace, port: int, server: Server, load: LoadWorker):
         self.args = args
@@ -161,19 +166,21 @@ class Bench:
         """One share of one spec's measurement: quiet wait, warm-up, then measured load."""
         paths = [f"/r/{spec.variant}/{kind}/{quote(key, safe='')}" for key in sequence]
         waited, _ = wait_quiet(os.getpid(), QUIET_CORES, self.args.quiet_wait / rounds)
-        frozen = 0
-        if spec.gc_mode:
-            frozen = self.http.post(f"/bench/gc/{spec.gc_mode}").raise_for_status().json()
+        change, restore = GC_CHANGES[spec.gc_mode] if spec.gc_mode else (None, None)
+        tracked = self.http.post("/bench/gc/collect").raise_for_status().json()["tracked"]
+        if change:
+            self.http.post(f"/bench/gc/{change}").raise_for_status()
+        if change in ("unfreeze", "freeze"):  # what a full collection walks has changed
+            tracked = self.http.post("/bench/gc/collect").raise_for_status().json()["tracked"]
         try:
             self.load.run(self.job(paths, self.args.warmup / rounds))
             before = self.counters()
             result, cpu = self._timed(self.job(paths, self.args.seconds / rounds), self.server.pid)
             after = self.counters()
         finally:
-            if spec.gc_mode:
-                self.http.post("/bench/gc/on").raise_for_status()
-        frozen = frozen["frozen"] if isinstance(frozen, dict) else 0
-        return Slice(result, cpu, counter_delta(before, after), waited, frozen)
+            if restore:
+                self.http.post(f"/bench/gc/{restore}").raise_for_status()
+        return Slice(result, cpu, counter_delta(before, after), waited, tracked)
 
     def _timed(self, job: Job, server_pid: int) -> tuple[Result, dict[str, float]]:
         """Run `job`; also the CPU seconds of the server and the load generator, and of the
@@ -201,7 +208,7 @@ class Bench:
 @dataclass(frozen=True)
 class Spec:
     """What to measure: a variant of the read route, under a label, with the server's
-    garbage collector in `gc_mode` (None: as it is; "off"; "freeze")."""
+    garbage collector changed by `gc_mode` (None: as it is; else a key of GC_CHANGES)."""
 
     label: str
     variant: str
@@ -216,7 +223,7 @@ class Slice:
     cpu: dict[str, float]
     delta: dict[str, Any]
     quiet_waited_s: float
-    gc_frozen_objects: int
+    gc_tracked_objects: int  # what a full collection walks, at the start of the slice
 
 
 def counter_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -262,7 +269,7 @@ def row_of(kind: str, spec: Spec, slices: list[Slice]) -> dict[str, Any]:
         "others_cpu": cpu["others_s"] / cpu["wall_s"],
         "slices": len(slices),
         "quiet_waited_s": sum(s.quiet_waited_s for s in slices),
-        "gc_frozen_objects": max(s.gc_frozen_objects for s in slices),
+        "gc_tracked_objects": max(s.gc_tracked_objects for s in slices),
         "db_queries_per_request": sum(s.delta["db_queries"] for s in slices) / n,
         "gc_collections": per_generation([s.delta["gc_collections"] for s in slices], sum),
         "gc_pause_ms": [
@@ -273,10 +280,12 @@ def row_of(kind: str, spec: Spec, slices: list[Slice]) -> dict[str, Any]:
         ],
         "hit_ratio": None,
     }
-    if spec.variant == "ours":
+    if spec.variant.startswith("ours"):
         looked_up = sum(cache.values())
         row["cache_reads_per_request"] = looked_up / n
-        row["hit_ratio"] = cache["hit"] / looked_up if looked_up else None
+        hits = cache["hit"] + cache["near_hit"]
+        row["hit_ratio"] = hits / looked_up if looked_up else None
+        row["near_hit_ratio"] = cache["near_hit"] / looked_up if looked_up else None
     elif spec.variant not in ("off", "ceiling"):  # redis, redis:<probe>, cashews
         row["hit_ratio"] = 1 - loads[f"{spec.variant}:{kind}"] / n
     return row
@@ -329,8 +338,8 @@ def measure_kind(bench: Bench, kind: str, variants: list[str]) -> dict[str, Any]
 
 
 def probe_spec(probe: str) -> Spec:
-    """`client` measures a bare GET through probe client `client`; `client+gc-MODE` also
-    sets the server's garbage collector to MODE (off, freeze) meanwhile."""
+    """`client` measures a bare GET through probe client `client`; `client+gc-CHANGE` also
+    changes the server's garbage collector meanwhile (see GC_CHANGES)."""
     client, _, gc_mode = probe.partition("+gc-")
     return Spec(probe, f"redis:{client}", gc_mode or None)
 
