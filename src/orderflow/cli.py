@@ -45,6 +45,9 @@ def serve(
         port=port or settings.port_of(name),
         access_log=False,
         log_level="warning",
+        # Longer than clients keep idle connections (httpx: 5 s): a server that closes first
+        # races the client's next request on that connection, which then fails unanswered.
+        timeout_keep_alive=75,
         timeout_graceful_shutdown=10,
     )
 
