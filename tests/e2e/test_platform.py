@@ -77,7 +77,8 @@ def test_up_runs_everything_and_keeps_data(tmp_path: Path) -> None:
     second = start_platform(tmp_path, ports)
     started = time.monotonic()
     try:
-        wait_healthy(urls["shop"], second, timeout_s=60)  # type: ignore[arg-type]
+        for url in urls.values():  # the second start: every API, not just the first to answer
+            wait_healthy(url, second, timeout_s=60)  # type: ignore[arg-type]
         assert httpx.get(f"{urls['shop']}/clients/51").json()["email"] == "k@example.com"
         assert httpx.get(f"{urls['crm']}/orders/stats").json()["total"] == 501
     finally:
