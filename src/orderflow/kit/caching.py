@@ -9,14 +9,15 @@ or generation bump is broadcast, and answered only once every process has droppe
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
 
-from orderflow.cache import Cache, Entity, Key, NearCache, TTLPolicy
+from orderflow.cache import Cache, CacheError, Entity, Key, NearCache, TTLPolicy
 from orderflow.cache.aside import Loader, ManyLoader
 from orderflow.cache.metrics import for_entity
 from orderflow.kit.broadcast import Broadcast
@@ -109,29 +110,33 @@ class ServiceCache:
         """After a commit: write the new value through, or (cache-aside mode) invalidate it."""
         if self.cache is None:
             return
-        if self.writing_through:
-            await self.cache.put(entity, key, version, payload, ttl)
-        else:
-            await self.cache.invalidate(entity, key, version)
+        async with _never_fails("write", self.cache):
+            if self.writing_through:
+                await self.cache.put(entity, key, version, payload, ttl)
+            else:
+                await self.cache.invalidate(entity, key, version)
 
     async def put(
         self, entity: Entity, key: Key, version: int, payload: bytes, ttl: TTLPolicy
     ) -> None:
         """After a commit: write through, whatever the orders' mode (the MES always does)."""
         if self.cache is not None:
-            await self.cache.put(entity, key, version, payload, ttl)
+            async with _never_fails("put", self.cache):
+                await self.cache.put(entity, key, version, payload, ttl)
 
     async def invalidate(self, entity: Entity, key: Key, version: int) -> None:
         if self.cache is None:
             return
-        await self.cache.invalidate(entity, key, version)
+        async with _never_fails("invalidate", self.cache):
+            await self.cache.invalidate(entity, key, version)
         if entity.name in self.near_policy.entities:
             await self._tell_near(["drop", entity.name, key])
 
     async def bump(self, families: Sequence[str]) -> None:
         if self.cache is None or not families:
             return
-        await self.cache.bump(families)
+        async with _never_fails("bump", self.cache):
+            await self.cache.bump(families)
         if self.near_policy.families.intersection(families):
             await self._tell_near(["bump", *families])
 
@@ -166,3 +171,15 @@ class ServiceCache:
             self.near.clear()
             self._near_epoch = self.cache.epoch
         return self.near
+
+
+@asynccontextmanager
+async def _never_fails(op: str, cache: Cache) -> AsyncIterator[None]:
+    """Rule 1 at the service's edge: a cache write that fails in a way the library did not
+    contain (a connection reset while it recovered from another error) trips the breaker, whose
+    recovery bumps the epoch, and the committed write is answered all the same."""
+    try:
+        yield
+    except (CacheError, RedisError, OSError, TimeoutError) as exc:
+        log.warning("cache %s failed after the commit: %s", op, exc)
+        cache.breaker.trip()
