@@ -15,14 +15,4 @@ def get_resources(request: Request) -> Resources:
     return resources
 
 
-def get_shop_sessions(request: Request) -> Sessions:
-    return get_resources(request).sessions["shopdb"]
-
-
-def get_mes_sessions(request: Request) -> Sessions:
-    return get_resources(request).sessions["mesdb"]
-
-
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
-ShopSessions = Annotated[Sessions, Depends(get_shop_sessions)]
-MesSessions = Annotated[Sessions, Depends(get_mes_sessions)]
