@@ -64,7 +64,7 @@ async def test_redis_stopped_then_restarted(
     assert sample("orderflow_cache_breaker_state", namespace=fragile.namespace) == 2
     assert await fragile.health() == "degraded: breaker open"
     connection_errors = sample(
-        "orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="connection"
+        "orderflow_cache_errors_total", entity=entity.name, op="peek", kind="connection"
     )
 
     for _ in range(20):  # fast, and Redis is not even tried
@@ -72,10 +72,10 @@ async def test_redis_stopped_then_restarted(
         assert value == b'{"v":1}'
         assert took < 0.02
     assert connection_errors == sample(
-        "orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="connection"
+        "orderflow_cache_errors_total", entity=entity.name, op="peek", kind="connection"
     )
     assert (
-        sample("orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="unavailable")
+        sample("orderflow_cache_errors_total", entity=entity.name, op="peek", kind="unavailable")
         == 20
     )
     assert loader.calls == 23
@@ -126,7 +126,7 @@ async def test_a_slow_redis_costs_one_timeout_per_call(
     assert value == b"{}"
     assert TIMEOUT_S <= took < TIMEOUT_S + 0.08
     assert (
-        sample("orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="timeout") == 1
+        sample("orderflow_cache_errors_total", entity=entity.name, op="peek", kind="timeout") == 1
     )
 
 

@@ -4,6 +4,7 @@
     ITEM = Entity("item")
     body = await cache.get_or_load(ITEM, item_id, load_item, QuietWindowTTL())
     bodies = await cache.get_or_load_many(ORDER, order_keys, load_orders, FixedTTL(86_400))
+    page, bodies = await cache.get_or_load_listing(BY_STATUS, key, families, load_ids, load_orders)
     await cache.put(ORDER, (client_id, order_id), order.version, order_json, FixedTTL(86_400))
     await cache.invalidate(CLIENT, client_id, client.version)
 
@@ -24,6 +25,7 @@ from orderflow.cache.errors import (
     CacheUnavailable,
 )
 from orderflow.cache.keys import Entity, Key, KeySpace
+from orderflow.cache.listing import Listing, MembersLoader
 from orderflow.cache.near import NearCache
 from orderflow.cache.ttl import FixedTTL, QuietWindowTTL, TTLPolicy
 
@@ -40,8 +42,10 @@ __all__ = [
     "FixedTTL",
     "Key",
     "KeySpace",
+    "Listing",
     "Loader",
     "ManyLoader",
+    "MembersLoader",
     "NearCache",
     "QuietWindowTTL",
     "State",

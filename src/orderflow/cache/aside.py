@@ -63,7 +63,31 @@ class Reader:
     async def read(
         self, m: EntityMetrics, epoch: int, key: str, loader: Loader, ttl: TTLPolicy
     ) -> bytes:
-        """The value at `key` (in `epoch`), loaded and filled on a miss; never a cache error."""
+        """The value at `key` (in `epoch`), loaded and filled on a miss; never a cache error.
+
+        A hit is one plain read (`Store.peek`) outside any flight: a hit needs no company,
+        and cannot be handed a value looked up before the caller arrived. Only a miss joins or
+        leads a flight, whose scripted lookup takes the lease.
+        """
+        try:
+            found = await self._store.peek(m, epoch, key)
+        except CacheError:
+            m.bypass.inc()
+            m.loads.inc()
+            return (await loader())[1]
+        if isinstance(found, bytes):
+            m.hit.inc()
+            return entry.body(found)
+        if found is Miss.MOVED:  # our key is in an old epoch that nobody reads any more
+            m.miss.inc()
+            m.loads.inc()
+            return (await loader())[1]
+        return await self.read_missed(m, epoch, key, loader, ttl)
+
+    async def read_missed(
+        self, m: EntityMetrics, epoch: int, key: str, loader: Loader, ttl: TTLPolicy
+    ) -> bytes:
+        """`read` after a lookup found nothing at `key`: the flight, the lease, the fill."""
         read = _Read(m, epoch, key, loader, ttl)
         payload, result = await self._flights.run(key, lambda flight: self._fetch(read, flight))
         getattr(m, result).inc()  # every caller counts, followers included
@@ -90,8 +114,22 @@ class Reader:
         except CacheError:
             return await bypass_many(m, loader, len(keys))
         # A moved epoch (now adopted): our keys are in one nobody reads; all miss, none fill.
-        moved = found is Miss.MOVED
-        stored: list[bytes | None] = [None] * len(keys) if found is Miss.MOVED else found
+        if found is Miss.MOVED:
+            return await self.complete_many(m, epoch, keys, [None] * len(keys), loader, ttl, False)
+        return await self.complete_many(m, epoch, keys, found, loader, ttl)
+
+    async def complete_many(
+        self,
+        m: EntityMetrics,
+        epoch: int,
+        keys: Sequence[str],
+        stored: Sequence[bytes | None],
+        loader: ManyLoader,
+        ttl: TTLPolicy,
+        fill: bool = True,
+    ) -> list[bytes]:
+        """`read_many` once the entries at `keys` were looked up (None: not there): the
+        payloads in order, the misses loaded in one call and filled (if `fill`) in one trip."""
         misses = [i for i, raw in enumerate(stored) if raw is None]
         loaded = await _load_many(m, loader, misses) if misses else {}
         fills = [
@@ -99,7 +137,7 @@ class Reader:
             for i in misses
             if (version := loaded[i][0]) is not None
         ]
-        if fills and not moved:
+        if fills and fill:
             await _quietly(self._store.fill_many(m, epoch, fills))
         m.hit.inc(len(keys) - len(misses))
         m.miss.inc(len(misses))

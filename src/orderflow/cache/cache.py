@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 
+import orjson
+from prometheus_client import Counter
 from redis.asyncio import Redis
 
+from orderflow.cache import entry
 from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass_many
 from orderflow.cache.breaker import CircuitBreaker
 from orderflow.cache.epoch import Epoch
@@ -18,9 +21,10 @@ from orderflow.cache.errors import CacheError, CacheUnavailable, kind
 from orderflow.cache.generations import Generations
 from orderflow.cache.guard import Guard
 from orderflow.cache.keys import Entity, Key, KeySpace
+from orderflow.cache.listing import Listing, MembersLoader, by_index
 from orderflow.cache.metrics import EntityMetrics, breaker_listener, for_entity
 from orderflow.cache.scripts import Scripts
-from orderflow.cache.store import Store
+from orderflow.cache.store import Miss, Store, ViewHit
 from orderflow.cache.ttl import TTLPolicy
 
 
@@ -63,7 +67,7 @@ class Cache:
             lease_ms=lease_ms,
             tombstone_ttl_ms=tombstone_ttl_ms,
         )
-        self._gens = Generations(redis, keys, self._epoch, scripts)
+        self._gens = Generations(keys, self._epoch, scripts)
         self._reader = Reader(self._store, wait_ms=wait_ms, poll_ms=poll_ms)
         self._enabled = enabled
 
@@ -115,20 +119,84 @@ class Cache:
     ) -> bytes:
         """Cache-aside read of a view, keyed by the generations of the `families` it shows.
 
-        Loaders of views may return version 0: the generations, not versions, keep views fresh.
+        A hit is one round trip (generations and entry in one script). Loaders of views may
+        return version 0: the generations, not versions, keep views fresh.
         """
         m = for_entity(entity.name)
-        if not self._enabled:
-            return await self._bypass(m, loader)
         epoch = self._epoch.value
-        try:
-            gens = await self._guard.run(
-                m, "generations", lambda: self._gens.current(epoch, families)
+        found = await self._lookup_view(m, epoch, entity, key, families)
+        if isinstance(found, ViewHit):
+            return entry.body(found.raw)
+        return await self._load_view(m, epoch, found, loader, ttl)
+
+    async def get_or_load_listing(
+        self,
+        listing: Listing,
+        key: Key,
+        families: Sequence[str],
+        loader: Loader,
+        members: MembersLoader,
+    ) -> tuple[bytes, list[bytes]]:
+        """A list view and the entries it lists: `(view JSON, [member JSON, ...])`.
+
+        The view's JSON holds the integer keys of its members in an `"ids"` array (and whatever
+        else, e.g. a total); the members are `listing.members` entries, shared with single
+        reads and kept current by every write. A hit on the view and all its members is one
+        round trip. Missing members go to one `members(ids)` call and are filled as by
+        `get_or_load_many`; a missing view is loaded as by `get_or_load_view`.
+        """
+        m = for_entity(listing.view.name)
+        epoch = self._epoch.value
+        found = await self._lookup_view(m, epoch, listing.view, key, families, listing.members)
+        if not isinstance(found, ViewHit):
+            body = await self._load_view(m, epoch, found, loader, listing.ttl)
+            ids = orjson.loads(body)["ids"]
+            many = by_index(ids, members)
+            return body, await self.get_or_load_many(
+                listing.members, ids, many, listing.members_ttl
             )
+        body = entry.body(found.raw)
+        ids = orjson.loads(body)["ids"]
+        got = await self._reader.complete_many(
+            for_entity(listing.members.name),
+            epoch,
+            [self._keys.entry(listing.members, epoch, id_) for id_ in ids],
+            found.members,
+            by_index(ids, members),
+            listing.members_ttl,
+        )
+        return body, got
+
+    async def _lookup_view(
+        self,
+        m: EntityMetrics,
+        epoch: int,
+        entity: Entity,
+        key: Key,
+        families: Sequence[str],
+        members: Entity | None = None,
+    ) -> ViewHit | str | Miss | None:
+        """`Store.lookup_view`, counting a hit; None if the cache is off or failing."""
+        if not self._enabled:
+            return None
+        try:
+            found = await self._store.lookup_view(m, epoch, entity, key, families, members)
         except CacheError:
+            return None
+        if isinstance(found, ViewHit):
+            m.hit.inc()
+        return found
+
+    async def _load_view(
+        self, m: EntityMetrics, epoch: int, found: str | Miss | None, loader: Loader, ttl: TTLPolicy
+    ) -> bytes:
+        """A view `_lookup_view` did not find: loaded under the lease into the key it named."""
+        if found is None:
             return await self._bypass(m, loader)
-        key_ = self._keys.entry(entity, epoch, key, gens)
-        return await self._reader.read(m, epoch, key_, loader, ttl)
+        if found is Miss.MOVED:  # the generations read belong to an old epoch: do not fill
+            return await self._bypass(m, loader, result=m.miss)
+        assert isinstance(found, str)
+        return await self._reader.read_missed(m, epoch, found, loader, ttl)
 
     async def put(
         self, entity: Entity, key: Key, version: int, payload: bytes, ttl: TTLPolicy
@@ -191,8 +259,10 @@ class Cache:
             return f"degraded: redis {kind(exc)}"
         return "ok"
 
-    async def _bypass(self, m: EntityMetrics, loader: Loader) -> bytes:
-        m.bypass.inc()
+    async def _bypass(
+        self, m: EntityMetrics, loader: Loader, result: Counter | None = None
+    ) -> bytes:
+        (result or m.bypass).inc()
         m.loads.inc()
         return (await loader())[1]
 

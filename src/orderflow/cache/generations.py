@@ -11,28 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from orderflow.cache.epoch import Epoch
 from orderflow.cache.keys import KeySpace
 from orderflow.cache.scripts import Scripts
 
 
 class Generations:
-    """Reads and bumps generation counters. Raises redis errors; `Cache` guards the calls."""
+    """Bumps generation counters (`Store.lookup_view` reads them). Raises redis errors."""
 
-    def __init__(self, redis: Redis, keys: KeySpace, epoch: Epoch, scripts: Scripts) -> None:
-        self._redis = redis
+    def __init__(self, keys: KeySpace, epoch: Epoch, scripts: Scripts) -> None:
         self._keys = keys
         self._epoch = epoch
         self._scripts = scripts
-
-    async def current(self, epoch: int, families: Sequence[str]) -> tuple[int, ...]:
-        """The generations of `families` under `epoch`, in one MGET; a missing counter is 0."""
-        if not families:
-            return ()
-        values = await self._redis.mget([self._keys.generation(epoch, f) for f in families])
-        return tuple(int(v or 0) for v in values)
 
     async def bump(self, families: Sequence[str]) -> None:
         """Increment every family's counter under the current epoch, adopting it if it moved."""

@@ -52,14 +52,27 @@ class KeySpace:
 
     def entry(self, entity: Entity, epoch: int, key: Key, gens: Sequence[int] = ()) -> str:
         """The key of one entry; `gens` are the generations of a view's families."""
+        head, tail = self.view_entry(entity, epoch, key)
+        if gens:
+            return f"{head}g{'.'.join(map(str, gens))}{tail}"
+        return head[:-1] + tail
+
+    def view_entry(self, entity: Entity, epoch: int, key: Key) -> tuple[str, str]:
+        """A view entry's key around its generations: `head + "g4.2" + tail`, so that a script
+        that reads the generations can finish the key in the same round trip."""
         parts = [_part(p) for p in (key if isinstance(key, tuple) else (key,))]
         if entity.client_tagged:
             if not parts:
                 raise ValueError(f"{entity.name} keys start with a client id")
             parts[0] = f"{{c:{parts[0]}}}"
-        if gens:
-            parts.insert(0, "g" + ".".join(map(str, gens)))
-        return ":".join([self.namespace, entity.key_prefix, f"e{epoch}", *parts])
+        head = f"{self.namespace}:{entity.key_prefix}:e{epoch}:"
+        return head, "".join(":" + p for p in parts)
+
+    def member_head(self, entity: Entity, epoch: int) -> str:
+        """Where the keys of `entity`'s entries start: a script appends an id to it."""
+        if entity.client_tagged:
+            raise ValueError(f"{entity.name} keys need a client id, not only an id")
+        return f"{self.namespace}:{entity.key_prefix}:e{epoch}:"
 
     def generation(self, epoch: int, family: str) -> str:
         """The counter of one view family. It lives under the epoch, like the entries."""

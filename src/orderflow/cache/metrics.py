@@ -28,15 +28,16 @@ from prometheus_client import Counter, Gauge, Histogram
 from orderflow.cache.breaker import State
 
 OPS = (
+    "peek",
     "lookup",
     "lookup_many",
+    "lookup_view",
     "fill",
     "fill_many",
     "release",
     "put",
     "invalidate",
     "delete",
-    "generations",
     "bump",
     "ping",
 )

@@ -8,6 +8,8 @@ Conventions shared by every script that touches entries:
 - A write never replaces an entry of a higher version (rule 2: no stale overwrite).
 
 The scripts touch the epoch key and an entry key together, which assumes a single Redis node.
+So does LOOKUP_VIEW, which also builds keys it was not given (a view's entry from its
+generations, a listing's members from its ids) to save round trips on the hit path.
 On Redis Cluster every slot would need its own copy of the epoch (a per-slot hash tag in the
 epoch key); that is noted, not built.
 """
@@ -59,6 +61,33 @@ return found
 """
 )
 
+# KEYS: epoch, generation counters... ARGV: epoch, view key head, view key tail, member key head.
+# A view's generations, its entry and (for a listing) its members, in one round trip. The entry
+# key is head .. 'g' .. gens joined by '.' .. tail (see KeySpace.view_entry). A member head
+# ('' = not a listing) makes a hit also look up the entries at head .. id for every id in the
+# view body's "ids" array.
+# A data entry -> {entry bytes, member bytes or false...}. Missing or a tombstone -> {0, key}:
+# the key to load into under the lease, since the generations may move before the fill.
+LOOKUP_VIEW = (
+    _PRELUDE
+    + """
+local gens = {}
+for i = 2, #KEYS do gens[i - 1] = redis.call('GET', KEYS[i]) or '0' end
+local key = ARGV[2] .. 'g' .. table.concat(gens, '.') .. ARGV[3]
+local raw = redis.call('GET', key)
+if not (raw and string.find(raw, '|', 1, true) < #raw) then return {0, key} end
+local found = {raw}
+if ARGV[4] ~= '' then
+  local body = string.sub(raw, string.find(raw, '|', 1, true) + 1)
+  for i, id in ipairs(cjson.decode(body)['ids']) do
+    local member = redis.call('GET', ARGV[4] .. string.format('%d', id))  -- ids are integers
+    found[i + 1] = member and string.find(member, '|', 1, true) < #member and member
+  end
+end
+return found
+"""
+)
+
 # KEYS: epoch, entry. ARGV: epoch, version, stored entry, ttl_ms.
 # Compare-and-set: 1 stored, 0 refused because the entry (data or tombstone) is newer.
 # Equal versions are allowed: the value a tombstone announced may be filled.
@@ -105,6 +134,7 @@ class Scripts:
     redis: Redis
     lookup: AsyncScript
     lookup_many: AsyncScript
+    lookup_view: AsyncScript
     fill: AsyncScript
     invalidate: AsyncScript
     delete: AsyncScript
@@ -117,6 +147,7 @@ class Scripts:
             redis=redis,
             lookup=redis.register_script(LOOKUP),
             lookup_many=redis.register_script(LOOKUP_MANY),
+            lookup_view=redis.register_script(LOOKUP_VIEW),
             fill=redis.register_script(FILL),
             invalidate=redis.register_script(INVALIDATE),
             delete=redis.register_script(DELETE),

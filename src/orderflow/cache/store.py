@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, cast
 
 from redis.commands.core import AsyncScript
 from redis.typing import EncodableT
@@ -28,6 +28,13 @@ class Miss(enum.Enum):
     LEASED = "leased"  # this caller holds the lease: load, fill, release
     BUSY = "busy"  # another caller holds it: wait for its fill
     MOVED = "moved"  # the epoch moved (now adopted): load, but do not fill the old key
+
+
+class ViewHit(NamedTuple):
+    """A view's stored entry, and its members' (None: missing or a tombstone) if asked for."""
+
+    raw: bytes
+    members: list[bytes | None]
 
 
 class Store:
@@ -49,6 +56,24 @@ class Store:
         self._guard = guard
         self._lease_ms = lease_ms
         self._tombstone_ttl_ms = tombstone_ttl_ms
+
+    async def peek(self, m: EntityMetrics, epoch: int, key: str) -> bytes | Miss | None:
+        """The data entry at `key`, None if missing or a tombstone: the hit path, no Lua.
+
+        One MGET reads the epoch and the entry at the same instant, so the epoch check is the
+        lookup script's, for the price of a plain read. A miss takes no lease: the caller goes
+        on to `lookup`, one more round trip, but only when it is going to load anyway.
+        """
+        current, raw = cast(
+            list[bytes | None],
+            await self._guard.run(
+                m, "peek", lambda: self._scripts.redis.mget(self.keys.epoch, key)
+            ),
+        )
+        if int(current or 0) != epoch:
+            self.epoch.adopt(int(current or 0))
+            return Miss.MOVED
+        return raw if raw and entry.body(raw) else None
 
     async def lookup(self, m: EntityMetrics, epoch: int, key: str, token: str) -> bytes | Miss:
         """The stored entry at `key`, or a `Miss`; with a `token`, a miss claims the lease."""
@@ -74,6 +99,35 @@ class Store:
             self.epoch.adopt(reply[0])
             return Miss.MOVED
         return list(reply)
+
+    async def lookup_view(
+        self,
+        m: EntityMetrics,
+        epoch: int,
+        entity: Entity,
+        key: Key,
+        families: Sequence[str],
+        members: Entity | None = None,
+    ) -> ViewHit | str | Literal[Miss.MOVED]:
+        """A view's entry under its families' current generations, in one round trip, with
+        its members' entries if `members` is given (the view body's "ids" are their keys).
+
+        A miss (or a tombstone) returns the key to load into: the generations it was built
+        from are the ones the fill must use, even if a writer bumps them meanwhile.
+        """
+        head, tail = self.keys.view_entry(entity, epoch, key)
+        member_head = self.keys.member_head(members, epoch) if members else ""
+        script_keys = [self.keys.epoch, *(self.keys.generation(epoch, f) for f in families)]
+        args: list[EncodableT] = [epoch, head, tail, member_head]
+        reply = await self._guard.run(
+            m, "lookup_view", lambda: self._scripts.lookup_view(script_keys, args)
+        )
+        if isinstance(reply[0], bytes):
+            return ViewHit(reply[0], reply[1:])
+        if len(reply) == 1:
+            self.epoch.adopt(int(reply[0]))
+            return Miss.MOVED
+        return str(reply[1], "utf-8")
 
     async def fill(
         self, m: EntityMetrics, epoch: int, key: str, version: int, payload: bytes, ttl_ms: int

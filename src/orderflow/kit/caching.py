@@ -17,7 +17,16 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from orderflow.cache import Cache, CacheError, Entity, Key, NearCache, TTLPolicy
+from orderflow.cache import (
+    Cache,
+    CacheError,
+    Entity,
+    Key,
+    Listing,
+    MembersLoader,
+    NearCache,
+    TTLPolicy,
+)
 from orderflow.cache.aside import Loader, ManyLoader
 from orderflow.cache.metrics import for_entity
 from orderflow.kit.broadcast import Broadcast
@@ -103,6 +112,22 @@ class ServiceCache:
             loaded = await loader(list(range(len(keys))))
             return [loaded[i][1] for i in range(len(keys))]
         return await self.cache.get_or_load_many(entity, keys, loader, ttl)
+
+    async def read_listing(
+        self,
+        listing: Listing,
+        key: Key,
+        families: Sequence[str],
+        loader: Loader,
+        members: MembersLoader,
+    ) -> tuple[bytes, list[bytes]]:
+        """A list view and the bodies it lists (see `Cache.get_or_load_listing`)."""
+        if self.cache is None or not self.reading:
+            body = (await loader())[1]
+            ids: list[int] = orjson.loads(body)["ids"]
+            loaded = await members(ids) if ids else {}
+            return body, [loaded[id_][1] for id_ in ids]
+        return await self.cache.get_or_load_listing(listing, key, families, loader, members)
 
     async def write(
         self, entity: Entity, key: Key, version: int, payload: bytes, ttl: TTLPolicy

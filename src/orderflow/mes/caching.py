@@ -6,13 +6,14 @@ of one page under the generations of its families; the same post-commit step tha
 entry bumps those families, so a board read after a claim's response lists the order as taken.
 """
 
-from orderflow.cache import Entity, FixedTTL
+from orderflow.cache import Entity, FixedTTL, Listing
 
 NAMESPACE = "mes"
 PRODUCTION_ORDER = Entity("production_order")
 PRODUCTION_VIEW = Entity("production_view")
 ENTRY_TTL = FixedTTL(24 * 3600)
 VIEW_TTL = FixedTTL(600)
+PRODUCTION_LIST = Listing(PRODUCTION_VIEW, VIEW_TTL, PRODUCTION_ORDER, ENTRY_TTL)
 ALL = "production_orders"  # lists no status or operator narrows: change when one is queued
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from orderflow.cache import Entity, FixedTTL, QuietWindowTTL
+from orderflow.cache import Entity, FixedTTL, Listing, QuietWindowTTL
 from orderflow.kit.caching import NearPolicy
 from orderflow.kit.settings import Settings
 
@@ -23,6 +23,8 @@ ORDER_COUNTS = Entity("order_counts")
 CLIENT_TTL = FixedTTL(3600)
 ORDER_TTL = FixedTTL(24 * 3600)
 VIEW_TTL = FixedTTL(600)
+ORDER_LIST = Listing(ORDER_VIEW, VIEW_TTL, ORDER, ORDER_TTL)  # a page of ids, bodies from ORDER
+CLIENT_ORDER_LIST = Listing(CLIENT_ORDER_VIEW, VIEW_TTL, ORDER, ORDER_TTL)
 
 CATALOGUE = "catalogue"
 ALL_ORDERS = "orders"  # views that no status or client narrows: change only when one is created

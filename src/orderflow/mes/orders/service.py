@@ -4,6 +4,7 @@ After each commit, and before the response, the new state is written through to 
 the board lists it moved are invalidated by generation, and the event goes to every board.
 """
 
+from functools import partial
 from typing import Any
 
 import orjson
@@ -17,9 +18,8 @@ from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page
 from orderflow.mes.caching import (
     ENTRY_TTL,
+    PRODUCTION_LIST,
     PRODUCTION_ORDER,
-    PRODUCTION_VIEW,
-    VIEW_TTL,
     moved_families,
     view_families,
 )
@@ -60,25 +60,17 @@ async def search(
 
     key = (state or "", operator_id or 0, page.limit, page.offset)
     families = view_families(state, operator_id)
-    index = orjson.loads(
-        await p.cache.read_view(PRODUCTION_VIEW, key, families, load_index, VIEW_TTL)
+    raw, bodies = await p.cache.read_listing(
+        PRODUCTION_LIST, key, families, load_index, partial(_load_orders, p)
     )
-    bodies = await _bodies(p, index["ids"])
-    return b'{"items":[' + b",".join(bodies) + b'],"total":' + str(index["total"]).encode() + b"}"
+    total = orjson.loads(raw)["total"]
+    return b'{"items":[' + b",".join(bodies) + b'],"total":' + str(total).encode() + b"}"
 
 
-async def _bodies(p: Production, ids: list[int]) -> list[bytes]:
-    async def load(missing: list[int]) -> dict[int, tuple[int | None, bytes]]:
-        async with transaction(p.sessions) as session:
-            rows = await ProductionRepository(session).many([ids[i] for i in missing])
-        found = {o.id: o for o in rows}
-        return {
-            i: (found[ids[i]].version, dumps(production_order_dict(found[ids[i]]))) for i in missing
-        }
-
-    if not ids:
-        return []
-    return await p.cache.read_many(PRODUCTION_ORDER, ids, load, ENTRY_TTL)
+async def _load_orders(p: Production, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:
+    async with transaction(p.sessions) as session:
+        rows = {o.id: o for o in await ProductionRepository(session).many(ids)}
+    return {id_: (rows[id_].version, dumps(production_order_dict(rows[id_]))) for id_ in ids}
 
 
 async def claim(p: Production, order_id: int, operator_id: int) -> bytes:

@@ -7,6 +7,7 @@ families, instead of invalidating every page the order appears on.
 """
 
 from datetime import datetime
+from functools import partial
 
 import orjson
 
@@ -15,12 +16,10 @@ from orderflow.kit.errors import InvalidInput
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page
 from orderflow.shop.caching import (
-    CLIENT_ORDER_VIEW,
+    CLIENT_ORDER_LIST,
     COUNTS,
-    ORDER,
     ORDER_COUNTS,
-    ORDER_TTL,
-    ORDER_VIEW,
+    ORDER_LIST,
     VIEW_TTL,
     view_families,
 )
@@ -59,32 +58,24 @@ async def list_orders(
     families = view_families(state, client_id)
     if client_id:
         key: tuple[str | int, ...] = (client_id, state or "", since, until, page.limit, page.offset)
-        raw = await shop.cache.read_view(CLIENT_ORDER_VIEW, key, families, load_index, VIEW_TTL)
+        listing = CLIENT_ORDER_LIST
     else:
         key = (state or "", since, until, page.limit, page.offset)
-        raw = await shop.cache.read_view(ORDER_VIEW, key, families, load_index, VIEW_TTL)
-    index = orjson.loads(raw)
-    bodies = await order_bodies(shop, index["ids"])
-    return b'{"items":[' + b",".join(bodies) + b'],"total":' + str(index["total"]).encode() + b"}"
+        listing = ORDER_LIST
+    raw, bodies = await shop.cache.read_listing(
+        listing, key, families, load_index, partial(load_orders, shop)
+    )
+    total = orjson.loads(raw)["total"]
+    return b'{"items":[' + b",".join(bodies) + b'],"total":' + str(total).encode() + b"}"
 
 
-async def order_bodies(shop: Shop, ids: list[int]) -> list[bytes]:
-    """The orders' JSON, from their cache entries where present, else in one batch query."""
-
-    async def load(missing: list[int]) -> dict[int, tuple[int | None, bytes]]:
-        wanted = [ids[i] for i in missing]
-        async with transaction(shop.sessions) as session:
-            repo = OrderRepository(session)
-            orders = {o.id: o for o in await repo.many(wanted)}
-            lines = await repo.lines_of(wanted)
-        return {
-            i: (orders[ids[i]].version, dumps(order_dict(orders[ids[i]], lines[ids[i]])))
-            for i in missing
-        }
-
-    if not ids:
-        return []
-    return await shop.cache.read_many(ORDER, ids, load, ORDER_TTL)
+async def load_orders(shop: Shop, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:
+    """The orders' JSON by id, in one batch query (the members of an order list)."""
+    async with transaction(shop.sessions) as session:
+        repo = OrderRepository(session)
+        orders = {o.id: o for o in await repo.many(ids)}
+        lines = await repo.lines_of(ids)
+    return {id_: (orders[id_].version, dumps(order_dict(orders[id_], lines[id_]))) for id_ in ids}
 
 
 async def counts_by_status(shop: Shop) -> bytes:

@@ -1,0 +1,123 @@
+"""Listings: a view of ids and the member entries it lists, read in one round trip on a hit."""
+
+import uuid
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from orderflow.cache import Cache, Entity, Listing
+from orderflow.cache.metrics import OPS
+from tests.cache.conftest import TTL, Loader, sample
+
+
+class Members:
+    """A members loader over a dict of rows `id -> (version, body)`, counting what it loads."""
+
+    def __init__(self, rows: dict[int, tuple[int, bytes]]) -> None:
+        self.rows = rows
+        self.loaded: list[list[int]] = []
+
+    async def __call__(self, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:
+        self.loaded.append(ids)
+        return {id_: self.rows[id_] for id_ in ids}
+
+
+@pytest.fixture
+def listing() -> Listing:
+    tag = uuid.uuid4().hex[:8]
+    return Listing(Entity(f"page_{tag}", prefix="page"), TTL, Entity(f"o_{tag}", prefix="o"), TTL)
+
+
+def page(*ids: int) -> Loader:
+    return Loader(0, orjson.dumps({"ids": list(ids), "total": len(ids)}))
+
+
+def round_trips(listing: Listing) -> float:
+    """Redis round trips the cache made for the listing's view and members, by its metrics."""
+    return sum(
+        sample("orderflow_cache_latency_seconds_count", entity=entity.name, op=op)
+        for entity in (listing.view, listing.members)
+        for op in OPS
+    )
+
+
+async def test_a_hit_is_one_round_trip(cache: Cache, listing: Listing) -> None:
+    rows = {1: (1, b'{"id":1}'), 2: (3, b'{"id":2}')}
+    members, view = Members(rows), page(1, 2)
+    first = await cache.get_or_load_listing(listing, "p", ["f"], view, members)
+    assert first == (b'{"ids":[1,2],"total":2}', [b'{"id":1}', b'{"id":2}'])
+    assert (view.calls, members.loaded) == (1, [[1, 2]])
+
+    before = round_trips(listing)
+    assert await cache.get_or_load_listing(listing, "p", ["f"], view, members) == first
+    assert round_trips(listing) == before + 1
+    assert (
+        sample("orderflow_cache_latency_seconds_count", entity=listing.view.name, op="lookup_view")
+        == 2
+    )
+    assert (view.calls, members.loaded) == (1, [[1, 2]])
+    name = listing.members.name
+    assert sample("orderflow_cache_requests_total", entity=name, result="hit") == 2
+    assert sample("orderflow_cache_requests_total", entity=name, result="miss") == 2
+
+
+async def test_members_are_the_shared_entries(cache: Cache, listing: Listing) -> None:
+    """A write to one member shows in every page listing it, without touching the pages."""
+    rows = {1: (1, b'{"v":1}'), 2: (1, b'{"id":2}')}
+    members, view = Members(rows), page(1, 2)
+    await cache.get_or_load_listing(listing, "p", ["f"], view, members)
+    assert await cache.put(listing.members, 1, 2, b'{"v":2}', TTL)
+    _, bodies = await cache.get_or_load_listing(listing, "p", ["f"], view, members)
+    assert bodies == [b'{"v":2}', b'{"id":2}']
+    assert view.calls == 1
+
+
+async def test_an_invalidated_member_alone_is_loaded_again(
+    cache: Cache, client: Redis, ns: str, listing: Listing
+) -> None:
+    rows = {1: (1, b'{"v":1}'), 2: (1, b'{"id":2}'), 3: (1, b'{"id":3}')}
+    members, view = Members(rows), page(1, 2, 3)
+    await cache.get_or_load_listing(listing, "p", ["f"], view, members)
+    rows[2] = (2, b'{"v":2}')
+    assert await cache.invalidate(listing.members, 2, 2)  # a tombstone: not a hit
+    _, bodies = await cache.get_or_load_listing(listing, "p", ["f"], view, members)
+    assert bodies == [b'{"v":1}', b'{"v":2}', b'{"id":3}']
+    assert members.loaded == [[1, 2, 3], [2]]
+    assert await client.get(f"{ns}:o:v1:e0:2") == b'2|{"v":2}'  # filled back
+
+
+async def test_a_bump_reloads_the_page_not_the_members(cache: Cache, listing: Listing) -> None:
+    rows = {1: (1, b'{"id":1}'), 2: (1, b'{"id":2}')}
+    members = Members(rows)
+    await cache.get_or_load_listing(listing, "p", ["f", "g"], page(1), members)
+    assert await cache.bump(["g"])
+    newer = page(2, 1)
+    got = await cache.get_or_load_listing(listing, "p", ["f", "g"], newer, members)
+    assert got == (b'{"ids":[2,1],"total":2}', [b'{"id":2}', b'{"id":1}'])
+    assert newer.calls == 1
+    assert members.loaded == [[1], [2]]  # 1 was a hit on the shared entry
+
+
+async def test_an_empty_page(cache: Cache, listing: Listing) -> None:
+    members = Members({})
+    for _ in range(2):
+        got = await cache.get_or_load_listing(listing, "p", ["f"], page(), members)
+        assert got == (b'{"ids":[],"total":0}', [])
+    assert members.loaded == []
+
+
+async def test_a_moved_epoch_is_adopted_and_nothing_old_is_served(
+    cache: Cache, client: Redis, ns: str, listing: Listing
+) -> None:
+    rows = {1: (1, b'{"v":1}')}
+    members = Members(rows)
+    await cache.get_or_load_listing(listing, "p", ["f"], page(1), members)
+    await client.incr(f"{ns}:epoch")  # another process healed from an outage
+    rows[1] = (2, b'{"v":2}')
+    got = await cache.get_or_load_listing(listing, "p", ["f"], page(1), members)
+    assert got[1] == [b'{"v":2}']
+    assert cache.epoch == 1
+    got = await cache.get_or_load_listing(listing, "p", ["f"], page(1), members)
+    assert got[1] == [b'{"v":2}']
+    assert await client.get(f"{ns}:o:v1:e1:1") == b'2|{"v":2}'
