@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from orderflow.cache import Cache, Entity, FixedTTL
 from orderflow.kit.embedded import EmbeddedRedis, free_port
@@ -19,10 +19,9 @@ TTL = FixedTTL(60)
 
 def connect(url: str) -> Redis:
     """A client like the platform's: short timeouts, no hidden retries (the breaker decides)."""
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=256, timeout=2, socket_timeout=2, socket_connect_timeout=2, retry=None
+    return Redis.from_url(
+        url, socket_timeout=2, socket_connect_timeout=2, retry=None, max_connections=512
     )
-    return Redis.from_pool(pool)
 
 
 def sample(metric: str, **labels: str) -> float:

@@ -106,3 +106,18 @@ async def test_a_lease_holder_that_never_fills_costs_others_only_wait_ms(
     assert await quick.get_or_load(entity, 9, loader, TTL) == b"{}"
     assert 0.05 <= asyncio.get_running_loop().time() - started < 0.5
     assert await client.get(key) == b"1|{}"  # filled anyway: fills are compare-and-set
+
+
+async def test_an_exhausted_pool_falls_back_without_opening_the_breaker(
+    redis_url: str, ns: str, entity: Entity
+) -> None:
+    small = Redis.from_url(redis_url, socket_timeout=2, retry=None, max_connections=2)
+    try:
+        cache = Cache(small, ns, timeout_s=1.0)
+        loader = Loader(1, b'{"v":1}')
+        reads = [cache.get_or_load(entity, n, loader, TTL) for n in range(20)]
+        assert set(await asyncio.gather(*reads)) == {b'{"v":1}'}
+        assert cache.breaker.state == "closed"
+        assert sample("orderflow_cache_errors_total", entity=entity.name, op="peek", kind="busy")
+    finally:
+        await small.aclose()

@@ -2,6 +2,7 @@
 
     CacheError
     ├── CacheUnavailable       the circuit breaker is open: Redis was not called
+    ├── CacheBusy              every connection of the pool was in use: Redis was not called
     ├── CacheTimeout           Redis did not answer within the cache's timeout
     ├── CacheConnectionError   Redis could not be reached (refused, reset, closed)
     └── CacheProtocolError     Redis answered, but with an error or a reply we cannot use
@@ -22,6 +23,12 @@ class CacheError(Exception):
 
 class CacheUnavailable(CacheError):
     """The circuit breaker is open, so the call was not attempted."""
+
+
+class CacheBusy(CacheError):
+    """This process had every pooled connection to Redis in use, so the call was not made.
+
+    Not a sign that Redis is failing: the breaker is not told, the call just falls back."""
 
 
 class CacheTimeout(CacheError):
@@ -47,12 +54,13 @@ def translate(exc: BaseException) -> CacheError:
 
 
 def kind(exc: CacheError) -> str:
-    """A short label for metrics: `unavailable`, `timeout`, `connection` or `protocol`."""
+    """A short label for metrics: `unavailable`, `busy`, `timeout`, `connection`, `protocol`."""
     return _KINDS.get(type(exc), "protocol")
 
 
 _KINDS: dict[type[CacheError], str] = {
     CacheUnavailable: "unavailable",
+    CacheBusy: "busy",
     CacheTimeout: "timeout",
     CacheConnectionError: "connection",
     CacheProtocolError: "protocol",

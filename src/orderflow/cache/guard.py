@@ -7,10 +7,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import RedisError
+from redis.exceptions import MaxConnectionsError, RedisError
 
 from orderflow.cache.breaker import CircuitBreaker, Ticket
-from orderflow.cache.errors import CacheError, CacheUnavailable, kind, translate
+from orderflow.cache.errors import CacheBusy, CacheError, CacheUnavailable, kind, translate
 from orderflow.cache.metrics import EntityMetrics
 
 T = TypeVar("T")
@@ -51,6 +51,10 @@ class Guard:
         except CacheError as exc:  # raised by `call` itself: a reply the protocol cannot use
             self._failed(ticket, metrics, op, exc)
             raise
+        except MaxConnectionsError as exc:  # our pool is exhausted; Redis may be fine
+            # Nothing reported: a probe that was busy is presumed lost and retried later.
+            metrics.error(op, "busy")
+            raise CacheBusy(str(exc)) from exc
         except (RedisError, OSError) as exc:  # asyncio's TimeoutError is an OSError
             error = translate(exc)
             self._failed(ticket, metrics, op, error)

@@ -5,7 +5,8 @@
     orderflow_cache_loads_total{entity}                loader calls, i.e. database loads
     orderflow_cache_fills_total{entity,outcome}        stored | stale | epoch (fills and puts)
     orderflow_cache_invalidations_total{entity}        tombstones, deletes and generation bumps
-    orderflow_cache_errors_total{entity,op,kind}       unavailable | timeout | connection | protocol
+    orderflow_cache_errors_total{entity,op,kind}       unavailable | busy | timeout | connection
+                                                       | protocol
     orderflow_cache_latency_seconds{entity,op}         one Redis round trip
     orderflow_cache_breaker_state{namespace}           0 closed, 1 half-open, 2 open
 

@@ -120,13 +120,13 @@ class ServiceCache:
         families: Sequence[str],
         loader: Loader,
         members: MembersLoader,
-    ) -> tuple[bytes, list[bytes]]:
-        """A list view and the bodies it lists (see `Cache.get_or_load_listing`)."""
+    ) -> tuple[Any, list[bytes]]:
+        """A list view, decoded, and the bodies it lists (see `Cache.get_or_load_listing`)."""
         if self.cache is None or not self.reading:
-            body = (await loader())[1]
-            ids: list[int] = orjson.loads(body)["ids"]
+            view = orjson.loads((await loader())[1])
+            ids: list[int] = view["ids"]
             loaded = await members(ids) if ids else {}
-            return body, [loaded[id_][1] for id_ in ids]
+            return view, [loaded[id_][1] for id_ in ids]
         return await self.cache.get_or_load_listing(listing, key, families, loader, members)
 
     async def write(

@@ -7,7 +7,6 @@ the board lists it moved are invalidated by generation, and the event goes to ev
 from functools import partial
 from typing import Any
 
-import orjson
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,11 +59,11 @@ async def search(
 
     key = (state or "", operator_id or 0, page.limit, page.offset)
     families = view_families(state, operator_id)
-    raw, bodies = await p.cache.read_listing(
+    view, bodies = await p.cache.read_listing(
         PRODUCTION_LIST, key, families, load_index, partial(_load_orders, p)
     )
-    total = orjson.loads(raw)["total"]
-    return b'{"items":[' + b",".join(bodies) + b'],"total":' + str(total).encode() + b"}"
+    total = str(view["total"]).encode()
+    return b'{"items":[' + b",".join(bodies) + b'],"total":' + total + b"}"
 
 
 async def _load_orders(p: Production, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:

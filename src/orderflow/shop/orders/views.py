@@ -9,8 +9,6 @@ families, instead of invalidating every page the order appears on.
 from datetime import datetime
 from functools import partial
 
-import orjson
-
 from orderflow.kit.db import transaction
 from orderflow.kit.errors import InvalidInput
 from orderflow.kit.http import dumps
@@ -62,11 +60,11 @@ async def list_orders(
     else:
         key = (state or "", since, until, page.limit, page.offset)
         listing = ORDER_LIST
-    raw, bodies = await shop.cache.read_listing(
+    view, bodies = await shop.cache.read_listing(
         listing, key, families, load_index, partial(load_orders, shop)
     )
-    total = orjson.loads(raw)["total"]
-    return b'{"items":[' + b",".join(bodies) + b'],"total":' + str(total).encode() + b"}"
+    total = str(view["total"]).encode()
+    return b'{"items":[' + b",".join(bodies) + b'],"total":' + total + b"}"
 
 
 async def load_orders(shop: Shop, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:
