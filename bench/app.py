@@ -9,7 +9,9 @@ routing and parameter parsing cost the same for all of them:
     off       the service function with the ServiceCache's reads off: PostgreSQL every time
     ours      the same function with reads on, as the platform runs it: orderflow.cache with
               the in-process near cache where the platform keeps one (items, catalogue pages)
-    ours-redis  the same with the near cache off: every hit is a Redis round trip (or more)
+    near      the same as ours with the near cache's TTL lengthened to the run's, so that every
+              read is a near hit: the near cache's hit path alone (items, catalogue pages only)
+    ours-redis  the same with the near cache off: every hit is a Redis round trip
     redis     one bare `GET` of the same bytes with the platform's Redis client
     cashews   cashews' `@cache` around the `off` loader, on the same Redis
     redis:<probe>  a bare `GET` through a differently configured client (the p99 tail study)
@@ -90,7 +92,8 @@ KINDS = {
     "orders": Kind("crm", _orders),  # CRM GET /orders?status=...&limit=20
     "counts": Kind("crm", _counts),  # CRM GET /orders/stats
 }
-VARIANTS = ("ceiling", "off", "ours", "ours-redis", "redis", "cashews")
+VARIANTS = ("ceiling", "off", "ours", "near", "ours-redis", "redis", "cashews")
+NEAR_KINDS = ("item", "catalogue")  # what the platform keeps near; "near" is measured for these
 
 
 def probe_clients(url: str, settings: Settings) -> dict[str, Redis]:
@@ -140,13 +143,19 @@ class Bench:
                 for name, client in self.probes.items()
             }
 
-    def shop(self, mode: str, service: str, *, near: bool = False) -> Shop:
+    def shop(
+        self, mode: str, service: str, *, near: bool = False, near_ttl_s: float | None = None
+    ) -> Shop:
         """A Shop context whose ServiceCache reads obey `mode` ("on"/"off") for `service`;
         with `near`, it also keeps the platform's near-cached entities in the process, as
-        `create_app` sets it up (drops broadcast on the namespace's bus)."""
+        `create_app` sets it up (drops broadcast on the namespace's bus), for `near_ttl_s`
+        (default: the platform's setting)."""
         cache = ServiceCache(self.resources.caches.get("shop"), self.modes[mode], service)
-        if near and self.settings.near_cache_ttl_s > 0:
-            cache.keep_near(NEAR, self.settings, "shop")
+        settings = self.settings
+        if near_ttl_s is not None:
+            settings = settings.model_copy(update={"near_cache_ttl_s": near_ttl_s})
+        if near and settings.near_cache_ttl_s > 0:
+            cache.keep_near(NEAR, settings, "shop")
             self.near_caches.append(cache)
         return Shop(self.resources.sessions["shopdb"], cache, item_ttl(self.settings))
 
@@ -160,6 +169,8 @@ class Bench:
             return self._cashews(kind)
         if variant == "ours":
             shop = self.shop("on", spec.service, near=True)
+        elif variant == "near":
+            shop = self.shop("on", spec.service, near=True, near_ttl_s=RAW_TTL_S)
         else:
             shop = self.shop("on" if variant == "ours-redis" else "off", spec.service)
         return lambda key: spec.load(shop, key)
@@ -211,10 +222,13 @@ class Bench:
         keys = await self.keys(kind)
         ours, cashews_fetch = self.fetches["ours", kind], self.fetches["cashews", kind]
 
+        near = self.fetches["near", kind]
+
         async def one(key: str) -> None:
             body = await ours(key)
             await self.redis.set(raw_key(kind, key), body, ex=RAW_TTL_S)
             await cashews_fetch(key)
+            await near(key)  # into the long-lived near cache
 
         for start in range(0, len(keys), 16):  # a few at a time: warm, not a stampede
             await asyncio.gather(*(one(k) for k in keys[start : start + 16]))

@@ -110,7 +110,7 @@ def set_cache(urls: dict[str, str], mode: Mode) -> dict[str, Any]:
     """`PUT /admin/cache` on every service; each answers once every process applied it."""
     states = {}
     for service in SERVICES:
-        resp = httpx.put(f"{urls[service]}/admin/cache", json={"mode": mode}, timeout=30.0)
+        resp = httpx.put(f"{urls[service]}/admin/cache", json={"mode": mode}, timeout=120.0)
         resp.raise_for_status()
         states[service] = resp.json()
     return states
