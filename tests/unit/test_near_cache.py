@@ -1,6 +1,7 @@
 """The near cache's own rules, with a fake clock."""
 
 from orderflow.cache import NearCache
+from orderflow.cache.near import JITTER
 
 
 class Clock:
@@ -11,14 +12,28 @@ class Clock:
         return self.now
 
 
-def test_a_value_lives_ttl_seconds() -> None:
+def test_a_value_lives_at_most_ttl_seconds() -> None:
     clock = Clock()
     near = NearCache(ttl_s=5, clock=clock)
     assert near.put(("item", 1), b"{}", near.stamp())
-    clock.now += 4.9
+    clock.now += (1 - JITTER) * 5 - 0.01
     assert near.get(("item", 1)) == b"{}"
-    clock.now += 0.2
+    clock.now += JITTER * 5 + 0.02
     assert near.get(("item", 1)) is None
+
+
+def test_entries_put_together_expire_spread_out() -> None:
+    clock = Clock()
+    near = NearCache(ttl_s=5, clock=clock)
+    for n in range(1000):
+        near.put(("item", n), b"{}", near.stamp())
+    clock.now = 100.0 + 3.99
+    assert all(near.get(("item", n)) == b"{}" for n in range(1000))  # none before 0.8 x ttl
+    clock.now = 100.0 + 4.5
+    remaining = sum(near.get(("item", n)) is not None for n in range(1000))
+    assert 300 < remaining < 700  # about half: expiry spread uniformly over 4 .. 5 s
+    clock.now = 100.0 + 5.0
+    assert all(near.get(("item", n)) is None for n in range(1000))
 
 
 def test_a_load_that_raced_a_drop_is_not_stored() -> None:

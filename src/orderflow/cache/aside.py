@@ -1,9 +1,10 @@
 """The cache-aside read path: single flight in the process, a lease across processes, a fill.
 
-A miss is loaded once: concurrent callers in this process share the first caller's flight
-(`SingleFlight`), and across processes the flight that wins the lease loads while the others
-poll for its fill. A lease holder that is slow or gone costs the others at most `wait_ms`,
-after which they load themselves (still safe: every fill is a compare-and-set on the version).
+A hit is one plain `MGET` of the epoch and the entry, outside any flight. A miss is loaded once:
+concurrent callers in this process share the first caller's flight (`SingleFlight`), and across
+processes the flight that wins the lease loads while the others poll for its fill. A lease holder
+that is slow or gone costs the others at most `wait_ms`, after which they load themselves (still
+safe: every fill is a compare-and-set on the version).
 
 A batch read (`Reader.read_many`, the bodies behind a list view) takes neither: see there.
 """

@@ -14,12 +14,18 @@ stale-set rule, like the versioned fills in Redis).
 
 from __future__ import annotations
 
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+JITTER = 0.2  # an entry lives between (1 - JITTER) * ttl_s and ttl_s
+
 
 class NearCache:
+    """A bounded dict of `key -> bytes`, each entry living at most `ttl_s`, spread so that
+    entries put together (a warm-up, a clear) do not all expire in the same instant."""
+
     def __init__(
         self,
         *,
@@ -52,7 +58,8 @@ class NearCache:
         """Store `value` unless something was dropped since `stamp`; evicts the oldest."""
         if stamp != self._drops:
             return False
-        self._entries[key] = (self._clock() + self.ttl_s, value)
+        ttl_s = self.ttl_s * (1.0 - JITTER * random.random())
+        self._entries[key] = (self._clock() + ttl_s, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
