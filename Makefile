@@ -6,6 +6,9 @@ export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST_ARGS ?=
+# With no platform running, `make loadtest` starts one on its own data set of 1,000,000 orders
+# (seeded on first use, ~2 min); with one running (`make run`), it tests that one.
+LOADTEST_ARGS ?= --data-dir .orderflow-1m --orders 1000000
 
 .PHONY: help run test lint format install bench bench-claims loadtest faults clean
 
@@ -40,8 +43,8 @@ bench: install ## the cached read path side by side (ceiling, PostgreSQL, Redis,
 bench-claims: install ## MES claims per second and claim-to-event latency, N operators and M boards
 	$(UV) run --frozen python -m bench.claims
 
-loadtest: install ## Locust: the three roles against a running platform, cache off then on; HTML report in reports/
-	$(UV) run --frozen orderflow loadtest
+loadtest: install ## Locust: the three roles, cache off then on, on 1M orders (or the running platform); HTML report in reports/
+	$(UV) run --frozen orderflow loadtest $(LOADTEST_ARGS)
 
 faults: install ## the long fault suite: load from all roles while Redis, PostgreSQL, relay and APIs fail
 	$(UV) run --frozen python -m tests.faults.suite --seconds $(or $(FAULT_SECONDS),120)

@@ -135,9 +135,11 @@ def loadtest(
             "1,000,000 orders `orderflow seed --orders 1000000` into an empty data dir first",
         ),
     ] = None,
-    steps: Annotated[str, typer.Option(help="users at each step, comma-separated")] = "10,20,40,80",
+    steps: Annotated[
+        str, typer.Option(help="users at each step, comma-separated")
+    ] = "5,10,20,40,80",
     step_seconds: Annotated[float, typer.Option(min=1)] = 30.0,
-    warmup_seconds: Annotated[float, typer.Option(min=0)] = 15.0,
+    warmup_seconds: Annotated[float, typer.Option(min=0)] = 30.0,
     think_ms: Annotated[float, typer.Option(min=0, help="mean pause between tasks")] = 300.0,
     probe_rate: Annotated[float, typer.Option(min=1, help="open-model requests/s")] = 200.0,
     probe_seconds: Annotated[float, typer.Option(min=0, help="per endpoint; 0: no probe")] = 20.0,

@@ -66,9 +66,9 @@ class Options:
     start: bool | None = None  # None: start a platform only when /health does not answer
     data_dir: Path = Path(".orderflow")
     orders: int | None = None  # ORDERFLOW_SEED_ORDERS of a platform we start
-    steps: tuple[int, ...] = (10, 20, 40, 80)
+    steps: tuple[int, ...] = (5, 10, 20, 40, 80)
     step_seconds: float = 30.0
-    warmup_seconds: float = 15.0
+    warmup_seconds: float = 30.0
     think_ms: float = 300.0
     probe_rate: float = 200.0
     probe_seconds: float = 20.0
