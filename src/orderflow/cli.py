@@ -143,6 +143,14 @@ def loadtest(
     think_ms: Annotated[float, typer.Option(min=0, help="mean pause between tasks")] = 300.0,
     probe_rate: Annotated[float, typer.Option(min=1, help="open-model requests/s")] = 200.0,
     probe_seconds: Annotated[float, typer.Option(min=0, help="per endpoint; 0: no probe")] = 20.0,
+    warm_items: Annotated[
+        bool,
+        typer.Option(
+            "--warm-items/--cold-items",
+            help="cache on: read every item once before the steps, as the quiet-window job "
+            "warms them in production (--cold-items: measure from a cold cache)",
+        ),
+    ] = True,
     sla_read_ms: Annotated[float, typer.Option(help="p95 target of reads")] = 50.0,
     sla_order_ms: Annotated[float, typer.Option(help="p95 target of order placement")] = 150.0,
     sla_claim_ms: Annotated[float, typer.Option(help="p95 target of claims")] = 100.0,
@@ -182,6 +190,7 @@ def loadtest(
         think_ms=think_ms,
         probe_rate=probe_rate,
         probe_seconds=probe_seconds,
+        warm_items=warm_items,
         sla=Sla(sla_read_ms, sla_order_ms, sla_claim_ms, sla_errors, sla_min_samples),
         reports_dir=reports,
         docs=Path("docs/performance.md") if docs else None,

@@ -121,3 +121,20 @@ async def test_an_exhausted_pool_falls_back_without_opening_the_breaker(
         assert sample("orderflow_cache_errors_total", entity=entity.name, op="peek", kind="busy")
     finally:
         await small.aclose()
+
+
+async def test_latecomers_wait_for_this_process_s_own_slow_load(
+    client: Redis, ns: str, entity: Entity
+) -> None:
+    """Readers arriving once the load started cannot share it (it may predate their writes),
+    but the lease is this process's: they wait for it past `wait_ms`, then find the fill."""
+    cache = Cache(client, ns, timeout_s=1.0, wait_ms=50)
+    loader = Loader(1, b'{"slow":true}', gated=True)
+    first = asyncio.create_task(cache.get_or_load(entity, 1, loader, TTL))
+    await loader.entered.wait()  # loading: newcomers lead flights of their own
+    late = [asyncio.create_task(cache.get_or_load(entity, 1, loader, TTL)) for _ in range(50)]
+    await asyncio.sleep(0.2)  # four times wait_ms
+    loader.gate.set()
+    assert set(await asyncio.gather(first, *late)) == {b'{"slow":true}'}
+    assert loader.calls == 1
+    assert sample("orderflow_cache_requests_total", entity=entity.name, result="hit") == 50

@@ -4,7 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from orderflow.kit.deps import Sessions
 from tests.factories import assert_problem, new_client, new_item, new_order
 
 
@@ -107,3 +109,27 @@ async def test_timestamps_are_timezone_aware(crm: httpx.AsyncClient) -> None:
     order = (await crm.get("/orders", params={"limit": 1})).json()["items"][0]
     assert datetime.fromisoformat(order["created_at"]).tzinfo is not None
     assert datetime.fromisoformat(order["created_at"]) <= datetime.now(UTC)
+
+
+async def test_counts_and_list_totals_match_a_count_over_every_order(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, shop_sessions: Sessions
+) -> None:
+    """The counter table the triggers keep equals counting the orders, after creations,
+    transitions and a cancellation, and a multi-row update."""
+    orders = [await new_order(shop) for _ in range(3)]
+    await crm.post(f"/orders/{orders[0]['id']}/confirm")
+    await shop.post(f"/orders/{orders[1]['id']}/cancel")
+    async with shop_sessions() as session, session.begin():
+        ids = [orders[2]["id"], orders[0]["id"]]
+        await session.execute(  # two rows in one statement, from two statuses
+            text("UPDATE orders SET status = 'cancelled' WHERE id = ANY(:ids)"), {"ids": ids}
+        )
+    async with shop_sessions() as session:
+        rows = await session.execute(text("SELECT status, count(*) FROM orders GROUP BY status"))
+        counted = dict(rows.all())
+    stats = (await crm.get("/orders/stats")).json()
+    assert {s: n for s, n in stats["counts"].items() if n} == counted
+    for status, n in counted.items():
+        listed = (await crm.get("/orders", params={"status": status, "limit": 1})).json()
+        assert listed["total"] == n
+    assert (await crm.get("/orders", params={"limit": 1})).json()["total"] == sum(counted.values())

@@ -1,6 +1,7 @@
 """MES endpoints: the board, claims, release and completion by the holder only."""
 
 import httpx
+from sqlalchemy import text
 
 from orderflow.kit.deps import Sessions
 from orderflow.relay.relay import Direction, drain
@@ -90,3 +91,24 @@ async def test_mes_errors(
     assert_problem(await mes.post("/orders/99999999/release", json={"operator_id": 1}), 404)
     assert_problem(await mes.get("/orders/99999999"), 404)
     assert_problem(await mes.get("/orders", params={"status": "taken"}), 422, "status")
+
+
+async def test_board_totals_match_a_count_over_every_production_order(
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    mes: httpx.AsyncClient,
+    mes_sessions: Sessions,
+    relay: list[Direction],
+) -> None:
+    """The counter table the triggers keep equals counting, after queueing and a claim."""
+    first, _ = [await queued_order(shop, crm, relay) for _ in range(2)]
+    assert (await mes.post(f"/orders/{first}/claim", json={"operator_id": 1})).status_code == 200
+    async with mes_sessions() as session:
+        rows = await session.execute(
+            text("SELECT status, count(*) FROM production_orders GROUP BY status")
+        )
+        counted = dict(rows.all())
+    for status, n in counted.items():
+        board = (await mes.get("/orders", params={"status": status, "limit": 1})).json()
+        assert board["total"] == n, status
+    assert (await mes.get("/orders", params={"limit": 1})).json()["total"] == sum(counted.values())

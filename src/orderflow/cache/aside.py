@@ -158,6 +158,9 @@ class Reader:
                 return await self._load(read, flight), "miss"
             if found is Miss.LEASED:
                 return await self._load_and_fill(read, flight, token), "miss"
+            if await flight.predecessor_done():  # the lease was likely our own earlier flight's:
+                deadline = time.monotonic() + self._wait_s  # it is alive, so no time limit
+                continue
             if time.monotonic() >= deadline:
                 return await self._load_and_fill(read, flight, None), "miss"
             await asyncio.sleep(self._poll_s)

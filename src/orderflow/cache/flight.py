@@ -17,11 +17,22 @@ class Flight(Generic[T]):
     """One leader's work on a key. `loading` is set once it reads the database: from then on
     nobody joins it, since the row it reads may predate a write acknowledged to a newcomer."""
 
-    __slots__ = ("future", "loading")
+    __slots__ = ("future", "loading", "predecessor")
 
-    def __init__(self, future: asyncio.Future[T]) -> None:
+    def __init__(self, future: asyncio.Future[T], predecessor: Flight[T] | None = None) -> None:
         self.future = future
         self.loading = False
+        # The flight on this key that was already loading when this one started: its lease
+        # is this process's own, so it is worth waiting for (then looking up again).
+        self.predecessor = predecessor
+
+    async def predecessor_done(self) -> bool:
+        """Wait until the predecessor ends, if one is running; False if there was none."""
+        before = self.predecessor
+        if before is None or before.future.done():
+            return False
+        await asyncio.wait([before.future])  # its result is not ours to take: look up again
+        return True
 
 
 class SingleFlight(Generic[T]):
@@ -42,13 +53,15 @@ class SingleFlight(Generic[T]):
                 return await asyncio.shield(flight.future)
             except _LeaderGone:
                 continue  # the first follower to wake up leads the next round
-        return await self._lead(key, fn)
+        return await self._lead(key, fn, flight)
 
     def __len__(self) -> int:
         return len(self._leaders)
 
-    async def _lead(self, key: str, fn: Callable[[Flight[T]], Awaitable[T]]) -> T:
-        flight = Flight[T](asyncio.get_running_loop().create_future())
+    async def _lead(
+        self, key: str, fn: Callable[[Flight[T]], Awaitable[T]], loading: Flight[T] | None
+    ) -> T:
+        flight = Flight[T](asyncio.get_running_loop().create_future(), loading)
         self._leaders[key] = flight
         try:
             result = await fn(flight)

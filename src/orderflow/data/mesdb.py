@@ -32,6 +32,16 @@ class ProductionOrder(Versioned, MesBase):
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
 
 
+class ProductionStatusCount(MesBase):
+    """How many production orders are in each status, kept exact by triggers (migration
+    mesdb_0002, `migrations/status_counts.py`): the boards' totals read one row."""
+
+    __tablename__ = "production_status_counts"
+
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class Assignment(MesBase):
     """Who held an order, from when to when."""
 

@@ -45,6 +45,18 @@ class Order(Versioned, ShopBase):
     )
 
 
+class OrderStatusCount(ShopBase):
+    """How many orders are in each status, kept exact by triggers (migration shopdb_0002,
+    `migrations/status_counts.py`): counts and the totals of lists by status read one row
+    instead of counting up to a million. They change with every order write, so their cached
+    views are often cold, and a miss must be cheap."""
+
+    __tablename__ = "order_status_counts"
+
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class OrderLine(ShopBase):
     __tablename__ = "order_lines"
 

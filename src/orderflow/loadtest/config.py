@@ -72,6 +72,7 @@ class Options:
     think_ms: float = 300.0
     probe_rate: float = 200.0
     probe_seconds: float = 20.0
+    warm_items: bool = True  # cache on: read every item once first, as the quiet-window job does
     sla: Sla = field(default_factory=Sla)
     reports_dir: Path = Path("reports")
     docs: Path | None = Path("docs/performance.md")

@@ -111,9 +111,16 @@ def section(
         f"{_n(100 * key['item_hit_ratio'] if key['item_hit_ratio'] is not None else None, 1)}% |",
         "",
         f"- **Capacity**: {capacity_text(run, key)}.",
-        "- **Item hit ratio** counts every item's first read in the run as a miss: a fresh cache "
-        "starts cold, so the ratio grows with the run's length and is higher against a platform "
-        "that has served before (items stay cached until the quiet window).",
+        (
+            "- **Item hit ratio**: before the `on` steps every item was read once, as the "
+            "quiet-window job warms them in production (`--warm-items`); the ratio is the "
+            "steady state, and misses are items edited during the run or expired near copies "
+            "that Redis no longer held."
+            if o.warm_items
+            else "- **Item hit ratio** counts every item's first read in the run as a miss "
+            "(`--cold-items`): a fresh cache starts cold, so the ratio grows with the run's "
+            "length and is higher against a platform that has served before."
+        ),
         f"- **PostgreSQL load at equal load** ({equal.users if equal else NONE} users): "
         f"{_n(equal.reduction if equal else None)}% fewer statements per second with the cache "
         f"on, {_n(equal.reduction_per_request if equal else None)}% fewer per request.",

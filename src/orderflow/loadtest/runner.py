@@ -79,6 +79,9 @@ def run(opts: Options) -> Path | None:
             applied = target.set_cache(opts.urls, mode)
             acks = ", ".join(f"{s} by {a.get('applied_by')}" for s, a in applied.items())
             console.print(f"[bold]cache {mode}[/bold] (applied: {acks})")
+            if mode == "on" and opts.warm_items and result.items:
+                took = target.warm_items(opts.urls, result.items, stop)
+                console.print(f"  warmed {result.items:,} items in {took:.1f}s")
             _steps(runner, result, mode, stop)
             if opts.probe_seconds > 0 and not stop():
                 _probe(result, mode, stop)

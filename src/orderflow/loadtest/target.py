@@ -129,3 +129,28 @@ def order_count(urls: dict[str, str]) -> int | None:
     except httpx.HTTPError:
         return None
     return int(resp.json()["total"])
+
+
+def warm_items(urls: dict[str, str], items: int, stopping: Callable[[], bool]) -> float:
+    """Read items 1..`items` through the Shop once, 32 at a time: the cache as the quiet-window
+    job leaves it (`shop/warmer.py` warms the popular ones). Returns the seconds it took."""
+    from gevent.pool import Pool
+    from geventhttpclient import HTTPClient
+
+    started = time.monotonic()
+    http = HTTPClient.from_url(urls["shop"], concurrency=32, network_timeout=30.0)
+
+    def one(item_id: int) -> None:
+        with http.get(f"/items/{item_id}") as resp:
+            resp.read()
+
+    try:
+        pool = Pool(32)
+        for item_id in range(1, items + 1):
+            if stopping():
+                break
+            pool.spawn(one, item_id)
+        pool.join()
+    finally:
+        http.close()
+    return time.monotonic() - started

@@ -13,6 +13,7 @@ from orderflow.data.mesdb import (
     MesProcessedEvent,
     Operator,
     ProductionOrder,
+    ProductionStatusCount,
     StatusHistory,
 )
 
@@ -43,7 +44,13 @@ class ProductionRepository:
         ids = await self.session.scalars(
             select(PO.id).where(*where).order_by(PO.id).limit(limit).offset(offset)
         )
-        total = await self.session.scalar(select(func.count()).select_from(PO).where(*where))
+        if operator_id:
+            total = await self.session.scalar(select(func.count()).select_from(PO).where(*where))
+        else:  # by status or all: the counter table, not a count over every order
+            counted = select(func.sum(ProductionStatusCount.n))
+            if status:
+                counted = counted.where(ProductionStatusCount.status == status)
+            total = await self.session.scalar(counted)
         return list(ids.all()), int(total or 0)
 
     async def conditional_update(

@@ -9,7 +9,13 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orderflow.data.shopdb import Order, OrderLine, ShopOutbox, ShopProcessedEvent
+from orderflow.data.shopdb import (
+    Order,
+    OrderLine,
+    OrderStatusCount,
+    ShopOutbox,
+    ShopProcessedEvent,
+)
 
 
 class OrderRepository:
@@ -75,12 +81,19 @@ class OrderRepository:
             .limit(limit)
             .offset(offset)
         )
-        total = await self.session.scalar(select(func.count()).select_from(Order).where(*where))
+        if client_id or created_from or created_to:
+            total = await self.session.scalar(select(func.count()).select_from(Order).where(*where))
+        else:  # by status or all: the counter table, not a count over every order
+            counted = select(func.sum(OrderStatusCount.n))
+            if status:
+                counted = counted.where(OrderStatusCount.status == status)
+            total = await self.session.scalar(counted)
         return list(ids.all()), int(total or 0)
 
     async def count_by_status(self) -> dict[str, int]:
-        rows = await self.session.execute(select(Order.status, func.count()).group_by(Order.status))
-        return {status: count for status, count in rows}
+        """From the counter table the triggers keep (see `OrderStatusCount`)."""
+        rows = await self.session.execute(select(OrderStatusCount.status, OrderStatusCount.n))
+        return {status: int(n) for status, n in rows}
 
     async def set_status(self, order_id: int, status: str, *, from_any: list[str]) -> Order | None:
         """Conditional update: only from one of `from_any`; None when the row is elsewhere."""
