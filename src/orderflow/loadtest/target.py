@@ -58,8 +58,8 @@ class Platform:
         if self.orders is not None:
             if (self.data_dir / "pg").exists():
                 console.print(
-                    f"[yellow]{self.data_dir} already holds databases: `orderflow up` seeds only "
-                    "empty ones, so --orders is ignored; give a fresh --data-dir"
+                    f"{self.data_dir} already holds databases: testing the orders in it "
+                    f"(--orders {self.orders:,} seeds only an empty data dir)"
                 )
             env["ORDERFLOW_SEED_ORDERS"] = str(self.orders)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
