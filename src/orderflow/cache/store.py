@@ -58,7 +58,7 @@ class Store:
         self._tombstone_ttl_ms = tombstone_ttl_ms
 
     async def peek(self, m: EntityMetrics, epoch: int, key: str) -> bytes | Miss | None:
-        """The data entry at `key`, None if missing or a tombstone: the hit path, no Lua.
+        """The payload at `key`, None if missing or a tombstone: the hit path, no Lua.
 
         One MGET reads the epoch and the entry at the same instant, so the epoch check is the
         lookup script's, for the price of a plain read. A miss takes no lease: the caller goes
@@ -73,7 +73,7 @@ class Store:
         if int(current or 0) != epoch:
             self.epoch.adopt(int(current or 0))
             return Miss.MOVED
-        return raw if raw and entry.body(raw) else None
+        return (entry.body(raw) if raw else None) or None  # b"" is a tombstone's
 
     async def lookup(self, m: EntityMetrics, epoch: int, key: str, token: str) -> bytes | Miss:
         """The stored entry at `key`, or a `Miss`; with a `token`, a miss claims the lease."""

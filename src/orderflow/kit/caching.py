@@ -27,7 +27,7 @@ from orderflow.cache import (
     NearCache,
     TTLPolicy,
 )
-from orderflow.cache.aside import Loader, ManyLoader
+from orderflow.cache.aside import Loader
 from orderflow.cache.metrics import for_entity
 from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.cache_modes import CacheModes
@@ -104,14 +104,6 @@ class ServiceCache:
         value = await self.cache.get_or_load_view(entity, key, families, loader, ttl)
         near.put((entity.name, key), value, stamp)
         return value
-
-    async def read_many(
-        self, entity: Entity, keys: Sequence[Key], loader: ManyLoader, ttl: TTLPolicy
-    ) -> list[bytes]:
-        if self.cache is None or not self.reading:
-            loaded = await loader(list(range(len(keys))))
-            return [loaded[i][1] for i in range(len(keys))]
-        return await self.cache.get_or_load_many(entity, keys, loader, ttl)
 
     async def read_listing(
         self,

@@ -15,6 +15,8 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 import httpx
+from gevent.pool import Pool
+from geventhttpclient import HTTPClient
 from rich.console import Console
 
 from orderflow.loadtest.config import SERVICES, Mode
@@ -134,9 +136,6 @@ def order_count(urls: dict[str, str]) -> int | None:
 def warm_items(urls: dict[str, str], items: int, stopping: Callable[[], bool]) -> float:
     """Read items 1..`items` through the Shop once, 32 at a time: the cache as the quiet-window
     job leaves it (`shop/warmer.py` warms the popular ones). Returns the seconds it took."""
-    from gevent.pool import Pool
-    from geventhttpclient import HTTPClient
-
     started = time.monotonic()
     http = HTTPClient.from_url(urls["shop"], concurrency=32, network_timeout=30.0)
 
