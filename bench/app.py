@@ -51,11 +51,11 @@ from orderflow.kit.pagination import Page
 from orderflow.kit.redis import create_redis
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings, get_settings
-from orderflow.shop.caching import NEAR, item_ttl
-from orderflow.shop.context import Shop
-from orderflow.shop.items import service as items
-from orderflow.shop.orders import views
-from orderflow.shop.orders.lifecycle import OrderStatus
+from orderflow.sales.caching import NEAR, item_ttl
+from orderflow.sales.context import Shop
+from orderflow.sales.catalogue import service as items
+from orderflow.sales.orders import views
+from orderflow.sales.orders.lifecycle import OrderStatus
 
 PAGE = Page(limit=20, offset=0)
 RAW_TTL_S = 3600  # the bare-GET copies; far longer than any run

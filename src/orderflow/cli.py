@@ -54,11 +54,11 @@ def serve(
 
 def build_app(service: ServiceName, settings: Settings):  # type: ignore[no-untyped-def]
     if service == "shop":
-        from orderflow.shop.app import build
+        from orderflow.apps.shop.app import build
     elif service == "crm":
-        from orderflow.crm.app import build
+        from orderflow.apps.crm.app import build
     else:
-        from orderflow.mes.app import build
+        from orderflow.apps.mes.app import build
     return build(settings)
 
 

@@ -7,8 +7,8 @@ import httpx
 from redis.asyncio import Redis
 
 from orderflow.relay.relay import Direction, drain
-from orderflow.shop.items.service import popular_item_ids
-from orderflow.shop.warmer import warm_popular
+from orderflow.sales.catalogue.service import popular_item_ids
+from orderflow.sales.catalogue.warmer import warm_popular
 from tests.cachecheck import app_of, cache_of, hits, metric, misses
 from tests.factories import new_client, new_item, new_order
 

@@ -26,15 +26,15 @@ from orderflow.kit.db import transaction
 from orderflow.kit.deps import Sessions
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings
-from orderflow.mes.caching import status_family
-from orderflow.mes.context import Production
-from orderflow.mes.events.stream import EventStream
-from orderflow.mes.orders.service import announce, ingest
+from orderflow.production.caching import status_family
+from orderflow.production.context import Production
+from orderflow.production.events.stream import EventStream
+from orderflow.production.orders.service import announce, ingest
 from orderflow.relay.outbox import OutboxRepository, OutboxRow
-from orderflow.shop.caching import item_ttl
-from orderflow.shop.context import Shop
-from orderflow.shop.orders.lifecycle import OrderStatus
-from orderflow.shop.orders.service import apply_production_event, production_event_written
+from orderflow.sales.caching import item_ttl
+from orderflow.sales.context import Shop
+from orderflow.sales.orders.lifecycle import OrderStatus
+from orderflow.sales.orders.service import apply_production_event, production_event_written
 
 log = logging.getLogger(__name__)
 AfterCommit = Callable[[], Awaitable[None]]

@@ -13,7 +13,7 @@ from orderflow.kit.db import transaction
 from orderflow.kit.errors import InvalidInput
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page
-from orderflow.shop.caching import (
+from orderflow.sales.caching import (
     CLIENT_ORDER_LIST,
     COUNTS,
     ORDER_COUNTS,
@@ -21,10 +21,10 @@ from orderflow.shop.caching import (
     VIEW_TTL,
     view_families,
 )
-from orderflow.shop.context import Shop
-from orderflow.shop.orders.lifecycle import OrderStatus
-from orderflow.shop.orders.repository import OrderRepository
-from orderflow.shop.orders.schemas import order_dict
+from orderflow.sales.context import Shop
+from orderflow.sales.orders.lifecycle import OrderStatus
+from orderflow.sales.orders.repository import OrderRepository
+from orderflow.sales.orders.schemas import order_dict
 
 
 async def list_orders(

@@ -4,9 +4,9 @@ from fastapi import FastAPI
 
 from orderflow.kit.app import create_app
 from orderflow.kit.settings import Settings
-from orderflow.mes.context import production_context
-from orderflow.mes.events.router import router as events
-from orderflow.mes.orders.router import router as orders
+from orderflow.production.context import production_context
+from orderflow.apps.mes.events import router as events
+from orderflow.apps.mes.orders import router as orders
 
 
 def build(settings: Settings) -> FastAPI:

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
-from orderflow.mes.context import ProductionDep
-from orderflow.mes.orders import service
-from orderflow.mes.orders.schemas import (
+from orderflow.production.context import ProductionDep
+from orderflow.production.orders import service
+from orderflow.production.orders.schemas import (
     MAX_ID,
     OperatorAction,
     ProductionOrderList,

@@ -10,8 +10,8 @@ from fastapi import Depends, FastAPI, Request
 from orderflow.kit.caching import ServiceCache
 from orderflow.kit.deps import Sessions
 from orderflow.kit.resources import Resources
-from orderflow.mes.events.fanout import EventFanout
-from orderflow.mes.events.stream import EventStream
+from orderflow.production.events.fanout import EventFanout
+from orderflow.production.events.stream import EventStream
 
 
 @dataclass

@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI, Request
 from orderflow.cache import TTLPolicy
 from orderflow.kit.caching import ServiceCache
 from orderflow.kit.deps import Sessions
-from orderflow.shop.caching import item_ttl
+from orderflow.sales.caching import item_ttl
 
 
 @dataclass

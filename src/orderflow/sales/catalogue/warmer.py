@@ -15,9 +15,9 @@ from fastapi import FastAPI
 
 from orderflow.kit.resources import Resources
 from orderflow.kit.tasks import cancel
-from orderflow.shop.caching import item_ttl
-from orderflow.shop.context import get_shop_of
-from orderflow.shop.items.service import popular_item_ids, warm_items
+from orderflow.sales.caching import item_ttl
+from orderflow.sales.context import get_shop_of
+from orderflow.sales.catalogue.service import popular_item_ids, warm_items
 
 log = logging.getLogger(__name__)
 LOCK = "shop:warm:{date}"

@@ -2,11 +2,11 @@
 
 from fastapi import FastAPI
 
-from orderflow.crm.items.router import router as items
-from orderflow.crm.orders.router import router as orders
+from orderflow.apps.crm.items import router as items
+from orderflow.apps.crm.orders import router as orders
 from orderflow.kit.app import create_app
 from orderflow.kit.settings import Settings
-from orderflow.shop.caching import NEAR
+from orderflow.sales.caching import NEAR
 
 
 def build(settings: Settings) -> FastAPI:

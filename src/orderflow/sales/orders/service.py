@@ -15,15 +15,15 @@ from orderflow.kit.db import transaction
 from orderflow.kit.errors import Conflict, InvalidInput, NotFound
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page
-from orderflow.shop.caching import ORDER, ORDER_TTL, created_families, moved_families
-from orderflow.shop.clients.repository import ClientRepository
-from orderflow.shop.clients.service import get_client
-from orderflow.shop.context import Shop
-from orderflow.shop.items.repository import ItemRepository
-from orderflow.shop.orders.lifecycle import ACTIONS, OrderStatus, statuses_before
-from orderflow.shop.orders.repository import OrderRepository
-from orderflow.shop.orders.schemas import OrderIn, line_dict, order_dict
-from orderflow.shop.orders.views import list_orders
+from orderflow.sales.caching import ORDER, ORDER_TTL, created_families, moved_families
+from orderflow.sales.clients.repository import ClientRepository
+from orderflow.sales.clients.service import get_client
+from orderflow.sales.context import Shop
+from orderflow.sales.catalogue.repository import ItemRepository
+from orderflow.sales.orders.lifecycle import ACTIONS, OrderStatus, statuses_before
+from orderflow.sales.orders.repository import OrderRepository
+from orderflow.sales.orders.schemas import OrderIn, line_dict, order_dict
+from orderflow.sales.orders.views import list_orders
 
 
 def request_hash(data: OrderIn) -> str:

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orderflow.kit.tasks import cancel
-from orderflow.mes.events.stream import EventStream, StreamEvent
+from orderflow.production.events.stream import EventStream, StreamEvent
 
 log = logging.getLogger(__name__)
 RESYNC = StreamEvent(id="", data=b'{"type":"resync"}')  # a board must re-read its lists

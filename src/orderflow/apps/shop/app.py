@@ -4,11 +4,11 @@ from fastapi import FastAPI
 
 from orderflow.kit.app import create_app
 from orderflow.kit.settings import Settings
-from orderflow.shop.caching import NEAR
-from orderflow.shop.clients.router import router as clients
-from orderflow.shop.items.router import router as items
-from orderflow.shop.orders.router import router as orders
-from orderflow.shop.warmer import warmer
+from orderflow.sales.caching import NEAR
+from orderflow.apps.shop.clients import router as clients
+from orderflow.apps.shop.items import router as items
+from orderflow.apps.shop.orders import router as orders
+from orderflow.sales.catalogue.warmer import warmer
 
 
 def build(settings: Settings) -> FastAPI:

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import NO_NUL, Id
-from orderflow.shop.context import ShopDep
-from orderflow.shop.items import service
-from orderflow.shop.items.schemas import ItemList, ItemOut
+from orderflow.sales.context import ShopDep
+from orderflow.sales.catalogue import service
+from orderflow.sales.catalogue.schemas import ItemList, ItemOut
 
 router = APIRouter(prefix="/items", tags=["catalogue"])
 NOT_FOUND: Responses = {404: {"description": "No item with this id"}}

@@ -15,16 +15,16 @@ from orderflow.kit.db import transaction
 from orderflow.kit.errors import Conflict, InvalidInput, NotFound
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page
-from orderflow.mes.caching import (
+from orderflow.production.caching import (
     ENTRY_TTL,
     PRODUCTION_LIST,
     PRODUCTION_ORDER,
     moved_families,
     view_families,
 )
-from orderflow.mes.context import Production
-from orderflow.mes.orders.repository import PO, ProductionRepository
-from orderflow.mes.orders.schemas import (
+from orderflow.production.context import Production
+from orderflow.production.orders.repository import PO, ProductionRepository
+from orderflow.production.orders.schemas import (
     OperatorAction,
     ProductionStatus,
     production_order_dict,

@@ -4,9 +4,9 @@ from fastapi import APIRouter
 
 from orderflow.kit.http import JSONBytes
 from orderflow.kit.params import Id
-from orderflow.shop.context import ShopDep
-from orderflow.shop.items import service
-from orderflow.shop.items.schemas import ItemIn, ItemOut
+from orderflow.sales.context import ShopDep
+from orderflow.sales.catalogue import service
+from orderflow.sales.catalogue.schemas import ItemIn, ItemOut
 
 router = APIRouter(prefix="/items", tags=["catalogue"])
 

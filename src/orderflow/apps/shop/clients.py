@@ -4,9 +4,9 @@ from fastapi import APIRouter
 
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.params import Id
-from orderflow.shop.clients import service
-from orderflow.shop.clients.schemas import ClientIn, ClientOut, ClientPatch
-from orderflow.shop.context import ShopDep
+from orderflow.sales.clients import service
+from orderflow.sales.clients.schemas import ClientIn, ClientOut, ClientPatch
+from orderflow.sales.context import ShopDep
 
 router = APIRouter(prefix="/clients", tags=["clients"])
 NOT_FOUND: Responses = {404: {"description": "No client with this id"}}

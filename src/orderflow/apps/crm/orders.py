@@ -9,11 +9,11 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
-from orderflow.shop.context import ShopDep
-from orderflow.shop.orders import service as orders
-from orderflow.shop.orders import views
-from orderflow.shop.orders.lifecycle import OrderStatus
-from orderflow.shop.orders.schemas import MAX_ID, OrderList, OrderOut
+from orderflow.sales.context import ShopDep
+from orderflow.sales.orders import service as orders
+from orderflow.sales.orders import views
+from orderflow.sales.orders.lifecycle import OrderStatus
+from orderflow.sales.orders.schemas import MAX_ID, OrderList, OrderOut
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 NOT_FOUND: Responses = {404: {"description": "No order with this id"}}

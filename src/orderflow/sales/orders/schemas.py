@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow.data.shopdb import Order, OrderLine
-from orderflow.shop.orders.lifecycle import OrderStatus
+from orderflow.sales.orders.lifecycle import OrderStatus
 
 MAX_ID = 2**63 - 1
 

@@ -10,10 +10,10 @@ from orderflow.kit.db import transaction
 from orderflow.kit.errors import NotFound
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page, list_body
-from orderflow.shop.caching import CATALOGUE, CATALOGUE_PAGE, ITEM
-from orderflow.shop.context import Shop
-from orderflow.shop.items.repository import ItemRepository
-from orderflow.shop.items.schemas import ItemIn, item_dict
+from orderflow.sales.caching import CATALOGUE, CATALOGUE_PAGE, ITEM
+from orderflow.sales.context import Shop
+from orderflow.sales.catalogue.repository import ItemRepository
+from orderflow.sales.catalogue.schemas import ItemIn, item_dict
 
 
 async def get_item(shop: Shop, item_id: int) -> bytes:

@@ -13,8 +13,8 @@ from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
 from orderflow.kit.errors import Unavailable
-from orderflow.mes.events.fanout import RESYNC, EventFanout, Subscription
-from orderflow.mes.events.stream import parse_id
+from orderflow.production.events.fanout import RESYNC, EventFanout, Subscription
+from orderflow.production.events.stream import parse_id
 
 router = APIRouter(tags=["production"])
 LastEventId = Annotated[

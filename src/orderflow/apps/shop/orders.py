@@ -7,9 +7,9 @@ from fastapi import APIRouter, Header
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
-from orderflow.shop.context import ShopDep
-from orderflow.shop.orders import service
-from orderflow.shop.orders.schemas import OrderIn, OrderList, OrderOut
+from orderflow.sales.context import ShopDep
+from orderflow.sales.orders import service
+from orderflow.sales.orders.schemas import OrderIn, OrderList, OrderOut
 
 router = APIRouter(tags=["orders"])
 NOT_FOUND: Responses = {404: {"description": "No order with this id"}}

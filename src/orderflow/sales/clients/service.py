@@ -5,10 +5,10 @@ from sqlalchemy.exc import IntegrityError
 from orderflow.kit.db import transaction
 from orderflow.kit.errors import Conflict, NotFound
 from orderflow.kit.http import dumps
-from orderflow.shop.caching import CLIENT, CLIENT_TTL
-from orderflow.shop.clients.repository import ClientRepository
-from orderflow.shop.clients.schemas import ClientIn, ClientPatch, client_dict
-from orderflow.shop.context import Shop
+from orderflow.sales.caching import CLIENT, CLIENT_TTL
+from orderflow.sales.clients.repository import ClientRepository
+from orderflow.sales.clients.schemas import ClientIn, ClientPatch, client_dict
+from orderflow.sales.context import Shop
 
 
 async def create_client(shop: Shop, data: ClientIn) -> bytes:
