@@ -52,8 +52,8 @@ from orderflow.kit.redis import create_redis
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings, get_settings
 from orderflow.sales.caching import NEAR, item_ttl
-from orderflow.sales.context import Shop
 from orderflow.sales.catalogue import service as items
+from orderflow.sales.context import Sales
 from orderflow.sales.orders import views
 from orderflow.sales.orders.lifecycle import OrderStatus
 
@@ -67,22 +67,22 @@ class Kind:
     """A data kind: how the real service loads it, and which service's switch governs it."""
 
     service: str  # "shop" or "crm": the CacheModes field its reads obey
-    load: Callable[[Shop, str], Awaitable[bytes]]
+    load: Callable[[Sales, str], Awaitable[bytes]]
 
 
-async def _item(shop: Shop, key: str) -> bytes:
+async def _item(shop: Sales, key: str) -> bytes:
     return await items.get_item(shop, int(key))
 
 
-async def _catalogue(shop: Shop, key: str) -> bytes:
+async def _catalogue(shop: Sales, key: str) -> bytes:
     return await items.search_items(shop, key, None, PAGE)
 
 
-async def _orders(shop: Shop, key: str) -> bytes:
+async def _orders(shop: Sales, key: str) -> bytes:
     return await views.list_orders(shop, status=OrderStatus(key), page=PAGE)
 
 
-async def _counts(shop: Shop, key: str) -> bytes:
+async def _counts(shop: Sales, key: str) -> bytes:
     return await views.counts_by_status(shop)
 
 
@@ -145,8 +145,8 @@ class Bench:
 
     def shop(
         self, mode: str, service: str, *, near: bool = False, near_ttl_s: float | None = None
-    ) -> Shop:
-        """A Shop context whose ServiceCache reads obey `mode` ("on"/"off") for `service`;
+    ) -> Sales:
+        """A Sales context whose ServiceCache reads obey `mode` ("on"/"off") for `service`;
         with `near`, it also keeps the platform's near-cached entities in the process, as
         `create_app` sets it up (drops broadcast on the namespace's bus), for `near_ttl_s`
         (default: the platform's setting)."""
@@ -157,7 +157,7 @@ class Bench:
         if near and settings.near_cache_ttl_s > 0:
             cache.keep_near(NEAR, settings, "shop")
             self.near_caches.append(cache)
-        return Shop(self.resources.sessions["shopdb"], cache, item_ttl(self.settings))
+        return Sales(self.resources.sessions["shopdb"], cache, item_ttl(self.settings))
 
     def _fetch(self, variant: str, kind: str) -> Fetch:
         spec = KINDS[kind]

@@ -32,7 +32,7 @@ from orderflow.production.events.stream import EventStream
 from orderflow.production.orders.service import announce, ingest
 from orderflow.relay.outbox import OutboxRepository, OutboxRow
 from orderflow.sales.caching import item_ttl
-from orderflow.sales.context import Shop
+from orderflow.sales.context import Sales
 from orderflow.sales.orders.lifecycle import OrderStatus
 from orderflow.sales.orders.service import apply_production_event, production_event_written
 
@@ -71,11 +71,11 @@ class Direction:
 
 
 def directions(
-    shop: Sessions,
+    sales: Sessions,
     mes: Sessions,
     *,
     production: Production | None = None,
-    storefront: Shop | None = None,
+    storefront: Sales | None = None,
 ) -> list[Direction]:
     """Both directions. After each commit in the MES, `production` writes the change through
     and announces it to the boards; after each in ShopDB, `storefront` writes it through."""
@@ -98,8 +98,8 @@ def directions(
         return lambda: production_event_written(storefront, order)
 
     return [
-        Direction("shop_to_mes", shop, mes, ShopOutbox, apply_to_mes),
-        Direction("mes_to_shop", mes, shop, MesOutbox, apply_to_shop),
+        Direction("shop_to_mes", sales, mes, ShopOutbox, apply_to_mes),
+        Direction("mes_to_shop", mes, sales, MesOutbox, apply_to_shop),
     ]
 
 
@@ -122,13 +122,13 @@ async def opened(settings: Settings) -> AsyncIterator[list[Direction]]:
     with contextlib.suppress(RedisError, OSError, TimeoutError):
         await modes.reload()
     modes.start()
-    shop, mes = resources.sessions["shopdb"], resources.sessions["mesdb"]
+    sales, mes = resources.sessions["shopdb"], resources.sessions["mesdb"]
     events = EventStream(resources.redis) if resources.redis is not None else None
     shop_cache = ServiceCache(resources.caches.get("shop"), modes, "shop")
-    storefront = Shop(shop, shop_cache, item_ttl(settings))
+    storefront = Sales(sales, shop_cache, item_ttl(settings))
     production = Production(mes, ServiceCache(resources.caches.get("mes"), modes, "mes"), events)
     try:
-        yield directions(shop, mes, production=production, storefront=storefront)
+        yield directions(sales, mes, production=production, storefront=storefront)
     finally:
         await modes.stop()
         await resources.close()

@@ -1,4 +1,4 @@
-"""What the Shop's and the CRM's services work with."""
+"""What the sales domain's services (behind the Shop and the CRM) work with."""
 
 from dataclasses import dataclass
 from typing import Annotated
@@ -12,24 +12,24 @@ from orderflow.sales.caching import item_ttl
 
 
 @dataclass
-class Shop:
+class Sales:
     sessions: Sessions
     cache: ServiceCache
     item_ttl: TTLPolicy
 
 
-def get_shop(request: Request) -> Shop:
-    return get_shop_of(request.app)
+def get_sales(request: Request) -> Sales:
+    return get_sales_of(request.app)
 
 
-def get_shop_of(app: FastAPI) -> Shop:
+def get_sales_of(app: FastAPI) -> Sales:
     state = app.state
-    shop: Shop | None = getattr(state, "shop", None)
-    if shop is None:  # built on first use, once the lifespan has opened the resources
+    sales: Sales | None = getattr(state, "sales", None)
+    if sales is None:  # built on first use, once the lifespan has opened the resources
         resources = state.resources
-        shop = Shop(resources.sessions["shopdb"], state.cache, item_ttl(resources.settings))
-        state.shop = shop
-    return shop
+        sales = Sales(resources.sessions["shopdb"], state.cache, item_ttl(resources.settings))
+        state.sales = sales
+    return sales
 
 
-ShopDep = Annotated[Shop, Depends(get_shop)]
+SalesDep = Annotated[Sales, Depends(get_sales)]

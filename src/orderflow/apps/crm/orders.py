@@ -9,7 +9,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
-from orderflow.sales.context import ShopDep
+from orderflow.sales.context import SalesDep
 from orderflow.sales.orders import service as orders
 from orderflow.sales.orders import views
 from orderflow.sales.orders.lifecycle import OrderStatus
@@ -42,7 +42,7 @@ class StatusCounts(BaseModel):
 
 @router.get("", response_model=OrderList)
 async def search_orders(
-    shop: ShopDep,
+    sales: SalesDep,
     page: PageDep,
     status: OrderStatus | None = None,
     client_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -51,7 +51,7 @@ async def search_orders(
 ) -> JSONBytes:
     """Orders of all clients, newest first, filtered by status, client and creation time."""
     body = await views.list_orders(
-        shop,
+        sales,
         status=status,
         client_id=client_id,
         created_from=created_from,
@@ -62,20 +62,20 @@ async def search_orders(
 
 
 @router.get("/stats", response_model=StatusCounts)
-async def counts_by_status(shop: ShopDep) -> JSONBytes:
+async def counts_by_status(sales: SalesDep) -> JSONBytes:
     """How many orders are in each status."""
-    return JSONBytes(await views.counts_by_status(shop))
+    return JSONBytes(await views.counts_by_status(sales))
 
 
 @router.get("/{order_id}", response_model=OrderOut, responses=NOT_FOUND)
-async def get_order(shop: ShopDep, order_id: Id) -> JSONBytes:
+async def get_order(sales: SalesDep, order_id: Id) -> JSONBytes:
     """One order with its lines."""
-    return JSONBytes(await orders.get_order(shop, order_id))
+    return JSONBytes(await orders.get_order(sales, order_id))
 
 
 def _transition_route(action: str, summary: str) -> None:
-    async def endpoint(shop: ShopDep, order_id: Id) -> JSONBytes:
-        return JSONBytes(await orders.transition(shop, order_id, action))
+    async def endpoint(sales: SalesDep, order_id: Id) -> JSONBytes:
+        return JSONBytes(await orders.transition(sales, order_id, action))
 
     endpoint.__name__ = f"{action}_order"
     endpoint.__doc__ = summary

@@ -2,11 +2,11 @@
 
 from fastapi import FastAPI
 
+from orderflow.apps.mes.events import router as events
+from orderflow.apps.mes.orders import router as orders
 from orderflow.kit.app import create_app
 from orderflow.kit.settings import Settings
 from orderflow.production.context import production_context
-from orderflow.apps.mes.events import router as events
-from orderflow.apps.mes.orders import router as orders
 
 
 def build(settings: Settings) -> FastAPI:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
-from orderflow.sales.context import ShopDep
+from orderflow.sales.context import SalesDep
 from orderflow.sales.orders import service
 from orderflow.sales.orders.schemas import OrderIn, OrderList, OrderOut
 
@@ -34,30 +34,30 @@ IdempotencyKey = Annotated[
     responses={200: {"description": "A repeat of an earlier request: the same order"}},
 )
 async def place_order(
-    shop: ShopDep, body: OrderIn, idempotency_key: IdempotencyKey = None
+    sales: SalesDep, body: OrderIn, idempotency_key: IdempotencyKey = None
 ) -> JSONBytes:
     """Place an order. Send an `Idempotency-Key` so that a retry never makes a second order."""
-    data, created = await service.place_order(shop, body, idempotency_key)
+    data, created = await service.place_order(sales, body, idempotency_key)
     if created:
         return JSONBytes(data, status_code=201)
     return JSONBytes(data, status_code=200, headers={"Idempotent-Replayed": "true"})
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=NOT_FOUND)
-async def get_order(shop: ShopDep, order_id: Id) -> JSONBytes:
+async def get_order(sales: SalesDep, order_id: Id) -> JSONBytes:
     """One order with its lines."""
-    return JSONBytes(await service.get_order(shop, order_id))
+    return JSONBytes(await service.get_order(sales, order_id))
 
 
 @router.get("/clients/{client_id}/orders", response_model=OrderList, responses=NOT_FOUND)
-async def orders_of_client(shop: ShopDep, client_id: Id, page: PageDep) -> JSONBytes:
+async def orders_of_client(sales: SalesDep, client_id: Id, page: PageDep) -> JSONBytes:
     """A client's orders, newest first."""
-    return JSONBytes(await service.orders_of_client(shop, client_id, page))
+    return JSONBytes(await service.orders_of_client(sales, client_id, page))
 
 
 @router.post(
     "/orders/{order_id}/cancel", response_model=OrderOut, responses={**NOT_FOUND, **CONFLICT}
 )
-async def cancel_order(shop: ShopDep, order_id: Id) -> JSONBytes:
+async def cancel_order(sales: SalesDep, order_id: Id) -> JSONBytes:
     """Cancel an order that is still `created` or `confirmed`."""
-    return JSONBytes(await service.transition(shop, order_id, "cancel"))
+    return JSONBytes(await service.transition(sales, order_id, "cancel"))

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from orderflow.kit.resources import Resources
 from orderflow.kit.tasks import cancel
 from orderflow.sales.caching import item_ttl
-from orderflow.sales.context import get_shop_of
 from orderflow.sales.catalogue.service import popular_item_ids, warm_items
+from orderflow.sales.context import get_sales_of
 
 log = logging.getLogger(__name__)
 LOCK = "shop:warm:{date}"
@@ -33,9 +33,9 @@ async def warm_popular(app: FastAPI, resources: Resources, window: datetime) -> 
     if not await redis.set(lock, "1", nx=True, ex=6 * 3600):
         return 0
     try:
-        shop = get_shop_of(app)
-        ids = await popular_item_ids(shop, resources.settings.warm_popular_items)
-        warmed = await warm_items(shop, ids)
+        sales = get_sales_of(app)
+        ids = await popular_item_ids(sales, resources.settings.warm_popular_items)
+        warmed = await warm_items(sales, ids)
     except BaseException:
         await redis.delete(lock)  # let another process (or the next try) do it
         raise

@@ -8,32 +8,32 @@ from orderflow.kit.http import dumps
 from orderflow.sales.caching import CLIENT, CLIENT_TTL
 from orderflow.sales.clients.repository import ClientRepository
 from orderflow.sales.clients.schemas import ClientIn, ClientPatch, client_dict
-from orderflow.sales.context import Shop
+from orderflow.sales.context import Sales
 
 
-async def create_client(shop: Shop, data: ClientIn) -> bytes:
-    async with transaction(shop.sessions) as session:
+async def create_client(sales: Sales, data: ClientIn) -> bytes:
+    async with transaction(sales.sessions) as session:
         client = await ClientRepository(session).insert(**data.model_dump())
     if client is None:
         raise Conflict(f"a client with email {data.email} already exists", field="email")
     return dumps(client_dict(client))
 
 
-async def get_client(shop: Shop, client_id: int) -> bytes:
+async def get_client(sales: Sales, client_id: int) -> bytes:
     async def load() -> tuple[int, bytes]:
-        async with transaction(shop.sessions) as session:
+        async with transaction(sales.sessions) as session:
             client = await ClientRepository(session).get(client_id)
         if client is None:
             raise NotFound(f"client {client_id} does not exist")
         return client.version, dumps(client_dict(client))
 
-    return await shop.cache.read(CLIENT, client_id, load, CLIENT_TTL)
+    return await sales.cache.read(CLIENT, client_id, load, CLIENT_TTL)
 
 
-async def update_client(shop: Shop, client_id: int, patch: ClientPatch) -> bytes:
+async def update_client(sales: Sales, client_id: int, patch: ClientPatch) -> bytes:
     values = patch.model_dump(exclude_unset=True)
     try:
-        async with transaction(shop.sessions) as session:
+        async with transaction(sales.sessions) as session:
             repo = ClientRepository(session)
             client = await (repo.update(client_id, **values) if values else repo.get(client_id))
     except IntegrityError as exc:  # the unique index on email decides, even between racers
@@ -41,5 +41,5 @@ async def update_client(shop: Shop, client_id: int, patch: ClientPatch) -> bytes
     if client is None:
         raise NotFound(f"client {client_id} does not exist")
     if values:
-        await shop.cache.invalidate(CLIENT, client_id, client.version)
+        await sales.cache.invalidate(CLIENT, client_id, client.version)
     return dumps(client_dict(client))

@@ -16,10 +16,10 @@ from orderflow.kit.errors import Conflict, InvalidInput, NotFound
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page
 from orderflow.sales.caching import ORDER, ORDER_TTL, created_families, moved_families
+from orderflow.sales.catalogue.repository import ItemRepository
 from orderflow.sales.clients.repository import ClientRepository
 from orderflow.sales.clients.service import get_client
-from orderflow.sales.context import Shop
-from orderflow.sales.catalogue.repository import ItemRepository
+from orderflow.sales.context import Sales
 from orderflow.sales.orders.lifecycle import ACTIONS, OrderStatus, statuses_before
 from orderflow.sales.orders.repository import OrderRepository
 from orderflow.sales.orders.schemas import OrderIn, line_dict, order_dict
@@ -30,14 +30,14 @@ def request_hash(data: OrderIn) -> str:
     return hashlib.sha256(data.model_dump_json().encode()).hexdigest()
 
 
-async def place_order(shop: Shop, data: OrderIn, key: str | None) -> tuple[bytes, bool]:
+async def place_order(sales: Sales, data: OrderIn, key: str | None) -> tuple[bytes, bool]:
     """Create the order, or return the one created before under the same key.
 
     Returns the order's JSON and whether it was created now. Concurrent repeats of one key
     serialise on the key's unique index: the loser's insert waits, finds the row, returns it.
     """
     digest = request_hash(data)
-    async with transaction(shop.sessions) as session:
+    async with transaction(sales.sessions) as session:
         repo = OrderRepository(session)
         if key and (earlier := await repo.by_idempotency_key(key)) is not None:
             return await _replay(repo, earlier, digest), False
@@ -56,7 +56,7 @@ async def place_order(shop: Shop, data: OrderIn, key: str | None) -> tuple[bytes
             for n, (i, q, p) in enumerate(lines, start=1)
         ]
         await repo.add_lines(rows)
-    body = await written(shop, order_dict(order, rows), created_families(order.client_id))
+    body = await written(sales, order_dict(order, rows), created_families(order.client_id))
     return body, True
 
 
@@ -79,9 +79,9 @@ async def _replay(repo: OrderRepository, order: Order, digest: str) -> bytes:
     return dumps(order_dict(order, lines[order.id]))
 
 
-async def get_order(shop: Shop, order_id: int) -> bytes:
+async def get_order(sales: Sales, order_id: int) -> bytes:
     async def load() -> tuple[int, bytes]:
-        async with transaction(shop.sessions) as session:
+        async with transaction(sales.sessions) as session:
             repo = OrderRepository(session)
             order = await repo.get(order_id)
             if order is None:
@@ -89,30 +89,30 @@ async def get_order(shop: Shop, order_id: int) -> bytes:
             lines = await repo.lines_of([order_id])
         return order.version, dumps(order_dict(order, lines[order_id]))
 
-    return await shop.cache.read(ORDER, order_id, load, ORDER_TTL)
+    return await sales.cache.read(ORDER, order_id, load, ORDER_TTL)
 
 
-async def orders_of_client(shop: Shop, client_id: int, page: Page) -> bytes:
-    await get_client(shop, client_id)  # 404 for an unknown client (a cached read)
-    return await list_orders(shop, client_id=client_id, page=page)
+async def orders_of_client(sales: Sales, client_id: int, page: Page) -> bytes:
+    await get_client(sales, client_id)  # 404 for an unknown client (a cached read)
+    return await list_orders(sales, client_id=client_id, page=page)
 
 
-async def written(shop: Shop, order: dict[str, Any], families: list[str]) -> bytes:
+async def written(sales: Sales, order: dict[str, Any], families: list[str]) -> bytes:
     """After the commit, before the response: the entry, then the views."""
     body = dumps(order)
-    await shop.cache.write(ORDER, order["id"], order["version"], body, ORDER_TTL)
-    await shop.cache.bump(families)
+    await sales.cache.write(ORDER, order["id"], order["version"], body, ORDER_TTL)
+    await sales.cache.bump(families)
     return body
 
 
-async def transition(shop: Shop, order_id: int, action: str) -> bytes:
+async def transition(sales: Sales, order_id: int, action: str) -> bytes:
     """Apply a seller's or client's action; 409 and no change when the status forbids it.
 
     Confirming and cancelling write an outbox event in the same transaction, so the MES
     learns of them whatever crashes afterwards.
     """
     allowed_from, target = ACTIONS[action]
-    async with transaction(shop.sessions) as session:
+    async with transaction(sales.sessions) as session:
         repo = OrderRepository(session)
         order = await repo.set_status(order_id, target, from_any=[s.value for s in allowed_from])
         if order is None:
@@ -131,7 +131,7 @@ async def transition(shop: Shop, order_id: int, action: str) -> bytes:
                 "lines": [line_dict(line) for line in lines],
             }
             await repo.add_outbox(f"order_{target.value}", order_id, payload)
-    return await written(shop, order_dict(order, lines), moved_families(allowed_from, target))
+    return await written(sales, order_dict(order, lines), moved_families(allowed_from, target))
 
 
 async def apply_production_event(
@@ -153,7 +153,7 @@ async def apply_production_event(
     return order_dict(order, lines[order_id])
 
 
-async def production_event_written(shop: Shop, order: dict[str, Any]) -> None:
+async def production_event_written(sales: Sales, order: dict[str, Any]) -> None:
     """Relay side, after its commit: what `written` does for the other writers."""
     status = OrderStatus(order["status"])
-    await written(shop, order, moved_families(statuses_before(status), status))
+    await written(sales, order, moved_families(statuses_before(status), status))

@@ -21,14 +21,14 @@ from orderflow.sales.caching import (
     VIEW_TTL,
     view_families,
 )
-from orderflow.sales.context import Shop
+from orderflow.sales.context import Sales
 from orderflow.sales.orders.lifecycle import OrderStatus
 from orderflow.sales.orders.repository import OrderRepository
 from orderflow.sales.orders.schemas import order_dict
 
 
 async def list_orders(
-    shop: Shop,
+    sales: Sales,
     *,
     status: OrderStatus | None = None,
     client_id: int | None = None,
@@ -41,7 +41,7 @@ async def list_orders(
     state = status.value if status else None
 
     async def load_index() -> tuple[int, bytes]:
-        async with transaction(shop.sessions) as session:
+        async with transaction(sales.sessions) as session:
             ids, total = await OrderRepository(session).search_ids(
                 status=state,
                 client_id=client_id,
@@ -60,27 +60,27 @@ async def list_orders(
     else:
         key = (state or "", since, until, page.limit, page.offset)
         listing = ORDER_LIST
-    view, bodies = await shop.cache.read_listing(
-        listing, key, families, load_index, partial(load_orders, shop)
+    view, bodies = await sales.cache.read_listing(
+        listing, key, families, load_index, partial(load_orders, sales)
     )
     total = str(view["total"]).encode()
     return b'{"items":[' + b",".join(bodies) + b'],"total":' + total + b"}"
 
 
-async def load_orders(shop: Shop, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:
+async def load_orders(sales: Sales, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:
     """The orders' JSON by id, in one batch query (the members of an order list)."""
-    async with transaction(shop.sessions) as session:
+    async with transaction(sales.sessions) as session:
         repo = OrderRepository(session)
         orders = {o.id: o for o in await repo.many(ids)}
         lines = await repo.lines_of(ids)
     return {id_: (orders[id_].version, dumps(order_dict(orders[id_], lines[id_]))) for id_ in ids}
 
 
-async def counts_by_status(shop: Shop) -> bytes:
+async def counts_by_status(sales: Sales) -> bytes:
     async def load() -> tuple[int, bytes]:
-        async with transaction(shop.sessions) as session:
+        async with transaction(sales.sessions) as session:
             counts = await OrderRepository(session).count_by_status()
         every = {status.value: counts.get(status.value, 0) for status in OrderStatus}
         return 0, dumps({"counts": every, "total": sum(every.values())})
 
-    return await shop.cache.read_view(ORDER_COUNTS, "all", [COUNTS], load, VIEW_TTL)
+    return await sales.cache.read_view(ORDER_COUNTS, "all", [COUNTS], load, VIEW_TTL)
