@@ -29,22 +29,22 @@ test: install ## run the test suite against real PostgreSQL and Redis (started b
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: install ## ruff format check, ruff lint, mypy on src/
-	$(UV) run --frozen ruff format --check src tests bench
-	$(UV) run --frozen ruff check src tests bench
+	$(UV) run --frozen ruff format --check src tests perf
+	$(UV) run --frozen ruff check src tests perf
 	$(UV) run --frozen mypy src
 
 format: install ## apply ruff's formatting and autofixes
-	$(UV) run --frozen ruff format src tests bench
-	$(UV) run --frozen ruff check --fix src tests bench
+	$(UV) run --frozen ruff format src tests perf
+	$(UV) run --frozen ruff check --fix src tests perf
 
 bench: install ## the cached read path side by side (ceiling, PostgreSQL, Redis, ours, cashews); writes docs/
-	$(UV) run --frozen python -m bench.reads
+	$(UV) run --frozen python -m perf.bench.reads
 
 bench-claims: install ## MES claims per second and claim-to-event latency, N operators and M boards
-	$(UV) run --frozen python -m bench.claims
+	$(UV) run --frozen python -m perf.bench.claims
 
 loadtest: install ## Locust: the three roles, cache off then on, on 1M orders (or the running platform); HTML report in reports/
-	$(UV) run --frozen orderflow loadtest $(LOADTEST_ARGS)
+	$(UV) run --frozen python -m perf.loadtest $(LOADTEST_ARGS)
 
 faults: install ## the long fault suite: load from all roles while Redis, PostgreSQL, relay and APIs fail
 	$(UV) run --frozen python -m tests.faults.suite --seconds $(or $(FAULT_SECONDS),120)

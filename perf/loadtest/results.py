@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orderflow.loadtest.config import Options
-from orderflow.loadtest.probe import ProbeSample
-from orderflow.loadtest.samples import Recorder, Summary, by_group, percentile
-from orderflow.loadtest.scrape import Rates
+from perf.loadtest.config import Options
+from perf.loadtest.probe import ProbeSample
+from perf.loadtest.samples import Recorder, Summary, by_group, percentile
+from perf.loadtest.scrape import Rates
 
 
 @dataclass(frozen=True)

@@ -78,4 +78,4 @@ class Options:
     docs: Path | None = Path("docs/performance.md")
     start_timeout_s: float = 1800.0
     modes: tuple[Mode, ...] = ("off", "on")
-    command: str = "orderflow loadtest"
+    command: str = "python -m perf.loadtest"

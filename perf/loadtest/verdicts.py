@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from orderflow.loadtest.config import GROUPS
-from orderflow.loadtest.results import (
+from perf.loadtest.config import GROUPS
+from perf.loadtest.results import (
     GroupAtStep,
     ProbeRow,
     Run,

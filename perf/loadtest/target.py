@@ -19,7 +19,7 @@ from gevent.pool import Pool
 from geventhttpclient import HTTPClient
 from rich.console import Console
 
-from orderflow.loadtest.config import SERVICES, Mode
+from perf.loadtest.config import SERVICES, Mode
 
 console = Console(stderr=True, soft_wrap=True)  # progress lines are not wrapped
 

@@ -2,7 +2,7 @@
 
 It answers every request with the same prebuilt response and does nothing else, so it is
 several times faster than any ASGI app: whatever rate the load generator reaches against it
-is the load generator's own ceiling. Run with `python -m bench.rawserver PORT SIZE [CPU]`.
+is the load generator's own ceiling. Run with `python -m perf.bench.rawserver PORT SIZE [CPU]`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A bare FastAPI app: one route answering constant bytes, no middleware, no database.
 
 The framework's own ceiling, measured the way /work/shared/FACTS.md measured it, so that a
-run can say how fast the machine was that day. Run with `python -m bench.bare PORT SIZE [CPU]`.
+run can say how fast the machine was that day. Run with `python -m perf.bench.bare PORT SIZE [CPU]`.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import orjson
 from gevent.pool import Pool
 from geventhttpclient import HTTPClient
 
-from orderflow.loadtest import config as g
-from orderflow.loadtest.users import SHARED, STATUSES
+from perf.loadtest import config as g
+from perf.loadtest.users import SHARED, STATUSES
 
 MAX_OUTSTANDING = 2_000  # beyond this many unanswered requests a send is counted as dropped
 TIMEOUT_S = 10.0

@@ -12,13 +12,13 @@ import httpx
 from locust.env import Environment
 from locust.runners import LocalRunner
 
-from orderflow.loadtest import report, target, users
-from orderflow.loadtest.config import Mode, Options
-from orderflow.loadtest.probe import ENDPOINTS, probe
-from orderflow.loadtest.results import Run, Step, machine, probe_rows, total_rps
-from orderflow.loadtest.samples import by_group
-from orderflow.loadtest.scrape import rates, snapshot
-from orderflow.loadtest.target import Platform, console
+from perf.loadtest import report, target, users
+from perf.loadtest.config import Mode, Options
+from perf.loadtest.probe import ENDPOINTS, probe
+from perf.loadtest.results import Run, Step, machine, probe_rows, total_rps
+from perf.loadtest.samples import by_group
+from perf.loadtest.scrape import rates, snapshot
+from perf.loadtest.target import Platform, console
 
 RAMP_TIMEOUT_S = 30.0
 SETTLE_S = 2.0  # the least pause between phases

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import orjson
 from locust import FastHttpUser, between, task
 
-from orderflow.loadtest import config as g
+from perf.loadtest import config as g
 
 STATUSES = ("created", "confirmed", "in_production", "ready", "shipped", "delivered", "cancelled")
 STATUS_WEIGHTS = (4, 3, 2, 2, 1, 1, 1)  # sellers look at the live statuses most

@@ -1,6 +1,6 @@
 """MES claims under contention: N operators, M live boards, K MES API processes.
 
-`make bench-claims` (or `python -m bench.claims --help`). The run, start to finish:
+`make bench-claims` (or `python -m perf.bench.claims --help`). The run, start to finish:
 
 1. PostgreSQL and Redis: the ones ORDERFLOW_SHOP_DSN / ORDERFLOW_MES_DSN / ORDERFLOW_REDIS_URL
    name, else embedded servers in a temporary directory (removed at the end).
@@ -94,12 +94,12 @@ class Params:
     def command(self) -> str:
         args = f"--operators {self.operators} --boards {self.boards} --orders {self.orders}"
         args += f" --processes {self.processes} --seconds {self.seconds:g}"
-        return f"uv run --frozen python -m bench.claims {args}"
+        return f"uv run --frozen python -m perf.bench.claims {args}"
 
 
 def parse_args(argv: list[str] | None = None) -> Params:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.claims",
+        prog="python -m perf.bench.claims",
         description="MES claims/s and claim-to-event latency: N operators, M boards, K processes.",
     )
     parser.add_argument("--operators", type=int, default=50, help="N concurrent operators")

@@ -3,17 +3,17 @@
 First the references: what the load generator reaches against a trivial server (it must
 not be the bottleneck) and what a bare FastAPI app reaches (how fast the machine is today).
 Then, for each data kind (an item, a catalogue page, a CRM list by status, the counts by
-status), every variant of `bench.app` in the same server process: the ceiling (constant
+status), every variant of `perf.bench.app` in the same server process: the ceiling (constant
 bytes), off (PostgreSQL), ours (orderflow.cache), a bare Redis GET, and cashews, interleaved
 in rounds. Then, for the item, the bare GET through differently configured redis-py clients
 and with the server's garbage collector frozen or off, to find where the Redis p99 tail
 comes from.
 
-    uv run --frozen python -m bench.reads                       # 1M orders, 10 s per variant
-    uv run --frozen python -m bench.reads --orders 20000 --seconds 3   # a quick run
+    uv run --frozen python -m perf.bench.reads                       # 1M orders, 10 s per variant
+    uv run --frozen python -m perf.bench.reads --orders 20000 --seconds 3   # a quick run
 
 The server (uvicorn, 1 worker, uvloop + httptools) is pinned to core 0, the pure-Python load
-generator (`bench.loadgen`) to core 1; PostgreSQL and Redis are unpinned children. Results go
+generator (`perf.bench.loadgen`) to core 1; PostgreSQL and Redis are unpinned children. Results go
 to docs/bench/reads.json and to this bench's section of docs/performance.md.
 """
 
@@ -38,11 +38,13 @@ from urllib.parse import quote
 
 import httpx
 
-from bench import report
-from bench.app import NEAR_KINDS, VARIANTS
-from bench.data import data_root, machine, servers
-from bench.loadgen import Job, LoadWorker, Result, merge
-from bench.procs import (
+from orderflow.kit.embedded import free_port
+from orderflow.kit.settings import Settings
+from perf.bench import report
+from perf.bench.app import NEAR_KINDS, VARIANTS
+from perf.bench.data import data_root, machine, servers
+from perf.bench.loadgen import Job, LoadWorker, Result, merge
+from perf.bench.procs import (
     Server,
     busy_seconds,
     cpu_seconds,
@@ -50,8 +52,6 @@ from bench.procs import (
     tree_seconds,
     wait_quiet,
 )
-from orderflow.kit.embedded import free_port
-from orderflow.kit.settings import Settings
 
 KINDS = ("item", "catalogue", "orders", "counts")
 PROBES: tuple[str, ...] = ("kit", "defaults", "no-timeout", "no-health-check", "pool-8", "single")
@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log = data_root(args.data_dir, args.orders) / "bench-app.log"
         print(f"starting the bench app on :{port} (core {server_cpu}, log {log})", flush=True)
         cpu_args = ["--cpu", str(server_cpu)] if server_cpu is not None else []
-        server = Server("bench.app", ["--port", str(port), *cpu_args], server_env(live), log)
+        server = Server("perf.bench.app", ["--port", str(port), *cpu_args], server_env(live), log)
         stack.callback(server.stop)
         server.wait_http(f"http://127.0.0.1:{port}/health")
         load = LoadWorker(load_cpu)
@@ -312,10 +312,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         size = len(bench.http.get("/r/off/item/1").raise_for_status().content)
         print(f"load generator ceiling ({args.connections} connections, {size} B)", flush=True)
         # What the load generator reaches against a server that costs next to nothing.
-        results["loadgen"] = bench.reference("bench.rawserver", size, server_cpu, "/")
+        results["loadgen"] = bench.reference("perf.bench.rawserver", size, server_cpu, "/")
         print(f"  {results['loadgen']['rps']:,.0f} req/s", flush=True)
         print("framework ceiling (a bare FastAPI app, same bytes)", flush=True)
-        results["framework"] = bench.reference("bench.bare", size, server_cpu, "/r/x/item/1")
+        results["framework"] = bench.reference("perf.bench.bare", size, server_cpu, "/r/x/item/1")
         print(f"  {results['framework']['rps']:,.0f} req/s", flush=True)
         for kind in kinds:
             results["kinds"][kind] = measure_kind(bench, kind, variants)
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
-        "command": "uv run --frozen python -m bench.reads " + " ".join(argv),
+        "command": "uv run --frozen python -m perf.bench.reads " + " ".join(argv),
     }
     results["targets"] = report.targets(results)
     if args.no_write:

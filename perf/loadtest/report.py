@@ -13,9 +13,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from orderflow.loadtest import page, plots
-from orderflow.loadtest.docs import write_section
-from orderflow.loadtest.results import (
+from perf.loadtest import page, plots
+from perf.loadtest.docs import write_section
+from perf.loadtest.results import (
     GroupAtStep,
     ProbeRow,
     Run,
@@ -25,8 +25,8 @@ from orderflow.loadtest.results import (
     probe_rows,
     total_rps,
 )
-from orderflow.loadtest.samples import per_second
-from orderflow.loadtest.verdicts import capacity_text, headline, pct, pivot, verdict_rows
+from perf.loadtest.samples import per_second
+from perf.loadtest.verdicts import capacity_text, headline, pct, pivot, verdict_rows
 
 
 def _csv(path: Path, rows: Iterable[dict[str, Any]], fields: Sequence[str] = ()) -> None:

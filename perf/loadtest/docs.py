@@ -10,8 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from orderflow.loadtest.results import GroupAtStep, ProbeRow, Run, Step, total_rps
-from orderflow.loadtest.verdicts import NONE, capacity_text, pivot, verdict_rows
+from perf.loadtest.results import GroupAtStep, ProbeRow, Run, Step, total_rps
+from perf.loadtest.verdicts import NONE, capacity_text, pivot, verdict_rows
 
 HEADING = "## Load test (orderflow loadtest)"
 

@@ -3,7 +3,7 @@
 Each of C keep-alive connections sends one prebuilt GET, reads the status line, the headers
 and exactly Content-Length body bytes, records the latency, and sends the next: a closed
 loop, so the offered load adapts to the server and the latency is the server's answer time
-(plus this client's own overhead, which `bench.reads` measures first against a trivial
+(plus this client's own overhead, which `perf.bench.reads` measures first against a trivial
 server). It runs in its own process pinned to one core (`LoadWorker`), so that it never
 competes with the server under test for the same CPU.
 

@@ -15,9 +15,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from orderflow.loadtest import config as g
-from orderflow.loadtest.results import GroupAtStep, ProbeRow, Run
-from orderflow.loadtest.samples import Summary
+from perf.loadtest import config as g
+from perf.loadtest.results import GroupAtStep, ProbeRow, Run
+from perf.loadtest.samples import Summary
 
 COLORS = {"off": "tab:red", "on": "tab:blue"}
 KEY_GROUPS = (g.ITEM, g.CATALOGUE, g.OWN_ORDERS, g.PLACE, g.BY_STATUS, g.COUNTS, g.QUEUE, g.CLAIM)

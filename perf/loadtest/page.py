@@ -8,8 +8,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from orderflow.loadtest.results import EqualLoad, GroupAtStep, ProbeRow, Run, total_rps
-from orderflow.loadtest.verdicts import NONE, capacity_text, fmt, pct, verdict_rows
+from perf.loadtest.results import EqualLoad, GroupAtStep, ProbeRow, Run, total_rps
+from perf.loadtest.verdicts import NONE, capacity_text, fmt, pct, verdict_rows
 
 STYLE = """body{font:14px system-ui,sans-serif;margin:2em;max-width:1300px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;

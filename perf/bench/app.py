@@ -17,7 +17,7 @@ routing and parameter parsing cost the same for all of them:
     redis:<probe>  a bare `GET` through a differently configured client (the p99 tail study)
 
 Control routes under /bench/ warm the caches, list the keys of a kind and report counters.
-Run with `python -m bench.app --port P --cpu 0` (settings from ORDERFLOW_* variables).
+Run with `python -m perf.bench.app --port P --cpu 0` (settings from ORDERFLOW_* variables).
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""Benchmarks: each module runs with `python -m bench.<name>` and writes its results to docs/."""

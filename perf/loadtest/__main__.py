@@ -1,0 +1,101 @@
+"""`python -m perf.loadtest` (`make loadtest`): the load test's command line."""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orderflow import platform
+from orderflow.kit.settings import get_settings
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def loadtest(
+    start: Annotated[
+        bool | None,
+        typer.Option(
+            "--start/--no-start",
+            help="start `orderflow up` for the test and stop it after (default: only when "
+            "nothing answers /health at the configured URLs)",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="data dir of a platform we start; default .orderflow")
+    ] = None,
+    orders: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="ORDERFLOW_SEED_ORDERS of a platform we start in a fresh --data-dir; for "
+            "1,000,000 orders `orderflow seed --orders 1000000` into an empty data dir first",
+        ),
+    ] = None,
+    steps: Annotated[
+        str, typer.Option(help="users at each step, comma-separated")
+    ] = "5,10,20,40,80",
+    step_seconds: Annotated[float, typer.Option(min=1)] = 30.0,
+    warmup_seconds: Annotated[float, typer.Option(min=0)] = 30.0,
+    think_ms: Annotated[float, typer.Option(min=0, help="mean pause between tasks")] = 300.0,
+    probe_rate: Annotated[float, typer.Option(min=1, help="open-model requests/s")] = 200.0,
+    probe_seconds: Annotated[float, typer.Option(min=0, help="per endpoint; 0: no probe")] = 20.0,
+    warm_items: Annotated[
+        bool,
+        typer.Option(
+            "--warm-items/--cold-items",
+            help="cache on: read every item once before the steps, as the quiet-window job "
+            "warms them in production (--cold-items: measure from a cold cache)",
+        ),
+    ] = True,
+    sla_read_ms: Annotated[float, typer.Option(help="p95 target of reads")] = 50.0,
+    sla_order_ms: Annotated[float, typer.Option(help="p95 target of order placement")] = 150.0,
+    sla_claim_ms: Annotated[float, typer.Option(help="p95 target of claims")] = 100.0,
+    sla_errors: Annotated[int, typer.Option(min=0, help="errors allowed per group")] = 0,
+    sla_min_samples: Annotated[
+        int, typer.Option(min=1, help="fewer requests of a group at a step: p95 not judged")
+    ] = 20,
+    reports: Annotated[Path, typer.Option(help="reports/loadtest-<timestamp>/ go here")] = Path(
+        "reports"
+    ),
+    docs: Annotated[
+        bool, typer.Option("--docs/--no-docs", help="write our section of docs/performance.md")
+    ] = True,
+) -> None:
+    """Locust users of the three roles against a running platform (started when none runs):
+    cache off then on, a step load and an open-model probe; SLA verdicts and an HTML report."""
+    # Imported here, not at the top: Locust monkey-patches the standard library on import.
+    from perf.loadtest.config import Options, Sla
+    from perf.loadtest.runner import run
+
+    settings = get_settings()
+    try:
+        counts = tuple(int(n) for n in steps.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter("comma-separated user counts", param_hint="--steps") from exc
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter("comma-separated user counts", param_hint="--steps")
+    options = Options(
+        urls={s: f"http://{settings.host}:{settings.port_of(s)}" for s in platform.SERVICES},
+        start=start,
+        data_dir=data_dir or settings.data_dir,
+        orders=orders,
+        steps=counts,
+        step_seconds=step_seconds,
+        warmup_seconds=warmup_seconds,
+        think_ms=think_ms,
+        probe_rate=probe_rate,
+        probe_seconds=probe_seconds,
+        warm_items=warm_items,
+        sla=Sla(sla_read_ms, sla_order_ms, sla_claim_ms, sla_errors, sla_min_samples),
+        reports_dir=reports,
+        docs=Path("docs/performance.md") if docs else None,
+        command=" ".join(["python -m perf.loadtest", *sys.argv[1:]]),
+    )
+    if run(options) is None:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app(prog_name="python -m perf.loadtest")

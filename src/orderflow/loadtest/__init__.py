@@ -1,6 +1,0 @@
-"""`orderflow loadtest`: Locust users of the three roles against a running platform, cache off
-then on, a constant-arrival-rate probe, SLA verdicts and an HTML report.
-
-Importing `orderflow.loadtest.users` (and so `runner`) imports Locust, which monkey-patches the
-standard library for gevent: import it only from the `loadtest` command.
-"""
