@@ -201,7 +201,7 @@ async def test_the_quiet_window_job_rewarms_the_popular_items(shop: httpx.AsyncC
     warmed = await warm_popular(app, app.state.resources, window)
     assert warmed > 0
     assert await warm_popular(app, app.state.resources, window) == 0  # one process per window
-    popular = await popular_item_ids(app.state.sales, 1)
+    popular = await popular_item_ids(app.state.context, 1)
     before = await hits(shop, "item")
     await shop.get(f"/items/{popular[0]}")
     assert await hits(shop, "item") == before + 1

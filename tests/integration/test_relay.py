@@ -7,14 +7,13 @@ import time
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from orderflow.data.mesdb import ProductionOrder, StatusHistory
 from orderflow.data.shopdb import ShopOutbox
 from orderflow.kit.deps import Sessions
 from orderflow.kit.settings import Settings
 from orderflow.relay.outbox import OutboxRow
-from orderflow.relay.relay import AfterCommit, Direction, drain
+from orderflow.relay.relay import Direction, drain
 from tests.clients import running
 from tests.factories import new_order
 
@@ -59,14 +58,14 @@ async def test_relay_dying_mid_batch_loses_and_duplicates_nothing(
 
     to_mes = relay[0]
 
-    async def apply_then_die(session: AsyncSession, event: OutboxRow) -> AfterCommit | None:
+    async def apply_then_die(event: OutboxRow) -> None:
         nonlocal applied
         if applied == 4:
             raise Crash  # after 4 events reached the MES, before the batch is marked published
         applied += 1
-        return await to_mes.apply(session, event)
+        await to_mes.apply(event)
 
-    dying = Direction("shop_to_mes", shop_sessions, mes_sessions, ShopOutbox, apply_then_die)
+    dying = Direction("shop_to_mes", shop_sessions, ShopOutbox, apply_then_die)
     with pytest.raises(Crash):
         await dying.deliver_batch(100)
     async with shop_sessions() as session:

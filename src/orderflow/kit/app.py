@@ -1,17 +1,16 @@
 """The app factory every service uses: lifespan, errors, health, metrics, middleware."""
 
-import contextlib
 import gc
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Protocol
 
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import RedisError
 
 from orderflow import __version__
 from orderflow.kit import admin
-from orderflow.kit.cache_modes import CacheModes
+from orderflow.kit.cache_modes import CacheModes, cache_modes
 from orderflow.kit.caching import NearPolicy, ServiceCache
 from orderflow.kit.deps import ResourcesDep
 from orderflow.kit.errors import install_handlers
@@ -37,46 +36,51 @@ async def prometheus_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+class DomainContext(Protocol):
+    """What a service's routes work with (`Sales`, `Production`): opened once per process."""
+
+    cache: ServiceCache
+
+
+OpenContext = Callable[[Resources, CacheModes, str], DomainContext]
+Extra = Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]
+
+
 def create_app(
     service: str,
     settings: Settings,
     *,
     databases: tuple[str, ...],
     namespace: str,
+    context: OpenContext,
     near: NearPolicy | None = None,
     routers: Iterable[APIRouter],
     description: str,
-    extra: Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]] | None = None,
+    extra: Extra | None = None,
 ) -> FastAPI:
-    """One service's app. `extra` holds what the service runs beside its routes (its own
-    state on `app.state`, background tasks), opened after the resources, closed before."""
+    """One service's app. `context` opens what its routes work with (on `app.state.context`);
+    `extra` holds what the service runs beside its routes (background tasks), opened after the
+    context, closed before it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resources = Resources.open(settings, databases, name=service, namespaces=(namespace,))
-        modes = CacheModes(settings, settings.redis_url or None)
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await modes.reload()  # Redis down at start: configured modes until it is back
-        modes.start()
         app.state.resources = resources
-        cached = ServiceCache(resources.caches.get(namespace), modes, service)
-        if near is not None and settings.redis_url and settings.near_cache_ttl_s > 0:
-            cached.keep_near(near, settings, namespace)
-        app.state.cache = cached
-        # Everything alive now lives as long as the process: out of the collector's sight, a
-        # full collection no longer walks it, which was the p99 tail of every Redis-backed
-        # endpoint (docs/performance.md, "The Redis p99 tail").
-        gc.freeze()
-        try:
-            if extra is None:
-                yield
-            else:
-                async with extra(app, resources):
-                    yield
-        finally:
-            await cached.close()
-            await modes.stop()
-            await resources.close()
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(resources.close)
+            modes = await stack.enter_async_context(cache_modes(settings))
+            app.state.context = context(resources, modes, service)
+            cached = app.state.cache = app.state.context.cache
+            stack.push_async_callback(cached.close)
+            if near is not None and settings.redis_url and settings.near_cache_ttl_s > 0:
+                cached.keep_near(near, settings, namespace)
+            if extra is not None:
+                await stack.enter_async_context(extra(app, resources))
+            # Everything alive now lives as long as the process: out of the collector's sight,
+            # a full collection no longer walks it, which was the p99 tail of every
+            # Redis-backed endpoint (docs/performance.md, "The Redis p99 tail").
+            gc.freeze()
+            yield
 
     app = FastAPI(
         title=f"orderflow {service}",

@@ -7,6 +7,9 @@ be read, the configured defaults apply.
 """
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from redis.exceptions import RedisError
@@ -77,3 +80,16 @@ class CacheModes:
     async def stop(self) -> None:
         if self.broadcast is not None:
             await self.broadcast.stop()
+
+
+@asynccontextmanager
+async def cache_modes(settings: Settings) -> AsyncIterator[CacheModes]:
+    """The platform's switch, read from Redis and followed until the block ends."""
+    modes = CacheModes(settings, settings.redis_url or None)
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        await modes.reload()  # Redis down at start: the configured modes until it is back
+    modes.start()
+    try:
+        yield modes
+    finally:
+        await modes.stop()

@@ -1,7 +1,5 @@
-"""Engines, sessions and the one transaction boundary per request."""
+"""Engines and session factories (transactions are `kit.unit_of_work.UnitOfWork`'s)."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -55,10 +53,3 @@ def _count_queries(engine: AsyncEngine, database: str) -> None:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-@asynccontextmanager
-async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Commit on success, roll back on any error: the only place a transaction ends."""
-    async with factory() as session, session.begin():
-        yield session

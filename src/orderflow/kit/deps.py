@@ -3,11 +3,11 @@
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.kit.resources import Resources
+from orderflow.kit.unit_of_work import Sessions
 
-Sessions = async_sessionmaker[AsyncSession]
+__all__ = ["ResourcesDep", "Sessions", "get_resources"]
 
 
 def get_resources(request: Request) -> Resources:

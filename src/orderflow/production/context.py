@@ -1,4 +1,4 @@
-"""What the MES's services work with, built once per process."""
+"""What the production domain's services (behind the MES) work with, built in one place."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -7,30 +7,44 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.caching import ServiceCache
-from orderflow.kit.deps import Sessions
 from orderflow.kit.resources import Resources
+from orderflow.kit.unit_of_work import Sessions, UnitOfWork
+from orderflow.production.caching import NAMESPACE
 from orderflow.production.events.fanout import EventFanout
 from orderflow.production.events.stream import EventStream
 
 
 @dataclass
 class Production:
-    sessions: Sessions
-    cache: ServiceCache
+    sessions: Sessions  # the MES db
+    cache: ServiceCache  # the "mes" namespace
     events: EventStream | None  # None when no Redis is configured
+
+    @classmethod
+    def open(cls, resources: Resources, modes: CacheModes, service: str = "mes") -> "Production":
+        """The context of the MES (or of the relay writing for it)."""
+        settings = resources.settings
+        events = None
+        if resources.redis is not None:
+            events = EventStream(
+                resources.redis,
+                maxlen=settings.event_stream_maxlen,
+                timeout_s=settings.redis_timeout_s,
+            )
+        cache = ServiceCache(resources.caches.get(NAMESPACE), modes, service)
+        return cls(resources.sessions["mesdb"], cache, events)
+
+    def unit(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions)
 
 
 @asynccontextmanager
-async def production_context(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
-    settings = resources.settings
-    events = None
-    if resources.redis is not None:
-        events = EventStream(
-            resources.redis, maxlen=settings.event_stream_maxlen, timeout_s=settings.redis_timeout_s
-        )
-    app.state.production = Production(resources.sessions["mesdb"], app.state.cache, events)
-    fanout = EventFanout(settings.redis_url) if settings.redis_url else None
+async def live_boards(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
+    """The process's one reader of the event stream, fanning it out to its boards."""
+    redis_url = resources.settings.redis_url
+    fanout = EventFanout(redis_url) if redis_url else None
     app.state.fanout = fanout
     if fanout is not None:
         fanout.start()
@@ -42,7 +56,7 @@ async def production_context(app: FastAPI, resources: Resources) -> AsyncIterato
 
 
 def get_production(request: Request) -> Production:
-    production: Production = request.app.state.production
+    production: Production = request.app.state.context  # opened by the app's lifespan
     return production
 
 

@@ -1,4 +1,4 @@
-"""What the sales domain's services (behind the Shop and the CRM) work with."""
+"""What the sales domain's services (behind the Shop and the CRM) work with, built in one place."""
 
 from dataclasses import dataclass
 from typing import Annotated
@@ -6,16 +6,27 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 
 from orderflow.cache import TTLPolicy
+from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.caching import ServiceCache
-from orderflow.kit.deps import Sessions
-from orderflow.sales.caching import item_ttl
+from orderflow.kit.resources import Resources
+from orderflow.kit.unit_of_work import Sessions, UnitOfWork
+from orderflow.sales.caching import NAMESPACE, item_ttl
 
 
 @dataclass
 class Sales:
-    sessions: Sessions
-    cache: ServiceCache
+    sessions: Sessions  # ShopDB
+    cache: ServiceCache  # the "shop" namespace, which the Shop and the CRM share
     item_ttl: TTLPolicy
+
+    @classmethod
+    def open(cls, resources: Resources, modes: CacheModes, service: str) -> "Sales":
+        """The context of `service` (shop, crm, or the relay writing for them)."""
+        cache = ServiceCache(resources.caches.get(NAMESPACE), modes, service)
+        return cls(resources.sessions["shopdb"], cache, item_ttl(resources.settings))
+
+    def unit(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions)
 
 
 def get_sales(request: Request) -> Sales:
@@ -23,12 +34,7 @@ def get_sales(request: Request) -> Sales:
 
 
 def get_sales_of(app: FastAPI) -> Sales:
-    state = app.state
-    sales: Sales | None = getattr(state, "sales", None)
-    if sales is None:  # built on first use, once the lifespan has opened the resources
-        resources = state.resources
-        sales = Sales(resources.sessions["shopdb"], state.cache, item_ttl(resources.settings))
-        state.sales = sales
+    sales: Sales = app.state.context  # opened by the app's lifespan (`kit.app.create_app`)
     return sales
 
 

@@ -6,7 +6,8 @@ from orderflow.apps.crm.items import router as items
 from orderflow.apps.crm.orders import router as orders
 from orderflow.kit.app import create_app
 from orderflow.kit.settings import Settings
-from orderflow.sales.caching import NEAR
+from orderflow.sales.caching import NAMESPACE, NEAR
+from orderflow.sales.context import Sales
 
 
 def build(settings: Settings) -> FastAPI:
@@ -14,7 +15,8 @@ def build(settings: Settings) -> FastAPI:
         "crm",
         settings,
         databases=("shopdb",),
-        namespace="shop",
+        namespace=NAMESPACE,
+        context=Sales.open,
         near=NEAR,
         routers=[orders, items],
         description="Seller-facing: every client's orders, their lifecycle, the catalogue.",

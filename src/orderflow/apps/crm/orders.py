@@ -10,8 +10,7 @@ from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
 from orderflow.sales.context import SalesDep
-from orderflow.sales.orders import service as orders
-from orderflow.sales.orders import views
+from orderflow.sales.orders import reads, transitions
 from orderflow.sales.orders.lifecycle import OrderStatus
 from orderflow.sales.orders.schemas import MAX_ID, OrderList, OrderOut
 
@@ -50,7 +49,7 @@ async def search_orders(
     created_to: Annotated[Moment | None, Query(description="exclusive, ISO 8601")] = None,
 ) -> JSONBytes:
     """Orders of all clients, newest first, filtered by status, client and creation time."""
-    body = await views.list_orders(
+    body = await reads.list_orders(
         sales,
         status=status,
         client_id=client_id,
@@ -64,18 +63,18 @@ async def search_orders(
 @router.get("/stats", response_model=StatusCounts)
 async def counts_by_status(sales: SalesDep) -> JSONBytes:
     """How many orders are in each status."""
-    return JSONBytes(await views.counts_by_status(sales))
+    return JSONBytes(await reads.counts_by_status(sales))
 
 
 @router.get("/{order_id}", response_model=OrderOut, responses=NOT_FOUND)
 async def get_order(sales: SalesDep, order_id: Id) -> JSONBytes:
     """One order with its lines."""
-    return JSONBytes(await orders.get_order(sales, order_id))
+    return JSONBytes(await reads.get_order(sales, order_id))
 
 
 def _transition_route(action: str, summary: str) -> None:
     async def endpoint(sales: SalesDep, order_id: Id) -> JSONBytes:
-        return JSONBytes(await orders.transition(sales, order_id, action))
+        return JSONBytes(await transitions.transition(sales, order_id, action))
 
     endpoint.__name__ = f"{action}_order"
     endpoint.__doc__ = summary

@@ -6,7 +6,8 @@ from orderflow.apps.mes.events import router as events
 from orderflow.apps.mes.orders import router as orders
 from orderflow.kit.app import create_app
 from orderflow.kit.settings import Settings
-from orderflow.production.context import production_context
+from orderflow.production.caching import NAMESPACE
+from orderflow.production.context import Production, live_boards
 
 
 def build(settings: Settings) -> FastAPI:
@@ -14,8 +15,9 @@ def build(settings: Settings) -> FastAPI:
         "mes",
         settings,
         databases=("mesdb",),
-        namespace="mes",
+        namespace=NAMESPACE,
+        context=Production.open,
         routers=[orders, events],
         description="Operator-facing: the production queue, claims, statuses, live events.",
-        extra=production_context,
+        extra=live_boards,
     )

@@ -8,7 +8,7 @@ from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
 from orderflow.production.context import ProductionDep
-from orderflow.production.orders import service
+from orderflow.production.orders import claims, reads
 from orderflow.production.orders.schemas import (
     MAX_ID,
     OperatorAction,
@@ -34,28 +34,28 @@ async def search(
     operator_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> JSONBytes:
     """The production board: the queue (`status=queued`) or an operator's orders."""
-    return JSONBytes(await service.search(p, status, operator_id, page))
+    return JSONBytes(await reads.search(p, status, operator_id, page))
 
 
 @router.get("/{order_id}", response_model=ProductionOrderOut, responses=NOT_FOUND)
 async def get_production_order(p: ProductionDep, order_id: Id) -> JSONBytes:
     """One production order."""
-    return JSONBytes(await service.get_production_order(p, order_id))
+    return JSONBytes(await reads.get_production_order(p, order_id))
 
 
 @router.post("/{order_id}/claim", response_model=ProductionOrderOut, responses=REFUSED)
 async def claim(p: ProductionDep, order_id: Id, body: OperatorAction) -> JSONBytes:
     """Take a queued order. Exactly one of any number of racing operators wins."""
-    return JSONBytes(await service.claim(p, order_id, body.operator_id))
+    return JSONBytes(await claims.claim(p, order_id, body.operator_id))
 
 
 @router.post("/{order_id}/release", response_model=ProductionOrderOut, responses=REFUSED)
 async def release(p: ProductionDep, order_id: Id, body: OperatorAction) -> JSONBytes:
     """Give a claimed order back to the queue (holder only)."""
-    return JSONBytes(await service.release(p, order_id, body))
+    return JSONBytes(await claims.release(p, order_id, body))
 
 
 @router.post("/{order_id}/complete", response_model=ProductionOrderOut, responses=REFUSED)
 async def complete(p: ProductionDep, order_id: Id, body: OperatorAction) -> JSONBytes:
     """Finish a claimed order (holder only); the Shop order becomes `ready`."""
-    return JSONBytes(await service.complete(p, order_id, body))
+    return JSONBytes(await claims.complete(p, order_id, body))

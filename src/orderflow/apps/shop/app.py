@@ -2,13 +2,17 @@
 
 from fastapi import FastAPI
 
+from orderflow.apps.common.dashboard import shared_router
+from orderflow.apps.shop.cart import router as cart
 from orderflow.apps.shop.clients import router as clients
 from orderflow.apps.shop.items import router as items
 from orderflow.apps.shop.orders import router as orders
+from orderflow.apps.shop.pages import router as pages
 from orderflow.kit.app import create_app
 from orderflow.kit.settings import Settings
-from orderflow.sales.caching import NEAR
+from orderflow.sales.caching import NAMESPACE, NEAR
 from orderflow.sales.catalogue.warmer import warmer
+from orderflow.sales.context import Sales
 
 
 def build(settings: Settings) -> FastAPI:
@@ -16,9 +20,10 @@ def build(settings: Settings) -> FastAPI:
         "shop",
         settings,
         databases=("shopdb",),
-        namespace="shop",
+        namespace=NAMESPACE,
+        context=Sales.open,
         near=NEAR,
-        routers=[items, clients, orders],
+        routers=[items, clients, orders, pages, cart, shared_router()],
         description="Client-facing: the catalogue, client profiles, orders.",
         extra=warmer,
     )

@@ -8,7 +8,7 @@ from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
 from orderflow.sales.context import SalesDep
-from orderflow.sales.orders import service
+from orderflow.sales.orders import placement, reads, transitions
 from orderflow.sales.orders.schemas import OrderIn, OrderList, OrderOut
 
 router = APIRouter(tags=["orders"])
@@ -37,7 +37,7 @@ async def place_order(
     sales: SalesDep, body: OrderIn, idempotency_key: IdempotencyKey = None
 ) -> JSONBytes:
     """Place an order. Send an `Idempotency-Key` so that a retry never makes a second order."""
-    data, created = await service.place_order(sales, body, idempotency_key)
+    data, created = await placement.place_order(sales, body, idempotency_key)
     if created:
         return JSONBytes(data, status_code=201)
     return JSONBytes(data, status_code=200, headers={"Idempotent-Replayed": "true"})
@@ -46,13 +46,13 @@ async def place_order(
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=NOT_FOUND)
 async def get_order(sales: SalesDep, order_id: Id) -> JSONBytes:
     """One order with its lines."""
-    return JSONBytes(await service.get_order(sales, order_id))
+    return JSONBytes(await reads.get_order(sales, order_id))
 
 
 @router.get("/clients/{client_id}/orders", response_model=OrderList, responses=NOT_FOUND)
 async def orders_of_client(sales: SalesDep, client_id: Id, page: PageDep) -> JSONBytes:
     """A client's orders, newest first."""
-    return JSONBytes(await service.orders_of_client(sales, client_id, page))
+    return JSONBytes(await reads.orders_of_client(sales, client_id, page))
 
 
 @router.post(
@@ -60,4 +60,4 @@ async def orders_of_client(sales: SalesDep, client_id: Id, page: PageDep) -> JSO
 )
 async def cancel_order(sales: SalesDep, order_id: Id) -> JSONBytes:
     """Cancel an order that is still `created` or `confirmed`."""
-    return JSONBytes(await service.transition(sales, order_id, "cancel"))
+    return JSONBytes(await transitions.transition(sales, order_id, "cancel"))

@@ -16,8 +16,10 @@ from orderflow.data.mesdb import (
     ProductionStatusCount,
     StatusHistory,
 )
+from orderflow.production.orders.schemas import ProductionStatus
 
 PO = ProductionOrder
+S = ProductionStatus
 
 
 class ProductionRepository:
@@ -53,10 +55,35 @@ class ProductionRepository:
             total = await self.session.scalar(counted)
         return list(ids.all()), int(total or 0)
 
-    async def conditional_update(
+    async def claim_if_queued(self, order_id: int, operator_id: int) -> ProductionOrder | None:
+        """Take the order for `operator_id` if it is queued and nobody holds it. PostgreSQL lets
+        exactly one of any number of racing claimants match; None for every other."""
+        return await self._update_where(
+            order_id,
+            [PO.status == S.QUEUED, PO.operator_id.is_(None)],
+            status=S.IN_PROGRESS,
+            operator_id=operator_id,
+        )
+
+    async def update_if_held(
+        self, order_id: int, holder: int, version: int | None, **values: Any
+    ) -> ProductionOrder | None:
+        """Change the order only while `holder` holds it and, when `version` is given, only at
+        that version (a fencing token against a holder acting on stale state)."""
+        conditions = [PO.status == S.IN_PROGRESS, PO.operator_id == holder]
+        if version is not None:
+            conditions.append(PO.version == version)
+        return await self._update_where(order_id, conditions, **values)
+
+    async def cancel_if_queued(self, order_id: int) -> ProductionOrder | None:
+        """Cancel the order unless production has started (then it is not ours to cancel)."""
+        return await self._update_where(order_id, [PO.status == S.QUEUED], status=S.CANCELLED)
+
+    async def _update_where(
         self, order_id: int, conditions: list[ColumnElement[bool]], **values: Any
     ) -> ProductionOrder | None:
-        """The MES's only way to change a row: succeeds for one writer, None for the rest."""
+        """The MES's only way to change a row: one conditional UPDATE, None when it matched
+        nothing; the version goes up by one with every change."""
         result = await self.session.scalars(
             update(PO)
             .where(PO.id == order_id, *conditions)
@@ -71,7 +98,7 @@ class ProductionRepository:
         """None when the order is already here (a redelivered event)."""
         result = await self.session.scalars(
             insert(PO)
-            .values(id=order_id, status="queued", lines=lines)
+            .values(id=order_id, status=S.QUEUED, lines=lines)
             .on_conflict_do_nothing()
             .returning(PO)
         )

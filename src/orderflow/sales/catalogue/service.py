@@ -2,11 +2,11 @@
 
 Items are cache-aside and expire inside the quiet window; a seller's edit invalidates the
 item (a tombstone at the new version, so a slow reader cannot put the old one back) and bumps
-the catalogue's generation, so no catalogue page shows the old item either.
+the catalogue's generation, so no catalogue page shows the old item either. Both happen after
+the commit and before the seller is answered (the unit of work's after-commit actions).
 """
 
 from orderflow.data.shopdb import Item
-from orderflow.kit.db import transaction
 from orderflow.kit.errors import NotFound
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page, list_body
@@ -18,8 +18,8 @@ from orderflow.sales.context import Sales
 
 async def get_item(sales: Sales, item_id: int) -> bytes:
     async def load() -> tuple[int, bytes]:
-        async with transaction(sales.sessions) as session:
-            item = await ItemRepository(session).get(item_id)
+        async with sales.unit() as uow:
+            item = await uow.repository(ItemRepository).get(item_id)
         if item is None:
             raise NotFound(f"item {item_id} does not exist")
         return item.version, dumps(item_dict(item))
@@ -29,8 +29,8 @@ async def get_item(sales: Sales, item_id: int) -> bytes:
 
 async def search_items(sales: Sales, category: str | None, q: str | None, page: Page) -> bytes:
     async def load() -> tuple[int, bytes]:
-        async with transaction(sales.sessions) as session:
-            rows, total = await ItemRepository(session).search(
+        async with sales.unit() as uow:
+            rows, total = await uow.repository(ItemRepository).search(
                 category=category, q=q, limit=page.limit, offset=page.offset
             )
         return 0, dumps(list_body([item_dict(i) for i in rows], total))
@@ -40,32 +40,33 @@ async def search_items(sales: Sales, category: str | None, q: str | None, page: 
 
 
 async def create_item(sales: Sales, data: ItemIn) -> bytes:
-    async with transaction(sales.sessions) as session:
-        item = await ItemRepository(session).add(Item(**data.model_dump()))
-    await sales.cache.bump([CATALOGUE])
+    async with sales.unit() as uow:
+        item = await uow.repository(ItemRepository).add(Item(**data.model_dump()))
+        uow.after_commit(lambda: sales.cache.bump([CATALOGUE]))
     return dumps(item_dict(item))
 
 
 async def replace_item(sales: Sales, item_id: int, data: ItemIn) -> bytes:
-    async with transaction(sales.sessions) as session:
-        item = await ItemRepository(session).update(item_id, **data.model_dump())
-    if item is None:
-        raise NotFound(f"item {item_id} does not exist")
-    await sales.cache.invalidate(ITEM, item_id, item.version)
-    await sales.cache.bump([CATALOGUE])
+    async with sales.unit() as uow:
+        item = await uow.repository(ItemRepository).update(item_id, **data.model_dump())
+        if item is None:
+            raise NotFound(f"item {item_id} does not exist")
+        version = item.version
+        uow.after_commit(lambda: sales.cache.invalidate(ITEM, item_id, version))
+        uow.after_commit(lambda: sales.cache.bump([CATALOGUE]))
     return dumps(item_dict(item))
 
 
 async def popular_item_ids(sales: Sales, limit: int) -> list[int]:
     """The items to re-warm at the start of the quiet window (see `warm_items`)."""
-    async with transaction(sales.sessions) as session:
-        return await ItemRepository(session).most_ordered(limit)
+    async with sales.unit() as uow:
+        return await uow.repository(ItemRepository).most_ordered(limit)
 
 
 async def warm_items(sales: Sales, item_ids: list[int]) -> int:
     """Load `item_ids` into the cache with fresh quiet-window TTLs; returns how many."""
-    async with transaction(sales.sessions) as session:
-        items = await ItemRepository(session).many(item_ids)
+    async with sales.unit() as uow:
+        items = await uow.repository(ItemRepository).many(item_ids)
     cache = sales.cache.cache
     if cache is None:
         return 0

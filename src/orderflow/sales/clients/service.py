@@ -2,7 +2,6 @@
 
 from sqlalchemy.exc import IntegrityError
 
-from orderflow.kit.db import transaction
 from orderflow.kit.errors import Conflict, NotFound
 from orderflow.kit.http import dumps
 from orderflow.sales.caching import CLIENT, CLIENT_TTL
@@ -12,8 +11,8 @@ from orderflow.sales.context import Sales
 
 
 async def create_client(sales: Sales, data: ClientIn) -> bytes:
-    async with transaction(sales.sessions) as session:
-        client = await ClientRepository(session).insert(**data.model_dump())
+    async with sales.unit() as uow:
+        client = await uow.repository(ClientRepository).insert(**data.model_dump())
     if client is None:
         raise Conflict(f"a client with email {data.email} already exists", field="email")
     return dumps(client_dict(client))
@@ -21,8 +20,8 @@ async def create_client(sales: Sales, data: ClientIn) -> bytes:
 
 async def get_client(sales: Sales, client_id: int) -> bytes:
     async def load() -> tuple[int, bytes]:
-        async with transaction(sales.sessions) as session:
-            client = await ClientRepository(session).get(client_id)
+        async with sales.unit() as uow:
+            client = await uow.repository(ClientRepository).get(client_id)
         if client is None:
             raise NotFound(f"client {client_id} does not exist")
         return client.version, dumps(client_dict(client))
@@ -33,13 +32,14 @@ async def get_client(sales: Sales, client_id: int) -> bytes:
 async def update_client(sales: Sales, client_id: int, patch: ClientPatch) -> bytes:
     values = patch.model_dump(exclude_unset=True)
     try:
-        async with transaction(sales.sessions) as session:
-            repo = ClientRepository(session)
+        async with sales.unit() as uow:
+            repo = uow.repository(ClientRepository)
             client = await (repo.update(client_id, **values) if values else repo.get(client_id))
+            if client is None:
+                raise NotFound(f"client {client_id} does not exist")
+            if values:
+                version = client.version
+                uow.after_commit(lambda: sales.cache.invalidate(CLIENT, client_id, version))
     except IntegrityError as exc:  # the unique index on email decides, even between racers
         raise Conflict(f"a client with email {values.get('email')} already exists") from exc
-    if client is None:
-        raise NotFound(f"client {client_id} does not exist")
-    if values:
-        await sales.cache.invalidate(CLIENT, client_id, client.version)
     return dumps(client_dict(client))

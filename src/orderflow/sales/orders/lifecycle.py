@@ -38,3 +38,10 @@ RANK = {
 def statuses_before(target: OrderStatus) -> list[str]:
     """Statuses from which a production event may still move an order to `target`."""
     return [s.value for s, rank in RANK.items() if rank < RANK[target]]
+
+
+# What the MES tells the Shop (its outbox events) -> the status the Shop order moves forward to.
+PRODUCTION_EVENTS: dict[str, OrderStatus] = {
+    "in_production": S.IN_PRODUCTION,
+    "ready": S.READY,
+}

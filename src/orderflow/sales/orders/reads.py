@@ -1,4 +1,6 @@
-"""Lists of orders, shared by the CRM's views and a client's order list.
+"""Reading orders: one order, and lists shared by the CRM's views and a client's order list.
+
+An order is read through its write-through entry (`ORDER`), which every write keeps current.
 
 A cached view holds only the ids of one page and the total, under the generations of the
 families that can change which ids it lists; the bodies come from the order entries, which
@@ -9,22 +11,42 @@ families, instead of invalidating every page the order appears on.
 from datetime import datetime
 from functools import partial
 
-from orderflow.kit.db import transaction
-from orderflow.kit.errors import InvalidInput
+from orderflow.kit.errors import InvalidInput, NotFound
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page
 from orderflow.sales.caching import (
     CLIENT_ORDER_LIST,
     COUNTS,
+    ORDER,
     ORDER_COUNTS,
     ORDER_LIST,
+    ORDER_TTL,
     VIEW_TTL,
     view_families,
 )
+from orderflow.sales.clients.service import get_client
 from orderflow.sales.context import Sales
 from orderflow.sales.orders.lifecycle import OrderStatus
 from orderflow.sales.orders.repository import OrderRepository
 from orderflow.sales.orders.schemas import order_dict
+
+
+async def get_order(sales: Sales, order_id: int) -> bytes:
+    async def load() -> tuple[int, bytes]:
+        async with sales.unit() as uow:
+            repo = uow.repository(OrderRepository)
+            order = await repo.get(order_id)
+            if order is None:
+                raise NotFound(f"order {order_id} does not exist")
+            lines = await repo.lines_of([order_id])
+        return order.version, dumps(order_dict(order, lines[order_id]))
+
+    return await sales.cache.read(ORDER, order_id, load, ORDER_TTL)
+
+
+async def orders_of_client(sales: Sales, client_id: int, page: Page) -> bytes:
+    await get_client(sales, client_id)  # 404 for an unknown client (a cached read)
+    return await list_orders(sales, client_id=client_id, page=page)
 
 
 async def list_orders(
@@ -41,8 +63,8 @@ async def list_orders(
     state = status.value if status else None
 
     async def load_index() -> tuple[int, bytes]:
-        async with transaction(sales.sessions) as session:
-            ids, total = await OrderRepository(session).search_ids(
+        async with sales.unit() as uow:
+            ids, total = await uow.repository(OrderRepository).search_ids(
                 status=state,
                 client_id=client_id,
                 created_from=created_from,
@@ -69,8 +91,8 @@ async def list_orders(
 
 async def load_orders(sales: Sales, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:
     """The orders' JSON by id, in one batch query (the members of an order list)."""
-    async with transaction(sales.sessions) as session:
-        repo = OrderRepository(session)
+    async with sales.unit() as uow:
+        repo = uow.repository(OrderRepository)
         orders = {o.id: o for o in await repo.many(ids)}
         lines = await repo.lines_of(ids)
     return {id_: (orders[id_].version, dumps(order_dict(orders[id_], lines[id_]))) for id_ in ids}
@@ -78,8 +100,8 @@ async def load_orders(sales: Sales, ids: list[int]) -> dict[int, tuple[int | Non
 
 async def counts_by_status(sales: Sales) -> bytes:
     async def load() -> tuple[int, bytes]:
-        async with transaction(sales.sessions) as session:
-            counts = await OrderRepository(session).count_by_status()
+        async with sales.unit() as uow:
+            counts = await uow.repository(OrderRepository).count_by_status()
         every = {status.value: counts.get(status.value, 0) for status in OrderStatus}
         return 0, dumps({"counts": every, "total": sum(every.values())})
 
