@@ -66,3 +66,10 @@ class ItemRepository:
             .returning(Item)
         )
         return result.one_or_none()
+
+    async def categories(self) -> list[tuple[str, int]]:
+        """Every category with how many items it has, by name."""
+        rows = await self.session.execute(
+            select(Item.category, func.count()).group_by(Item.category).order_by(Item.category)
+        )
+        return [(category, int(count)) for category, count in rows]

@@ -1,0 +1,1 @@
+"""What the three faces' pages share: templates, HTML errors, static files, the cache dashboard."""
