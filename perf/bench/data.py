@@ -11,22 +11,17 @@ report must say how many orders it ran on.
 from __future__ import annotations
 
 import asyncio
-import os
-import platform as py_platform
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import asyncpg
-from redis import Redis
 
 from orderflow import platform
 from orderflow.kit.db import asyncpg_dsn
-from orderflow.kit.embedded import free_port
 from orderflow.kit.settings import Settings
 from orderflow.seed import Volumes, is_empty
+from perf.common import databases, log
 
 PACKAGES: tuple[str, ...] = (
     "fastapi",
@@ -51,18 +46,11 @@ def data_root(data_dir: Path, orders: int) -> Path:
 
 @contextmanager
 def servers(data_dir: Path, orders: int, *, reseed: bool) -> Iterator[Settings]:
-    """Settings pointing at running, migrated, seeded servers; stopped on exit."""
+    """Settings pointing at running, migrated, seeded servers; stopped on exit. ORDERFLOW_*
+    variables are ignored: they must not point the bench elsewhere."""
     data_dir = data_root(data_dir, orders)
-    wanted = Settings(
-        shop_dsn="",  # explicit: ORDERFLOW_* variables must not point the bench elsewhere
-        mes_dsn="",
-        redis_url="",
-        data_dir=data_dir,
-        embedded_pg_port=free_port(),
-        embedded_redis_port=free_port(),
-    )
-    with platform.servers(wanted) as live:
-        platform.migrate(live)
+    with databases(data_dir, configured=False) as found:
+        live = found.settings
         held = asyncio.run(_order_count(live.shop_dsn))
         if held is not None and held != orders:
             if not reseed:
@@ -70,12 +58,12 @@ def servers(data_dir: Path, orders: int, *, reseed: bool) -> Iterator[Settings]:
                     f"{data_dir} holds {held:,} orders, not {orders:,}: pass --reseed to drop "
                     "and seed it again, or another --data-dir"
                 )
-            print(f"dropping {held:,} orders to seed {orders:,}", flush=True)
+            log(f"dropping {held:,} orders to seed {orders:,}")
             asyncio.run(_recreate(live))
             platform.migrate(live)
             held = None
         if held is None:
-            print(f"seeding {orders:,} orders into {data_dir}", flush=True)
+            log(f"seeding {orders:,} orders into {data_dir}")
             platform.load(live, Volumes(orders=orders))
         yield live
 
@@ -99,36 +87,3 @@ async def _recreate(live: Settings) -> None:
             await admin.execute(f'CREATE DATABASE "{db}"')
     finally:
         await admin.close()
-
-
-def machine(live: Settings) -> dict[str, Any]:
-    """What the report's header says about the machine and the software under test."""
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": _proc_field("/proc/cpuinfo", "model name") or py_platform.processor(),
-        "ram_gib": round(int(_proc_field("/proc/meminfo", "MemTotal").split()[0]) / 2**20, 1),
-        "kernel": py_platform.release(),
-        "python": py_platform.python_version(),
-        "postgresql": asyncio.run(_pg_version(live.shop_dsn)),
-        "redis": str(Redis.from_url(live.redis_url).info("server")["redis_version"]),
-        "packages": {name: metadata.version(name) for name in PACKAGES},
-    }
-
-
-def _proc_field(path: str, name: str) -> str:
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith(name):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
-async def _pg_version(dsn: str) -> str:
-    conn = await asyncpg.connect(asyncpg_dsn(dsn))
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()

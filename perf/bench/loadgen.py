@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
 from typing import Any
 
+from perf.common import percentile
+
 CONTENT_LENGTH = b"\r\ncontent-length:"
 
 
@@ -136,13 +138,6 @@ async def run(job: Job) -> Result:
     return summarise(latencies, statuses, time.perf_counter() - began)
 
 
-def percentile(ordered: list[float], q: float) -> float:
-    """The q-quantile (0..1) of an ascending list, nearest rank."""
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def merge(results: list[Result]) -> Result:
     """One result from slices of the same measurement taken at different times."""
     statuses: Counter[int] = Counter()
@@ -162,9 +157,9 @@ def summarise(latencies: list[float], statuses: Counter[int], elapsed_s: float) 
         elapsed_s=elapsed_s,
         rps=ok / elapsed_s if elapsed_s else 0.0,
         mean_ms=sum(ordered) / len(ordered) * ms if ordered else float("nan"),
-        p50_ms=percentile(ordered, 0.50) * ms,
-        p99_ms=percentile(ordered, 0.99) * ms,
-        p999_ms=percentile(ordered, 0.999) * ms,
+        p50_ms=percentile(ordered, 50) * ms,
+        p99_ms=percentile(ordered, 99) * ms,
+        p999_ms=percentile(ordered, 99.9) * ms,
         max_ms=(ordered[-1] if ordered else float("nan")) * ms,
         statuses=dict(statuses),
         samples=ordered,

@@ -9,24 +9,23 @@ in rounds. Then, for the item, the bare GET through differently configured redis
 and with the server's garbage collector frozen or off, to find where the Redis p99 tail
 comes from.
 
-    uv run --frozen python -m perf.bench.reads                       # 1M orders, 10 s per variant
+    uv run --frozen python -m perf.bench.reads             # 1M orders, 10 s per variant
     uv run --frozen python -m perf.bench.reads --orders 20000 --seconds 3   # a quick run
 
 The server (uvicorn, 1 worker, uvloop + httptools) is pinned to core 0, the pure-Python load
-generator (`perf.bench.loadgen`) to core 1; PostgreSQL and Redis are unpinned children. Results go
-to docs/bench/reads.json and to this bench's section of docs/performance.md.
+generator (`perf.bench.loadgen`) to core 1; PostgreSQL and Redis are unpinned children.
+Results go to docs/bench/reads.json and to this bench's section of docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
@@ -42,15 +41,26 @@ from orderflow.kit.embedded import free_port
 from orderflow.kit.settings import Settings
 from perf.bench import report
 from perf.bench.app import NEAR_KINDS, VARIANTS
-from perf.bench.data import data_root, machine, servers
+from perf.bench.data import PACKAGES, data_root, servers
 from perf.bench.loadgen import Job, LoadWorker, Result, merge
-from perf.bench.procs import (
-    Server,
-    busy_seconds,
-    cpu_seconds,
+from perf.common import (
+    BENCH_DOCS,
+    PERFORMANCE_MD,
+    Child,
+    CpuMeter,
+    Machine,
+    describe_machine,
+    healthy,
+    listening,
+    log,
     pin_cpus,
-    tree_seconds,
+    plain,
+    tree_cpu_s,
+    unwind_on_sigterm,
     wait_quiet,
+    wait_until,
+    write_json,
+    write_section,
 )
 
 KINDS = ("item", "catalogue", "orders", "counts")
@@ -62,7 +72,6 @@ GENERATIONS = range(3)  # CPython's collector generations
 QUIET_CORES = 0.3  # other processes' CPU below which the machine counts as quiet
 DB_TIMEOUT_S = 60.0  # see server_env
 SEQUENCE_LENGTH = 20_000  # requests per kind, walked cyclically by the connections
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,8 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kinds", default=",".join(KINDS))
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--probes", default=",".join(PROBES), help="redis clients; '' for none")
-    p.add_argument("--json", type=Path, default=ROOT / "docs/bench/reads.json")
-    p.add_argument("--markdown", type=Path, default=ROOT / "docs/performance.md")
+    p.add_argument("--json", type=Path, default=BENCH_DOCS / "reads.json")
+    p.add_argument("--markdown", type=Path, default=PERFORMANCE_MD)
     p.add_argument("--no-write", action="store_true", help="print the section; write no docs")
     p.add_argument("--from-json", type=Path, help="no run: rewrite the section from results")
     return p.parse_args(argv)
@@ -117,7 +126,7 @@ def key_sequence(kind: str, keys: list[str], zipf_s: float, seed: int = 7) -> li
 class Bench:
     """Drives the loaded server: `reference` servers, `warm`, then `measure` per kind."""
 
-    def __init__(self, args: argparse.Namespace, port: int, server: Server, load: LoadWorker):
+    def __init__(self, args: argparse.Namespace, port: int, server: Child, load: LoadWorker):
         self.args = args
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
@@ -132,10 +141,10 @@ class Bench:
         """Load a reference server (`bench.rawserver`, `bench.bare`) pinned to the server's
         core, answering `size` bytes at `path`, for `--seconds`."""
         port = free_port()
-        server = Server(module, [str(port), str(size), *([str(cpu)] if cpu is not None else [])])
+        server = Child(module, [str(port), str(size), *([str(cpu)] if cpu is not None else [])])
         try:
-            server.wait_port(port, timeout_s=30)
-            wait_quiet(os.getpid(), QUIET_CORES, self.args.quiet_wait)
+            wait_until(functools.partial(listening, port), module, timeout_s=30, children=[server])
+            wait_quiet(QUIET_CORES, self.args.quiet_wait)
             self.load.run(self.job([path], self.args.warmup, port))
             result, cpu_s = self._timed(self.job([path], self.args.seconds, port), server.pid)
         finally:
@@ -165,7 +174,7 @@ class Bench:
     def slice(self, kind: str, spec: Spec, sequence: list[str], rounds: int) -> Slice:
         """One share of one spec's measurement: quiet wait, warm-up, then measured load."""
         paths = [f"/r/{spec.variant}/{kind}/{quote(key, safe='')}" for key in sequence]
-        waited, _ = wait_quiet(os.getpid(), QUIET_CORES, self.args.quiet_wait / rounds)
+        waited, _ = wait_quiet(QUIET_CORES, self.args.quiet_wait / rounds)
         change, restore = GC_CHANGES[spec.gc_mode] if spec.gc_mode else (None, None)
         tracked = self.http.post("/bench/gc/collect").raise_for_status().json()["tracked"]
         if change:
@@ -185,19 +194,16 @@ class Bench:
     def _timed(self, job: Job, server_pid: int) -> tuple[Result, dict[str, float]]:
         """Run `job`; also the CPU seconds of the server and the load generator, and of the
         processes outside this bench meanwhile (the machine is shared)."""
-        pids = (server_pid, self.load.pid)
-        cpu0 = [cpu_seconds(p) for p in pids]
-        busy0, ours0 = busy_seconds(), tree_seconds(os.getpid())
-        t0 = time.perf_counter()
+        groups = {"server": server_pid, "loadgen": self.load.pid}
+        meter = CpuMeter({k: functools.partial(tree_cpu_s, pid) for k, pid in groups.items()})
+        meter.start()
         result = self.load.run(job)
-        wall = time.perf_counter() - t0
-        cpu1 = [cpu_seconds(p) for p in pids]
-        others = (busy_seconds() - busy0) - (tree_seconds(os.getpid()) - ours0)
+        use = meter.stop()
         return result, {
-            "server_s": cpu1[0] - cpu0[0],
-            "loadgen_s": cpu1[1] - cpu0[1],
-            "others_s": max(0.0, others),
-            "wall_s": wall,
+            "server_s": use.seconds["server"],
+            "loadgen_s": use.seconds["loadgen"],
+            "others_s": use.others_s,
+            "wall_s": use.wall_s,
         }
 
     def counters(self) -> dict[str, Any]:
@@ -297,26 +303,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"kinds": {}, "probes": []}
     with ExitStack() as stack:
         live = stack.enter_context(servers(args.data_dir, args.orders, reseed=args.reseed))
-        results["machine"] = machine(live)
+        results["machine"] = plain(describe_machine(live, PACKAGES))
         port = free_port()
-        log = data_root(args.data_dir, args.orders) / "bench-app.log"
-        print(f"starting the bench app on :{port} (core {server_cpu}, log {log})", flush=True)
-        cpu_args = ["--cpu", str(server_cpu)] if server_cpu is not None else []
-        server = Server("perf.bench.app", ["--port", str(port), *cpu_args], server_env(live), log)
+        app_log = data_root(args.data_dir, args.orders) / "bench-app.log"
+        log(f"starting the bench app on :{port} (core {server_cpu}, log {app_log})")
+        app_args = ["--port", str(port)]
+        app_args += ["--cpu", str(server_cpu)] if server_cpu is not None else []
+        server = Child("perf.bench.app", app_args, server_env(live), app_log)
         stack.callback(server.stop)
-        server.wait_http(f"http://127.0.0.1:{port}/health")
+        base = f"http://127.0.0.1:{port}"
+        wait_until(functools.partial(healthy, base), "the bench app", children=[server])
         load = LoadWorker(load_cpu)
         stack.callback(load.close)
         bench = Bench(args, port, server, load)
         stack.callback(bench.http.close)
         size = len(bench.http.get("/r/off/item/1").raise_for_status().content)
-        print(f"load generator ceiling ({args.connections} connections, {size} B)", flush=True)
+        log(f"load generator ceiling ({args.connections} connections, {size} B)")
         # What the load generator reaches against a server that costs next to nothing.
         results["loadgen"] = bench.reference("perf.bench.rawserver", size, server_cpu, "/")
-        print(f"  {results['loadgen']['rps']:,.0f} req/s", flush=True)
-        print("framework ceiling (a bare FastAPI app, same bytes)", flush=True)
+        log(f"  {results['loadgen']['rps']:,.0f} req/s")
+        log("framework ceiling (a bare FastAPI app, same bytes)")
         results["framework"] = bench.reference("perf.bench.bare", size, server_cpu, "/r/x/item/1")
-        print(f"  {results['framework']['rps']:,.0f} req/s", flush=True)
+        log(f"  {results['framework']['rps']:,.0f} req/s")
         for kind in kinds:
             results["kinds"][kind] = measure_kind(bench, kind, variants)
             if kind == "item" and probes:
@@ -328,10 +336,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def measure_kind(bench: Bench, kind: str, variants: list[str]) -> dict[str, Any]:
     """Warm every cache for `kind`, then measure each variant in turn."""
-    print(f"{kind}: warming", flush=True)
+    log(f"{kind}: warming")
     warm = bench.warm(kind)
     if warm["differ"]:
-        print(f"  WARNING: {warm['differ']} answer other bytes than off", flush=True)
+        log(f"  WARNING: {warm['differ']} answer other bytes than off")
     sequence = warm.pop("sequence")
     measured = [v for v in variants if v != "near" or kind in NEAR_KINDS]
     rows = bench.measure(kind, [Spec(v, v) for v in measured], sequence)
@@ -347,15 +355,14 @@ def probe_spec(probe: str) -> Spec:
 
 def announce(row: dict[str, Any], kind: str) -> dict[str, Any]:
     hit = "-" if row["hit_ratio"] is None else f"{row['hit_ratio']:.3f}"
-    print(
+    log(
         f"  {kind:<9} {row['probe']:<22} {row['rps']:>8,.0f} req/s"
         f"  p50 {row['p50_ms']:6.2f}"
         f"  p99 {row['p99_ms']:7.2f}  p99.9 {row['p999_ms']:7.2f} ms  hit {hit}"
         f"  q/req {row['db_queries_per_request']:.2f}  err {row['errors']}"
         f"  gc2 {row['gc_collections'][2]} max {max(row['gc_max_pause_ms']):.0f} ms"
         f"  cpu srv {row['server_cpu']:.0%} gen {row['loadgen_cpu']:.0%}"
-        f" others {row['others_cpu']:.2f}",
-        flush=True,
+        f" others {row['others_cpu']:.2f}"
     )
     return row
 
@@ -387,14 +394,16 @@ def git_commit() -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    if args.from_json:  # only rewrite the section, e.g. after a change to bench/report.py
-        results = json.loads(args.from_json.read_text())
-        report.write_section(args.markdown, report.section(results), results["machine"])
+    if args.from_json:  # only rewrite the section, e.g. after a change to perf/bench/report.py
+        write_docs(args.markdown, json.loads(args.from_json.read_text()))
         return
-    # SIGTERM unwinds like Ctrl-C, so that the servers and children are stopped on the way out.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    unwind_on_sigterm()
     started = datetime.now(UTC)
-    results = run(args)
+    try:
+        results = run(args)
+    except KeyboardInterrupt:
+        log("interrupted: every child stopped")
+        sys.exit(130)
     results["params"] = {
         "orders": args.orders,
         "seconds": args.seconds,
@@ -413,10 +422,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_write:
         print(report.section(results))
         return
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1) + "\n")  # first: the data outlives a bug
-    report.write_section(args.markdown, report.section(results), results["machine"])
-    print(f"wrote {args.json} and the read-path section of {args.markdown}", flush=True)
+    write_json(args.json, results)  # first: the data outlives a bug
+    write_docs(args.markdown, results)
+    log(f"wrote {args.json} and the read-path section of {args.markdown}")
+
+
+def write_docs(markdown: Path, results: dict[str, Any]) -> None:
+    machine = Machine.from_dict(results["machine"])
+    write_section(markdown, report.HEADING, report.section(results), machine)
 
 
 if __name__ == "__main__":

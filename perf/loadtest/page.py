@@ -38,7 +38,12 @@ def context(run: Run) -> list[list[str]]:
         "clients, 20% sellers, 10% operators"
     )
     rows = [["target", f"{urls} ({platform})"], ["data", data], ["load", load]]
-    return rows + [[k, v] for k, v in run.machine.items()]
+    m = run.machine
+    return [
+        *rows,
+        ["machine", m.line()],
+        ["load average at start", ", ".join(f"{x:.2f}" for x in m.load_average)],
+    ]
 
 
 def _steps(run: Run, key: dict[str, Any]) -> list[list[Any]]:

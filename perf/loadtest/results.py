@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
-import platform
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from perf.common import Machine, describe_machine, percentile
 from perf.loadtest.config import Options
 from perf.loadtest.probe import ProbeSample
-from perf.loadtest.samples import Recorder, Summary, by_group, percentile
+from perf.loadtest.samples import Recorder, Summary, by_group
 from perf.loadtest.scrape import Rates
 
 
@@ -40,7 +38,7 @@ class Run:
     started_platform: bool = False
     interrupted: bool = False
     finished: datetime | None = None
-    machine: dict[str, str] = field(default_factory=dict)
+    machine: Machine = field(default_factory=describe_machine)
 
 
 @dataclass(frozen=True)
@@ -197,25 +195,6 @@ def probe_rows(run: Run) -> list[ProbeRow]:
             )
         )
     return rows
-
-
-def machine() -> dict[str, str]:
-    info = {
-        "cores": str(os.cpu_count()),
-        "python": sys.version.split()[0],
-        "kernel": f"{platform.system()} {platform.release()}",
-    }
-    try:
-        with open("/proc/cpuinfo") as f:
-            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        info["cpu"] = models[0] if models else platform.processor()
-        with open("/proc/meminfo") as f:
-            kib = int(f.readline().split()[1])
-        info["ram"] = f"{kib / 2**20:.1f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    info["load average at start"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return info
 
 
 def as_dict(row: Any) -> dict[str, Any]:

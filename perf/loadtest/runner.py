@@ -15,7 +15,7 @@ from locust.runners import LocalRunner
 from perf.loadtest import report, target, users
 from perf.loadtest.config import Mode, Options
 from perf.loadtest.probe import ENDPOINTS, probe
-from perf.loadtest.results import Run, Step, machine, probe_rows, total_rps
+from perf.loadtest.results import Run, Step, probe_rows, total_rps
 from perf.loadtest.samples import by_group
 from perf.loadtest.scrape import rates, snapshot
 from perf.loadtest.target import Platform, console
@@ -56,7 +56,7 @@ def run(opts: Options) -> Path | None:
     target.require_loopback(opts.urls)
     started = datetime.now(UTC)
     out = opts.reports_dir / f"loadtest-{started:%Y%m%d-%H%M%S}"
-    result = Run(opts, started, machine=machine())
+    result = Run(opts, started)
     platform: Platform | None = None
     runner: LocalRunner | None = None
     try:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from perf.common import percentile
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,14 +18,6 @@ class Sample:
     group: str
     ms: float
     ok: bool
-
-
-def percentile(sorted_ms: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list; NaN when empty."""
-    if not sorted_ms:
-        return math.nan
-    rank = max(1, math.ceil(q / 100.0 * len(sorted_ms)))
-    return sorted_ms[rank - 1]
 
 
 @dataclass(frozen=True)

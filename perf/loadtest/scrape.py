@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from perf.common import machine_cpu_s
 
 RESULTS = ("hit", "near_hit", "miss", "bypass")
 
@@ -37,18 +38,8 @@ class Rates:
         return served / total if total else None
 
 
-def _machine_busy_s() -> float:
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def snapshot(urls: dict[str, str], timeout_s: float = 5.0) -> Snapshot:
-    snap = Snapshot(cpu_busy_s=_machine_busy_s())
+    snap = Snapshot(cpu_busy_s=machine_cpu_s()[0])
     with httpx.Client(timeout=timeout_s) as http:
         for service, base in urls.items():
             try:

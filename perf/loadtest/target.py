@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,6 +16,7 @@ from gevent.pool import Pool
 from geventhttpclient import HTTPClient
 from rich.console import Console
 
+from perf.common import Child, StartFailed, healthy, wait_until
 from perf.loadtest.config import SERVICES, Mode
 
 console = Console(stderr=True, soft_wrap=True)  # progress lines are not wrapped
@@ -37,13 +35,7 @@ def require_loopback(urls: dict[str, str]) -> None:
 
 
 def health(urls: dict[str, str]) -> dict[str, bool]:
-    answers = {}
-    for service, base in urls.items():
-        try:
-            answers[service] = httpx.get(f"{base}/health", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            answers[service] = False
-    return answers
+    return {service: healthy(base) for service, base in urls.items()}
 
 
 class Platform:
@@ -52,8 +44,7 @@ class Platform:
 
     def __init__(self, data_dir: Path, orders: int | None, log_path: Path) -> None:
         self.data_dir, self.orders, self.log_path = data_dir, orders, log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log: IO[bytes] | None = None
+        self.child: Child | None = None
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -64,48 +55,34 @@ class Platform:
                     f"(--orders {self.orders:,} seeds only an empty data dir)"
                 )
             env["ORDERFLOW_SEED_ORDERS"] = str(self.orders)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = self.log_path.open("ab")
-        cmd = [sys.executable, "-m", "orderflow", "up", "--data-dir", str(self.data_dir)]
         console.print(f"starting `orderflow up --data-dir {self.data_dir}` (log: {self.log_path})")
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        args = ["up", "--data-dir", str(self.data_dir)]
+        self.child = Child("orderflow", args, env, self.log_path)
 
     def wait_healthy(
         self, urls: dict[str, str], timeout_s: float, stopping: Callable[[], bool]
     ) -> None:
-        started = time.monotonic()
-        next_note = started + 15.0
-        while not all(health(urls).values()):
-            if self.proc is not None and self.proc.poll() is not None:
-                raise SystemExit(
-                    f"`orderflow up` exited with {self.proc.returncode}: see {self.log_path}"
-                )
-            if stopping():
-                raise SystemExit("interrupted while the platform was starting")
-            if time.monotonic() - started > timeout_s:
-                raise SystemExit(f"the platform was not healthy after {timeout_s:.0f}s")
-            if time.monotonic() > next_note:
-                waited = time.monotonic() - started
-                console.print(f"  waiting for the platform ({waited:.0f}s; seeding takes a while)")
-                next_note += 15.0
-            time.sleep(1.0)
-        console.print(f"platform healthy after {time.monotonic() - started:.1f}s")
+        def note(waited: float) -> None:
+            console.print(f"  waiting for the platform ({waited:.0f}s; seeding takes a while)")
+
+        try:
+            took = wait_until(
+                lambda: all(health(urls).values()),
+                "the platform",
+                timeout_s=timeout_s,
+                children=[self.child] if self.child else [],
+                stopping=stopping,
+                poll_s=1.0,
+                note=note,
+            )
+        except StartFailed as exc:
+            raise SystemExit(str(exc)) from exc
+        console.print(f"platform healthy after {took:.1f}s")
 
     def stop(self, timeout_s: float = 120.0) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
+        if self.child is not None and self.child.returncode is None:
             console.print("stopping the platform we started (SIGTERM)")
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                console.print("[yellow]the platform did not stop in time: SIGKILL")
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        if self.log is not None:
-            self.log.close()
+            self.child.stop(timeout_s)
 
 
 def set_cache(urls: dict[str, str], mode: Mode) -> dict[str, Any]:
@@ -135,7 +112,8 @@ def order_count(urls: dict[str, str]) -> int | None:
 
 def warm_items(urls: dict[str, str], items: int, stopping: Callable[[], bool]) -> float:
     """Read items 1..`items` through the Shop once, 32 at a time: the cache as the quiet-window
-    job leaves it (`shop/warmer.py` warms the popular ones). Returns the seconds it took."""
+    job leaves it (`sales/catalogue/warmer.py` warms the popular ones). Returns the seconds it
+    took."""
     started = time.monotonic()
     http = HTTPClient.from_url(urls["shop"], concurrency=32, network_timeout=30.0)
 
