@@ -56,8 +56,8 @@ class Templates:
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)
 
-    def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return HTMLResponse(self.render(name, **context), status_code=status, headers=NO_STORE)
+    def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(self.render(name, **context), status_code=status_code, headers=NO_STORE)
 
 
 SHARED = Templates()

@@ -1,0 +1,143 @@
+"""The CRM's console for sellers: every client's orders, one order's actions, the catalogue.
+
+Orders and counts come from the same cached views as `GET /orders` and `GET /orders/stats`;
+actions call the same transitions as `POST /orders/{id}/{action}`, so a refused one shows the
+409's reason in words. Catalogue edits are in `apps/crm/catalogue.py`.
+"""
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import Query
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from orderflow.apps.common.pages import (
+    FormError,
+    Templates,
+    loads,
+    page_router,
+    see_other,
+    whole,
+)
+from orderflow.kit.errors import NotFound
+from orderflow.kit.pagination import Page
+from orderflow.kit.params import Id
+from orderflow.sales.catalogue import service as catalogue
+from orderflow.sales.clients import service as clients
+from orderflow.sales.context import Sales, SalesDep
+from orderflow.sales.orders import reads, transitions
+from orderflow.sales.orders.lifecycle import ACTIONS, OrderStatus
+
+router = page_router()
+templates = Templates(Path(__file__).parent / "templates")
+PAGE_SIZE = 25
+Field = Annotated[str, Query(max_length=40)]
+Action = Literal["confirm", "ship", "deliver", "cancel"]
+
+
+def _day(value: str, field: str) -> date | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise FormError(field, "must be a date like 2026-11-29") from None
+    if not 2 <= day.year <= 9998:
+        raise FormError(field, "must be between the years 2 and 9998")
+    return day
+
+
+def _filters(status: str, client: str, since: str, until: str) -> dict[str, Any]:
+    """The list's filters as the service takes them; a wrong one is a 422 naming it."""
+    if status and status not in OrderStatus.__members__.values():
+        raise FormError("status", "is not an order status")
+    first_day, last_day = _day(since, "from"), _day(until, "to")
+    return {
+        "status": OrderStatus(status) if status else None,
+        "client_id": whole(client, "client") if client else None,
+        "created_from": datetime.combine(first_day, time(), UTC) if first_day else None,
+        # the form's "to" day is included: the service's bound is exclusive
+        "created_to": datetime.combine(last_day + timedelta(days=1), time(), UTC)
+        if last_day
+        else None,
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+async def orders_page(
+    sales: SalesDep,
+    status: Field = "",
+    client: Field = "",
+    since: Annotated[str, Query(alias="from", max_length=40)] = "",
+    until: Annotated[str, Query(alias="to", max_length=40)] = "",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> HTMLResponse:
+    """Every client's orders, newest first, filtered by status, client and day; the counts."""
+    filters = _filters(status, client, since, until)
+    window = Page(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    found = loads(await reads.list_orders(sales, **filters, page=window))
+    counts = loads(await reads.counts_by_status(sales))
+    query = {k: v for k, v in (("client", client), ("from", since), ("to", until)) if v}
+
+    def link(**change: Any) -> str:
+        return "/?" + urlencode({**query, "status": status, **change})
+
+    pages = max(1, -(-found["total"] // PAGE_SIZE))
+    return templates.page(
+        "orders.html",
+        service="crm",
+        title="Orders",
+        found=found,
+        counts=counts,
+        statuses=[s.value for s in OrderStatus],
+        status=status,
+        client=client,
+        since=since,
+        until=until,
+        page=page,
+        pages=pages,
+        status_url=lambda s: "/?" + urlencode({**query, "status": s}),
+        prev_url=link(page=page - 1) if page > 1 else None,
+        next_url=link(page=page + 1) if page < pages else None,
+    )
+
+
+async def _item_names(sales: Sales, order: dict[str, Any]) -> dict[int, str]:
+    names = {}
+    for line in order["lines"]:
+        try:
+            names[line["item_id"]] = loads(await catalogue.get_item(sales, line["item_id"]))["name"]
+        except NotFound:
+            names[line["item_id"]] = f"item {line['item_id']}"
+    return names
+
+
+@router.get("/console/orders/{order_id}", response_class=HTMLResponse)
+async def order_page(
+    sales: SalesDep, order_id: Id, done: Annotated[str, Query(max_length=20)] = ""
+) -> HTMLResponse:
+    """One order: its client, its lines, and the actions its status allows."""
+    order = loads(await reads.get_order(sales, order_id))
+    client = loads(await clients.get_client(sales, order["client_id"]))
+    status = OrderStatus(order["status"])
+    allowed = [action for action, (sources, _) in ACTIONS.items() if status in sources]
+    notice = f"Done: {done}." if done in ACTIONS else ""
+    return templates.page(
+        "order.html",
+        service="crm",
+        title=f"Order {order_id}",
+        order=order,
+        client=client,
+        names=await _item_names(sales, order),
+        allowed=allowed,
+        notice=notice,
+    )
+
+
+@router.post("/console/orders/{order_id}/{action}", response_class=HTMLResponse)
+async def act_on_order(sales: SalesDep, order_id: Id, action: Action) -> RedirectResponse:
+    """Confirm, ship, deliver or cancel; a 409 page says why the status forbids it."""
+    await transitions.transition(sales, order_id, action)
+    return see_other(f"/console/orders/{order_id}?done={action}")
