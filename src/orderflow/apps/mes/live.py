@@ -1,0 +1,121 @@
+"""`GET /board/events`: the board's live feed, HTML fragments over Server-Sent Events.
+
+Why a page-specific stream beside `GET /events`: what a change looks like depends on who
+watches (on operator 3's board, operator 3's claim moves the order into "my orders" with
+release and complete buttons; on every other board it reads "taken by operator 3"), and htmx's
+SSE extension swaps HTML, not JSON. Rendering the fragments here keeps one template for the
+full page and its live updates, and no client-side templating. Both feeds read the same
+per-process fan-out of the Redis stream, so a board costs no extra Redis read.
+
+A fragment is rendered from the order's current state (a cached read), never from the event:
+a replayed, repeated or reordered event can only bring a board up to date. A board that
+connects without `Last-Event-ID` (first load, or the extension's fresh EventSource after a
+failed reconnect) gets a full snapshot; one that reconnects with it gets what changed since,
+or a snapshot when the stream cannot tell (`resync`).
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, Request
+from fastapi.responses import StreamingResponse
+from redis.exceptions import RedisError
+
+from orderflow.apps.common.pages import loads, page_router
+from orderflow.apps.mes.events import HEARTBEAT, LastEventId, require_fanout
+from orderflow.apps.mes.pages import Operator, board_lists, templates
+from orderflow.kit.errors import NotFound
+from orderflow.production.context import Production, ProductionDep
+from orderflow.production.events.fanout import EventFanout, Subscription
+from orderflow.production.events.stream import StreamEvent
+from orderflow.production.orders import reads
+
+router = page_router()
+
+
+def frame(event: str, html: str, event_id: str = "") -> bytes:
+    head = f"id: {event_id}\n" if event_id else ""
+    data = "".join(f"data: {line}\n" for line in html.splitlines() if line.strip())
+    return f"{head}event: {event}\n{data}\n".encode()
+
+
+async def snapshot(p: Production, operator: int | None, position: str) -> bytes:
+    lists = await board_lists(p, operator)
+    html = templates.render("board_lists.html", oob=True, **lists)
+    return frame("snapshot", html, position if position not in ("$", "0-0") else "")
+
+
+async def changes(p: Production, operator: int | None, events: list[StreamEvent]) -> bytes:
+    """One frame for a batch of events: each order's current state, once."""
+    order_ids = list(dict.fromkeys(int(orjson.loads(e.data)["order_id"]) for e in events))
+    parts = []
+    for order_id in order_ids:
+        try:
+            order = loads(await reads.get_production_order(p, order_id))
+        except NotFound:
+            continue
+        parts.append(templates.render("board_change.html", o=order, operator=operator))
+    return frame("change", "\n".join(parts), events[-1].id)
+
+
+async def _missed(fanout: EventFanout, last_event_id: str) -> list[StreamEvent] | None:
+    try:
+        return await fanout.stream.after(last_event_id)
+    except (RedisError, OSError, TimeoutError):
+        return None  # cannot tell: the board gets a snapshot instead
+
+
+async def _batch(subscription: Subscription, heartbeat_s: float) -> list[StreamEvent]:
+    """Whatever waits (at least one event), or [] when a heartbeat is due."""
+    try:
+        waiting = [await asyncio.wait_for(subscription.queue.get(), heartbeat_s)]
+    except TimeoutError:
+        return []
+    while not subscription.queue.empty():
+        waiting.append(subscription.queue.get_nowait())
+    return waiting
+
+
+async def _frames(
+    p: Production,
+    fanout: EventFanout,
+    operator: int | None,
+    last_event_id: str | None,
+    heartbeat_s: float,
+) -> AsyncIterator[bytes]:
+    subscription = fanout.subscribe()  # first: nothing after this point is missed
+    position = fanout.position
+    try:
+        yield b": subscribed\n\n"
+        missed = await _missed(fanout, last_event_id) if last_event_id else None
+        if missed is None:
+            yield await snapshot(p, operator, position)
+        elif missed:
+            yield await changes(p, operator, missed)
+        while True:
+            batch = await _batch(subscription, heartbeat_s)
+            if not batch:
+                yield HEARTBEAT
+            elif any(not event.id for event in batch):  # a resync: start over
+                yield await snapshot(p, operator, fanout.position)
+            else:
+                yield await changes(p, operator, batch)
+    finally:
+        subscription.close()
+
+
+@router.get("/board/events")
+async def board_events(
+    request: Request,
+    p: ProductionDep,
+    fanout: Annotated[EventFanout, Depends(require_fanout)],
+    operator: Operator = None,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    """The board's live feed: `snapshot` and `change` events carrying HTML to swap in."""
+    heartbeat_s: float = request.app.state.resources.settings.sse_heartbeat_s
+    frames = _frames(p, fanout, operator, last_event_id, heartbeat_s)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
