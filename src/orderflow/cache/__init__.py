@@ -5,7 +5,7 @@
     body = await cache.get_or_load(ITEM, item_id, load_item, QuietWindowTTL())
     bodies = await cache.get_or_load_many(ORDER, order_keys, load_orders, FixedTTL(86_400))
     page, bodies = await cache.get_or_load_listing(BY_STATUS, key, families, load_ids, load_orders)
-    await cache.put(ORDER, (client_id, order_id), order.version, order_json, FixedTTL(86_400))
+    await cache.put(ORDER, order_id, order.version, order_json, FixedTTL(86_400))
     await cache.invalidate(CLIENT, client_id, client.version)
 
 Reads never fail because of Redis (they fall back to the loader); writes report failure as
