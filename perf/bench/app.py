@@ -44,17 +44,17 @@ from orderflow.kit import metrics as kit_metrics
 from orderflow.kit.app import create_app
 from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.caching import ServiceCache
-from orderflow.kit.db import transaction
 from orderflow.kit.errors import NotFound
 from orderflow.kit.http import JSONBytes
 from orderflow.kit.pagination import Page
 from orderflow.kit.redis import create_redis
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings, get_settings
+from orderflow.kit.unit_of_work import UnitOfWork
 from orderflow.sales.caching import NEAR, item_ttl
 from orderflow.sales.catalogue import service as items
 from orderflow.sales.context import Sales
-from orderflow.sales.orders import views
+from orderflow.sales.orders import reads as views
 from orderflow.sales.orders.lifecycle import OrderStatus
 
 PAGE = Page(limit=20, offset=0)
@@ -213,8 +213,8 @@ class Bench:
             return [s.value for s in OrderStatus]
         else:
             return ["all"]
-        async with transaction(self.resources.sessions["shopdb"]) as session:
-            return list((await session.scalars(text(sql))).all())
+        async with UnitOfWork(self.resources.sessions["shopdb"]) as uow:
+            return list((await uow.session.scalars(text(sql))).all())
 
     async def warm(self, kind: str) -> dict[str, Any]:
         """Fill our cache, the bare-GET copies and cashews for every key of `kind`; check that
@@ -383,6 +383,7 @@ def build(settings: Settings) -> FastAPI:
         settings,
         databases=("shopdb",),
         namespace="shop",
+        context=Sales.open,  # the app's own context; the variants build theirs (`Bench.shop`)
         routers=[control, reads],
         description="The read path, side by side (bench/reads.py).",
         extra=bench_state,

@@ -119,7 +119,7 @@ def _how(results: dict[str, Any]) -> list[str]:
         "variant through one route, `GET /r/{variant}/{kind}/{key}`, so that routing costs the "
         "same for all: **ceiling** answers the same number of pre-serialised bytes from memory; "
         "**off** calls the real service function (`get_item`, `search_items`, `list_orders`, "
-        "`counts_by_status`) with a `Shop` context whose ServiceCache reads are off "
+        "`counts_by_status`) with a `Sales` context whose ServiceCache reads are off "
         "(PostgreSQL every time); **ours** calls it with reads on, as the platform runs it "
         "(orderflow.cache, with the in-process near cache for items and catalogue pages; every "
         "key is warmed first, so all hits; the near copies live 5 s, so some hits are Redis "
