@@ -96,3 +96,20 @@ def test_probe_now_from_closed_opens_and_probes_at_once() -> None:
     assert breaker.admit() is Ticket.PROBE
     assert breaker.admit() is None
     assert changes == ["open", "half_open"]
+
+
+def test_a_slow_failed_probe_reopens_for_a_full_period_from_its_failure() -> None:
+    """The probe's failure is news about Redis now: the next probe waits `reset_after_s` from
+    it, not from the moment the probe started (a 0.9 s timeout must not leave 0.1 s of rest)."""
+    breaker, clock, _ = make()
+    breaker.trip()
+    clock.now += 1.0
+    probe = breaker.admit()
+    assert probe is Ticket.PROBE
+    clock.now += 0.9  # the probe times out
+    breaker.failed(probe)
+    assert breaker.state == "open"
+    clock.now += 0.5
+    assert breaker.admit() is None  # 0.5 s after the failure: still resting
+    clock.now += 0.5
+    assert breaker.admit() is Ticket.PROBE

@@ -85,11 +85,12 @@ class CircuitBreaker:
         """Open now, so that the next probe starts over (and the cache bumps its epoch again).
 
         A breaker that is already open keeps its timer: steady failures while open must not
-        postpone recovery forever. With `probe_now` the very next call is the probe.
+        postpone recovery forever. A closed one, or a half-open one whose probe just failed,
+        rests a full `reset_after_s` from now. With `probe_now` the very next call is the probe.
         """
         if probe_now:
             self._since = self._clock() - self.reset_after_s
-        elif self._state == "closed":
+        elif self._state != "open":
             self._since = self._clock()
         self._failures = 0
         self._set("open")
