@@ -31,7 +31,7 @@ from orderflow.production.orders.schemas import OperatorAction, ProductionStatus
 
 router = page_router()
 templates = Templates(Path(__file__).parent / "templates")
-SHOWN = 50  # orders of each list on a board
+SHOWN = 100  # orders of each list on a board
 Action = Literal["claim", "release", "complete"]
 Operator = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 

@@ -1,0 +1,68 @@
+"""Small helpers of the browser tests: data through the JSON API, waits on a live system."""
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from orderflow.kit.settings import Settings
+
+
+@dataclass
+class Platform:
+    shop: str
+    crm: str
+    mes: str
+    settings: Settings
+
+    def api(self, base: str) -> httpx.Client:
+        return httpx.Client(base_url=base, timeout=10)
+
+
+def new_client(platform: Platform, name: str = "Browser") -> dict[str, Any]:
+    with platform.api(platform.shop) as shop:
+        email = f"{name.lower()}.{random.randrange(10**9)}@example.com"
+        response = shop.post("/clients", json={"name": name, "email": email})
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+
+def place(platform: Platform, client_id: int, item_id: int = 1, quantity: int = 1) -> int:
+    body = {"client_id": client_id, "lines": [{"item_id": item_id, "quantity": quantity}]}
+    with platform.api(platform.shop) as shop:
+        response = shop.post("/orders", json=body)
+        response.raise_for_status()
+        return int(response.json()["id"])
+
+
+def queued_orders(platform: Platform, n: int) -> list[int]:
+    """`n` new orders, confirmed by a seller and queued in the MES by the relay."""
+    client = new_client(platform, "Queue")
+    ids = [place(platform, client["id"]) for _ in range(n)]
+    with platform.api(platform.crm) as crm:
+        for order_id in ids:
+            crm.post(f"/orders/{order_id}/confirm").raise_for_status()
+    with platform.api(platform.mes) as mes:
+        wait_for(lambda: all(mes.get(f"/orders/{i}").status_code == 200 for i in ids), 20)
+    return ids
+
+
+def wait_for(condition: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not true after {timeout_s}s"
+        time.sleep(0.1)
+
+
+def status_of(base: str, path: str) -> str:
+    return str(httpx.get(base + path, timeout=10).json()["status"])
+
+
+def get_json(url: str) -> Any:
+    return httpx.get(url, timeout=10).raise_for_status().json()
+
+
+def post_json(url: str, body: dict[str, Any]) -> Any:
+    return httpx.post(url, json=body, timeout=10).raise_for_status().json()

@@ -1,0 +1,110 @@
+"""Operators' boards: a claim shows on every open board within a second, without a reload; a
+board opened later shows the current state; the loser of a race reads who won; a board that
+lost its connection says so, then catches up."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from playwright.async_api import expect
+
+from orderflow.kit.embedded import free_port
+from tests.browser.conftest import LIVE
+from tests.browser.helpers import Platform, queued_orders
+from tests.clients import running, wait_healthy
+
+# Set in the watching board when the claimed order's row turns "taken": Date.now() there.
+WATCH = """id => new Promise(resolve => {
+  const seen = () => document.querySelector('#q-' + id + '.taken');
+  if (seen()) return resolve(Date.now());
+  new MutationObserver((_, observer) => {
+    if (seen()) { observer.disconnect(); resolve(Date.now()); }
+  }).observe(document.getElementById('queue'), {childList: true, subtree: true, attributes: true});
+})"""
+LATENCIES_MS: list[int] = []  # claim click to the other board's update, reported at the end
+
+
+async def board(browser: Any, base: str, operator: int, *, feed: bool = True) -> Any:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    if not feed:  # a board whose live feed never gets through: its page goes stale
+        await context.route("**/board/events**", lambda route: route.abort())
+    page = await context.new_page()
+    await page.goto(f"{base}/?operator={operator}")
+    await expect(page.locator("#live")).to_have_attribute("data-state", "on" if feed else "lost")
+    return page
+
+
+def claim_button(page: Any, order_id: int) -> Any:
+    return page.get_by_role("button", name=f"Claim order {order_id}", exact=True)
+
+
+async def test_a_claim_shows_on_every_board(platform: Platform, browser: Any) -> None:
+    a = await board(browser, platform.mes, 11)
+    b = await board(browser, platform.mes, 12)
+    ids = queued_orders(platform, 3)  # queued while the boards are open: they appear live
+    for page in (a, b):
+        for order_id in ids:
+            await expect(claim_button(page, order_id)).to_be_visible()
+
+    target = ids[0]
+    watched = b.evaluate(WATCH, target)
+    clicked_at = await a.evaluate("Date.now()")
+    await claim_button(a, target).click()
+    latency_ms = await watched - clicked_at
+    LATENCIES_MS.append(latency_ms)
+    print(f"claim on one board to the other board's update: {latency_ms} ms")
+    assert latency_ms < 1000
+    await expect(b.locator(f"#q-{target}")).to_contain_text("taken by operator 11")
+    await expect(claim_button(b, target)).to_have_count(0)
+    await expect(a.locator(f"#m-{target}")).to_be_visible()
+    await expect(a.locator("#notice")).to_have_text(f"You took order {target}.")
+
+    later = await board(browser, platform.mes, 11)  # opened after the claim
+    await expect(later.locator(f"#m-{target}")).to_be_visible()
+    await expect(claim_button(later, target)).to_have_count(0)
+    third = await board(browser, platform.mes, 13)
+    await expect(claim_button(third, target)).to_have_count(0)
+    await expect(claim_button(third, ids[1])).to_be_visible()
+
+
+async def test_the_loser_of_a_race_reads_who_won(platform: Platform, browser: Any) -> None:
+    ids = queued_orders(platform, 1)
+    stale = await board(browser, platform.mes, 14, feed=False)
+    winner = await board(browser, platform.mes, 15)
+    await expect(claim_button(stale, ids[0])).to_be_visible()
+    await claim_button(winner, ids[0]).click()
+    await expect(winner.locator(f"#m-{ids[0]}")).to_be_visible()
+
+    await claim_button(stale, ids[0]).click()  # too late: the page did not know
+    await expect(stale.locator("#notice")).to_have_text(f"Order {ids[0]}: operator 15 took it.")
+    await expect(stale.locator(f"#q-{ids[0]}")).to_contain_text("taken by operator 15")
+
+
+@contextmanager
+def mes_on(platform: Platform, port: int) -> Iterator[str]:
+    args = ["serve", "mes", "--port", str(port)]
+    with running(args, platform.settings, LIVE) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        yield url
+
+
+async def test_a_board_that_lost_its_connection_says_so_and_catches_up(
+    platform: Platform, page: Any
+) -> None:
+    ids = queued_orders(platform, 1)
+    port = free_port()
+    with mes_on(platform, port) as url:
+        await page.goto(f"{url}/?operator=16")
+        await expect(page.locator("#live")).to_have_attribute("data-state", "on")
+        await expect(claim_button(page, ids[0])).to_be_visible()
+    await expect(page.locator("#live")).to_have_attribute("data-state", "lost")
+    await expect(page.locator("#live")).to_have_text("connection lost, reconnecting…")
+
+    with platform.api(platform.mes) as mes:  # meanwhile, on another MES process
+        mes.post(f"/orders/{ids[0]}/claim", json={"operator_id": 17}).raise_for_status()
+    with mes_on(platform, port):
+        await expect(page.locator("#live")).to_have_attribute("data-state", "on", timeout=20_000)
+        await expect(page.locator(f"#q-{ids[0]}")).to_contain_text("taken by operator 17")
+        await expect(claim_button(page, ids[0])).to_have_count(0)

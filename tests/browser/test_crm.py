@@ -1,0 +1,55 @@
+"""A seller filters, confirms, meets a refusal in words, edits a price the Shop shows at once."""
+
+import re
+from typing import Any
+
+from playwright.async_api import expect
+
+from tests.browser.helpers import Platform, new_client, place, post_json
+
+
+async def test_seller_filters_confirms_and_edits_a_price(
+    platform: Platform, context: Any, page: Any
+) -> None:
+    client = new_client(platform, "Seller")
+    order_id = place(platform, client["id"], item_id=9, quantity=3)
+
+    await page.goto(platform.crm + "/")
+    await page.get_by_label(re.compile(r"^Status")).select_option("created")
+    await page.get_by_label("Client number").fill(str(client["id"]))
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("#orders tr[data-order]")).to_have_count(1)
+    stale = await context.new_page()  # a second tab on the same order, left open
+    await stale.goto(f"{platform.crm}/console/orders/{order_id}")
+
+    await page.get_by_role("link", name=f"Order {order_id}", exact=True).click()
+    await page.get_by_role("button", name="Confirm").click()
+    await expect(page.locator("#status")).to_have_text("confirmed")
+    await expect(page.locator("#notice")).to_have_text("Done: confirm.")
+
+    await stale.get_by_role("button", name="Confirm").click()
+    await expect(stale.get_by_role("heading", level=1)).to_contain_text("Not possible now")
+    await expect(stale.locator("main")).to_contain_text(
+        f"cannot confirm order {order_id}: it is confirmed"
+    )
+
+
+async def test_a_price_edit_shows_in_the_shop_at_once(
+    platform: Platform, context: Any, page: Any
+) -> None:
+    body = {"name": "Browser test stool", "category": "Stools", "price": 4999}
+    item = post_json(f"{platform.crm}/items", body)
+    shop = await context.new_page()
+    await shop.goto(f"{platform.shop}/catalogue/{item['id']}")  # now cached, near cache too
+    await expect(shop.locator("#price")).to_have_text("49.99")
+
+    await page.goto(f"{platform.crm}/console/items")
+    await page.get_by_label("Name contains").fill("Browser test stool")
+    await page.get_by_role("button", name="Search").click()
+    await page.get_by_role("link", name="Browser test stool").first.click()
+    await page.get_by_label("Price").fill("1234.5")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("#notice")).to_contain_text("Saved")
+
+    await shop.reload()
+    await expect(shop.locator("#price")).to_have_text("1,234.50")
