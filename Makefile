@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # (seeded on first use, ~2 min); with one running (`make run`), it tests that one.
 LOADTEST_ARGS ?= --data-dir .orderflow-1m --orders 1000000
 
-.PHONY: help run test lint format install bench bench-claims loadtest faults clean
+.PHONY: help run test lint format install bench bench-claims loadtest faults clean browser vendor screens
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,8 +25,25 @@ install: $(UV) ## install uv when missing, then the locked dependencies into .ve
 run: install ## run the platform: embedded PostgreSQL + Redis unless ORDERFLOW_* URLs are set
 	$(UV) run --frozen orderflow up
 
-test: install ## run the test suite against real PostgreSQL and Redis (started by the tests)
+test: install browser ## run the test suite against real PostgreSQL and Redis (started by the tests)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+# Playwright's own browser download needs general internet: the browser tests drive Debian's
+# Chromium instead. Installed only when missing, and only as root on Debian; elsewhere the
+# browser tests skip (or fail, under CI) with a one-line reason.
+browser: ## Chromium for the browser tests: apt-get installs Debian's when missing (root on Debian)
+	@if [ -x /usr/bin/chromium ] || [ -n "$$ORDERFLOW_CHROMIUM" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends chromium fonts-dejavu-core \
+	  || echo "apt-get could not install chromium: the browser tests will not run"; \
+	else echo "no /usr/bin/chromium (and not root on Debian): the browser tests will not run"; fi
+
+vendor: ## refresh the vendored htmx, htmx-ext-sse and uPlot (pinned) from the npm registry
+	scripts/vendor.sh
+
+screens: install browser ## screenshots of every screen into docs/screens/
+	ORDERFLOW_SCREENSHOTS=docs/screens $(UV) run --frozen pytest tests/browser/test_accessibility.py -k every_screen
 
 lint: install ## ruff format check, ruff lint, mypy on src/
 	$(UV) run --frozen ruff format --check src tests perf
