@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from orderflow.kit.tasks import cancel
 
@@ -74,13 +73,17 @@ class Broadcast:
                     async for message in pubsub.listen():
                         if message["type"] == "message":
                             await self._receive(message["data"].decode())
-            except (RedisError, OSError, TimeoutError) as exc:
-                log.warning("broadcast %s: %s; resubscribing", self.channel, exc)
+            except Exception as exc:  # noqa: BLE001  Redis's or not, the listener must go on
+                log.warning("broadcast %s: %r; resubscribing", self.channel, exc)
                 await asyncio.sleep(1)
 
     async def _receive(self, data: str) -> None:
         message_id, _, message = data.partition(" ")
-        await self.handle(message)
+        try:
+            await self.handle(message)
+        except Exception:  # one bad message must not deafen the process for good
+            log.exception("broadcast %s: could not handle %r; not acknowledged", self.channel, data)
+            return
         key = self._acks(message_id)
         await self.redis.rpush(key, "1")
         await self.redis.expire(key, 60)
