@@ -25,16 +25,17 @@ class Production:
     @classmethod
     def open(cls, resources: Resources, modes: CacheModes, service: str = "mes") -> "Production":
         """The context of the MES (or of the relay writing for it)."""
-        settings = resources.settings
+        settings, cache = resources.settings, resources.caches.get(NAMESPACE)
         events = None
         if resources.redis is not None:
             events = EventStream(
                 resources.redis,
                 maxlen=settings.event_stream_maxlen,
                 timeout_s=settings.redis_timeout_s,
+                breaker=cache.breaker if cache is not None else None,
             )
-        cache = ServiceCache(resources.caches.get(NAMESPACE), modes, service)
-        return cls(resources.sessions["mesdb"], cache, events)
+        service_cache = ServiceCache(cache, modes, service)
+        return cls(resources.sessions["mesdb"], service_cache, events)
 
     def unit(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)

@@ -15,6 +15,9 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from orderflow.cache import CircuitBreaker
+from orderflow.cache.breaker import Ticket
+
 log = logging.getLogger(__name__)
 STREAM_KEY = "mes:events:v1"
 EVENT_TYPES = ("queued", "claimed", "released", "completed", "cancelled")
@@ -49,15 +52,34 @@ def event_body(event_type: str, order: dict[str, Any]) -> bytes:
 
 
 class EventStream:
-    """Appends to and reads from the stream; every call bounded by `timeout_s`."""
+    """Appends to and reads from the stream; every call bounded by `timeout_s`.
 
-    def __init__(self, redis: Redis, *, maxlen: int = 100_000, timeout_s: float = 0.25) -> None:
+    Appends share the MES cache's `breaker`: while it is not closed, Redis is known to be
+    failing, and an append would only make the committed write wait out the timeout. Boards
+    that miss an event catch up from the database: they resync when the stream cannot tell.
+    The append never takes the half-open probe, which must bump the cache's epoch first.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        maxlen: int = 100_000,
+        timeout_s: float = 0.25,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.redis = redis
         self.maxlen = maxlen
         self.timeout_s = timeout_s
+        self.breaker = breaker
 
     async def publish(self, event_type: str, order: dict[str, Any]) -> str | None:
         """Append one event; None if Redis could not take it (the write still stands)."""
+        if self.breaker is not None and self.breaker.state != "closed":
+            log.warning(
+                "event %s of order %s not published: Redis is failing", event_type, order["id"]
+            )
+            return None
         try:
             async with asyncio.timeout(self.timeout_s):
                 stream_id = await self.redis.xadd(
@@ -68,7 +90,11 @@ class EventStream:
                 )
         except (RedisError, TimeoutError, OSError) as exc:
             log.warning("event %s of order %s not published: %s", event_type, order["id"], exc)
+            if self.breaker is not None:
+                self.breaker.failed(Ticket.CALL)
             return None
+        if self.breaker is not None:
+            self.breaker.succeeded(Ticket.CALL)
         return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
 
     async def after(self, last_id: str) -> list[StreamEvent] | None:

@@ -1,0 +1,42 @@
+"""The MES event stream shares the cache's breaker: no append waits on a Redis known to fail."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from orderflow.cache import CircuitBreaker
+from orderflow.production.events.stream import STREAM_KEY, EventStream
+
+ORDER = {"id": 7, "operator_id": 3, "version": 2, "status": "in_progress"}
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def test_no_append_while_the_breaker_is_open(redis: Redis) -> None:
+    breaker = CircuitBreaker(failure_threshold=3, reset_after_s=60)
+    stream = EventStream(redis, breaker=breaker)
+    assert await stream.publish("claimed", ORDER) is not None  # closed: appended
+    before = await redis.xlen(STREAM_KEY)
+    breaker.trip()
+    assert await stream.publish("claimed", ORDER) is None
+    assert await redis.xlen(STREAM_KEY) == before  # nothing was sent to Redis
+    assert breaker.state == "open"  # and the append never took the probe
+
+
+async def test_failed_appends_count_toward_the_breaker(redis_url: str) -> None:
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)  # nobody there
+    breaker = CircuitBreaker(failure_threshold=2, reset_after_s=60)
+    stream = EventStream(dead, breaker=breaker)
+    try:
+        assert await stream.publish("claimed", ORDER) is None
+        assert breaker.state == "closed"
+        assert await stream.publish("claimed", ORDER) is None
+        assert breaker.state == "open"
+    finally:
+        await dead.aclose()
