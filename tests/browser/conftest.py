@@ -8,10 +8,12 @@ The Shop, the CRM, the MES and the relay run as real processes for the whole bro
 
 import os
 import shutil
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from orderflow.kit.settings import Settings
@@ -102,3 +104,27 @@ def screenshot_dir() -> Path | None:
     path = Path(target)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def shop_load(platform: Platform) -> Iterator[None]:
+    """Clients reading items and catalogue pages, ~50 reads a second, while the test runs."""
+    stop = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(base_url=platform.shop, timeout=5) as shop:
+            n = 0
+            while not stop.wait(0.02):
+                n += 1
+                shop.get(f"/items/{n % 20 + 1}")
+                if n % 5 == 0:
+                    shop.get("/items", params={"limit": 24, "offset": 24 * (n % 3)})
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(5)
+        httpx.put(f"{platform.shop}/admin/cache", json={"mode": "on"}, timeout=10)

@@ -73,6 +73,7 @@ async def reach_by_keyboard(page: Any, name: str) -> None:
     raise AssertionError(f"{name!r} is not reachable with Tab")
 
 
+@pytest.mark.usefixtures("shop_load")  # the dashboard has something to show
 async def test_every_screen_is_usable_by_keyboard_and_labelled(
     platform: Platform, context: Any, page: Any, screens: Any
 ) -> None:
@@ -92,8 +93,8 @@ async def test_every_screen_is_usable_by_keyboard_and_labelled(
         assert problems == [], f"{name}: {problems}"
         await reach_by_keyboard(page, action)
         if folder is not None:
-            await page.wait_for_timeout(1_500 if name == "dashboard" else 300)
-            await page.screenshot(path=str(folder / f"{name}.png"))
+            await page.wait_for_timeout(6_000 if name == "dashboard" else 300)
+            await page.screenshot(path=str(folder / f"{name}.png"), full_page=name == "dashboard")
 
 
 async def test_a_claim_by_keyboard_alone(platform: Platform, page: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from playwright.async_api import expect
 
 from orderflow.kit.embedded import free_port
-from tests.browser.conftest import LIVE
+from tests.browser.conftest import LIVE, screenshot_dir
 from tests.browser.helpers import Platform, queued_orders
 from tests.clients import running, wait_healthy
 
@@ -79,6 +79,9 @@ async def test_the_loser_of_a_race_reads_who_won(platform: Platform, browser: An
     await claim_button(stale, ids[0]).click()  # too late: the page did not know
     await expect(stale.locator("#notice")).to_have_text(f"Order {ids[0]}: operator 15 took it.")
     await expect(stale.locator(f"#q-{ids[0]}")).to_contain_text("taken by operator 15")
+    if (folder := screenshot_dir()) is not None:
+        await stale.locator(f"#q-{ids[0]}").scroll_into_view_if_needed()
+        await stale.screenshot(path=str(folder / "mes-board-race.png"))
 
 
 @contextmanager

@@ -1,39 +1,14 @@
 """The dashboard's switch turns the cache off, and the hit counters stop moving."""
 
 import re
-import threading
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from playwright.async_api import expect
 
 from tests.browser.helpers import Platform, get_json
 
 SOME = re.compile(r"^[1-9][0-9.]*$")
-
-
-@pytest.fixture
-def shop_load(platform: Platform) -> Iterator[None]:
-    """Clients reading items and catalogue pages, ~50 reads a second, while the test runs."""
-    stop = threading.Event()
-
-    def read() -> None:
-        with httpx.Client(base_url=platform.shop, timeout=5) as shop:
-            n = 0
-            while not stop.wait(0.02):
-                n += 1
-                shop.get(f"/items/{n % 20 + 1}")
-
-    worker = threading.Thread(target=read, daemon=True)
-    worker.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        worker.join(5)
-        httpx.put(f"{platform.shop}/admin/cache", json={"mode": "on"}, timeout=10)
 
 
 @pytest.mark.usefixtures("shop_load")
