@@ -1,0 +1,113 @@
+"""The screens' render cost: a page's HTML beside the JSON of the same read, hit, cold and off.
+
+    ORDERFLOW_SHOP_DSN=... ORDERFLOW_REDIS_URL=... python -m perf.pages
+
+In-process (the Shop and the CRM apps behind httpx's ASGI transport, over the databases and the
+Redis of a running platform: `make run`, then its URLs in the environment) so that the figures are
+the service's own work: wall time and, robust on a busy machine, this process's CPU time per
+request. The Shop's catalogue page (`/?page=N`, 24 items) is set beside `GET /items?limit=24`,
+the CRM's order list (`/?status=created&page=N`, 25 orders and the counts by status) beside
+`GET /orders?status=created&limit=25`. "hit" repeats one page (every read a cache hit); "cold"
+reads pages never read since Redis started (a miss that fills: start from an empty cache, or
+pass `--first-cold-page`); "off" repeats one page with the cache switched off, "off, cold pages"
+reads the cold figure's pages with it off. HTML and JSON read different pages when cold, as
+they share the cache entries.
+"""
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+
+from orderflow.cli import build_app
+from orderflow.kit.settings import ServiceName, Settings
+
+Url = Callable[[int], str]  # page number -> path
+Samples = tuple[list[float], list[float]]  # wall ms, CPU ms
+
+
+@asynccontextmanager
+async def in_process(service: ServiceName, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_app(service, settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
+            yield client
+
+
+async def timed(client: httpx.AsyncClient, paths: list[str]) -> Samples:
+    wall, cpu = [], []
+    for path in paths:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        response = await client.get(path)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+        wall.append((time.perf_counter() - start) * 1000)
+        response.raise_for_status()
+    return wall, cpu
+
+
+def summary(samples: Samples) -> str:
+    wall, cpu = samples
+    return f"{statistics.median(wall):6.2f} ms (CPU {statistics.median(cpu):5.2f})"
+
+
+async def rows_of(client: httpx.AsyncClient, html: Url, json: Url, first: int, n: int) -> list:  # type: ignore[type-arg]
+    cold = n // 10
+    cold_html = [html(first + i) for i in range(cold)]
+    cold_json = [json(first + cold + i) for i in range(cold)]
+    for path in (html(1), json(1)):
+        await timed(client, [path] * 50)  # warm: code paths, the hit entries
+    rows = [
+        ("hit", await timed(client, [html(1)] * n), await timed(client, [json(1)] * n)),
+        ("cold", await timed(client, cold_html), await timed(client, cold_json)),
+    ]
+    (await client.put("/admin/cache", json={"mode": "off"})).raise_for_status()
+    try:
+        rows.append(("off", await timed(client, [html(1)] * n), await timed(client, [json(1)] * n)))
+        rows.append(
+            ("off, cold pages", await timed(client, cold_html), await timed(client, cold_json))
+        )
+    finally:
+        (await client.put("/admin/cache", json={"mode": "on"})).raise_for_status()
+    return rows
+
+
+async def measure(
+    service: ServiceName, name: str, html: Url, json: Url, args: argparse.Namespace
+) -> None:
+    async with in_process(service, Settings()) as client:
+        rows = await rows_of(client, html, json, args.first_cold_page, args.n)
+    for label, html_ms, json_ms in rows:
+        ratio = statistics.median(html_ms[0]) / statistics.median(json_ms[0])
+        figures = f"HTML {summary(html_ms)}   JSON {summary(json_ms)}"
+        print(f"| {name} | {label} | {figures} | {ratio:.2f} |")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("-n", type=int, default=400, help="requests per hit and off figure")
+    parser.add_argument("--first-cold-page", type=int, default=2, help="pages before are warm")
+    args = parser.parse_args()
+    print("| read | cache | median wall (CPU) per request | HTML/JSON |\n|---|---|---|---|")
+    await measure(
+        "shop",
+        "catalogue",
+        lambda p: f"/?page={p}",
+        lambda p: f"/items?limit=24&offset={(p - 1) * 24}",
+        args,
+    )
+    await measure(
+        "crm",
+        "CRM list",
+        lambda p: f"/?status=created&page={p}",
+        lambda p: f"/orders?status=created&limit=25&offset={(p - 1) * 25}",
+        args,
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
