@@ -55,7 +55,9 @@ def summary(samples: Samples) -> str:
     return f"{statistics.median(wall):6.2f} ms (CPU {statistics.median(cpu):5.2f})"
 
 
-async def rows_of(client: httpx.AsyncClient, html: Url, json: Url, first: int, n: int) -> list:  # type: ignore[type-arg]
+async def rows_of(
+    client: httpx.AsyncClient, html: Url, json: Url, first: int, n: int
+) -> list[tuple[str, Samples, Samples]]:
     cold = n // 10
     cold_html = [html(first + i) for i in range(cold)]
     cold_json = [json(first + cold + i) for i in range(cold)]
