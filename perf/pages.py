@@ -1,9 +1,10 @@
 """The screens' render cost: a page's HTML beside the JSON of the same read, hit, cold and off.
 
-    ORDERFLOW_SHOP_DSN=... ORDERFLOW_REDIS_URL=... python -m perf.pages
+    python -m perf.pages        # beside `make run` (its embedded servers), or with ORDERFLOW_* URLs
 
 In-process (the Shop and the CRM apps behind httpx's ASGI transport, over the databases and the
-Redis of a running platform: `make run`, then its URLs in the environment) so that the figures are
+Redis of a running platform: `make run`'s embedded servers unless ORDERFLOW_SHOP_DSN and
+ORDERFLOW_REDIS_URL name others) so that the figures are
 the service's own work: wall time and, robust on a busy machine, this process's CPU time per
 request. The Shop's catalogue page (`/?page=N`, 24 items) is set beside `GET /items?limit=24`,
 the CRM's order list (`/?status=created&page=N`, 25 orders and the counts by status) beside
@@ -78,10 +79,24 @@ async def rows_of(
     return rows
 
 
+def platform_settings() -> Settings:
+    """The running platform's servers: configured ones, else `make run`'s embedded ones."""
+    settings = Settings()
+    host = "postgresql://postgres@127.0.0.1"
+    return settings.model_copy(
+        update={
+            "shop_dsn": settings.shop_dsn or f"{host}:{settings.embedded_pg_port}/shopdb",
+            "mes_dsn": settings.mes_dsn or f"{host}:{settings.embedded_pg_port}/mesdb",
+            "redis_url": settings.redis_url
+            or f"redis://127.0.0.1:{settings.embedded_redis_port}/0",
+        }
+    )
+
+
 async def measure(
     service: ServiceName, name: str, html: Url, json: Url, args: argparse.Namespace
 ) -> None:
-    async with in_process(service, Settings()) as client:
+    async with in_process(service, platform_settings()) as client:
         rows = await rows_of(client, html, json, args.first_cold_page, args.n)
     for label, html_ms, json_ms in rows:
         ratio = statistics.median(html_ms[0]) / statistics.median(json_ms[0])
