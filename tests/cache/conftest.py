@@ -54,8 +54,12 @@ async def client(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def ns() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
+async def ns(client: Redis) -> str:
+    """A fresh namespace whose epoch starts at 0, so tests can name its keys (`...:e0:...`).
+    (Left missing, a namespace's epoch starts from the server's clock: see `scripts.FRESH`.)"""
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    await client.set(f"{namespace}:epoch", 0)
+    return namespace
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ async def private_client(private_redis: EmbeddedRedis) -> AsyncIterator[Redis]:
 async def test_all_hits_come_from_one_round_trip_after_a_first_load(
     private_client: Redis, ns: str, entity: Entity
 ) -> None:
+    await private_client.set(f"{ns}:epoch", 0)
     cache = Cache(private_client, ns, timeout_s=1.0)
     keys = [3, 1, 2]
     loader = BatchLoader(keys, rows_of(keys))

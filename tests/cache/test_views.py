@@ -40,14 +40,36 @@ async def test_a_view_filled_from_before_a_bump_is_never_read(
 
     new = Loader(0, b'{"count":2}')
     assert await cache.get_or_load_view(BY_STATUS, "stats", ["orders"], new, TTL) == b'{"count":2}'
-    assert await client.get(f"{ns}:gen:e0:orders") == b"1"
+    generation = int(await client.get(f"{ns}:gen:e0:orders"))
+    assert generation > 0  # the first bump starts the counter on a never-used value
+    assert await client.get(f"{ns}:crm:orders_by_status:v1:e0:g{generation}:stats") == (
+        b'0|{"count":2}'
+    )
 
 
 async def test_generations_of_several_families_are_all_in_the_key(
     cache: Cache, client: Redis, ns: str
 ) -> None:
     await cache.bump(["orders"])
+    first = int(await client.get(f"{ns}:gen:e0:orders"))
     await cache.bump(["orders", "clients"])
+    clients = int(await client.get(f"{ns}:gen:e0:clients"))
     loader = Loader(0, b"{}")
     await cache.get_or_load_view(BY_STATUS, "x", ["orders", "clients", "never"], loader, TTL)
-    assert await client.exists(f"{ns}:crm:orders_by_status:v1:e0:g2.1.0:x")
+    assert await client.exists(f"{ns}:crm:orders_by_status:v1:e0:g{first + 1}.{clients}.0:x")
+
+
+async def test_an_expired_generation_never_comes_back_to_an_old_number(
+    cache: Cache, client: Redis, ns: str
+) -> None:
+    """Counters expire (one per client and operator would pile up for ever); one that comes
+    back must not reuse a number under which a view is still cached."""
+    counter = f"{ns}:gen:e0:orders"
+    await cache.bump(["orders"])
+    assert await client.pttl(counter) > 0  # counters expire
+    old = Loader(0, b'{"count":1}')
+    assert await cache.get_or_load_view(BY_STATUS, "s", ["orders"], old, TTL) == b'{"count":1}'
+    await client.delete(counter)  # expired (or evicted) while the view is still cached
+    assert await cache.bump(["orders"])  # a writer's change
+    new = Loader(0, b'{"count":2}')
+    assert await cache.get_or_load_view(BY_STATUS, "s", ["orders"], new, TTL) == b'{"count":2}'

@@ -123,3 +123,17 @@ async def test_a_fill_never_crosses_into_a_new_epoch(
     assert sample("orderflow_cache_fills_total", entity=entity.name, outcome="epoch") == 1
     assert cache.epoch == 1
     assert await client.keys(f"{ns}:item:*") == []
+
+
+async def test_a_lost_epoch_never_comes_back_to_an_old_number(
+    cache: Cache, entity: Entity, client: Redis, ns: str
+) -> None:
+    """An eviction or an empty restart loses the epoch key: the next epoch must be one never
+    used before, or an entry left from that earlier epoch would be served again."""
+    await client.set(f"{ns}:epoch", 3)  # the namespace lived through epochs 0 to 3
+    await client.set(f"{ns}:item:v1:e1:7", b'1|{"v":"old"}', px=60_000)  # left from epoch 1
+    await client.delete(f"{ns}:epoch")
+    cache.breaker.trip(probe_now=True)  # an outage ends: the probe starts a new epoch
+    new = Loader(2, b'{"v":"new"}')
+    assert await cache.get_or_load(entity, 7, new, TTL) == b'{"v":"new"}'
+    assert cache.epoch > 3

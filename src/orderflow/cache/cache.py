@@ -7,6 +7,7 @@ the epoch is bumped before Redis is used again (rules 4 and 5).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
@@ -246,6 +247,14 @@ class Cache:
         if ok := await self._write(self._guard.run(m, "bump", lambda: self._gens.bump(families))):
             m.invalidations.inc()
         return ok
+
+    async def start(self) -> None:
+        """Learn the namespace's epoch before the first read, so that a process's first reads
+        do not each find out that it moved. Best effort: if Redis does not answer, the first
+        script reply corrects the guess all the same."""
+        if self._enabled:
+            with contextlib.suppress(CacheError):
+                await self._guard.run(for_entity("epoch"), "epoch", self._epoch.sync)
 
     async def health(self) -> str:
         """`ok`, `disabled`, or `degraded: ...` saying why. Also lets a due probe through, so

@@ -41,6 +41,7 @@ OPS = (
     "delete",
     "bump",
     "ping",
+    "epoch",
 )
 FILL_OUTCOMES = ("stored", "stale", "epoch")
 BREAKER_VALUES: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}

@@ -1,9 +1,11 @@
 """The Lua scripts: each check-and-write runs atomically inside Redis.
 
 Conventions shared by every script that touches entries:
-- KEYS[1] is the epoch key and ARGV[1] the epoch the process believes in. A missing epoch counts
-  as 0. If the two differ, the script changes nothing and returns a one-element array holding
-  the current epoch, so the caller adopts it in the same round trip.
+- KEYS[1] is the epoch key and ARGV[1] the epoch the process believes in. A missing epoch (an
+  empty restart, an eviction) starts from a value never used before: the server's clock in
+  milliseconds, above every epoch counted up since an earlier start. If the two differ, the
+  script changes nothing and returns a one-element array holding the current epoch, so the
+  caller adopts it in the same round trip.
 - Entries are `<version>|<body>`; an empty body is a tombstone. `version_of` reads the version.
 - A write never replaces an entry of a higher version (rule 2: no stale overwrite).
 
@@ -25,13 +27,29 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, KeyT
 
-_PRELUDE = """
-local epoch = tonumber(redis.call('GET', KEYS[1]) or '0')
+# A counter that went missing restarts here, never at a number it may have had before.
+FRESH = """
+local function fresh()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+_PRELUDE = (
+    FRESH
+    + """
+local epoch = tonumber(redis.call('GET', KEYS[1]))
+if not epoch then
+  epoch = fresh()
+  redis.call('SET', KEYS[1], string.format('%d', epoch))
+end
 if epoch ~= tonumber(ARGV[1]) then return {epoch} end
-local function version_of(raw)
+"""
+    + """local function version_of(raw)
   return tonumber(string.sub(raw, 1, string.find(raw, '|', 1, true) - 1))
 end
 """
+)
 
 # KEYS: epoch, entry, lease. ARGV: epoch, token ('' = do not claim), lease_ms.
 # A data entry -> its bytes. Otherwise (missing or tombstone) -> 1 if this caller now holds the
@@ -117,8 +135,47 @@ return 1
 # KEYS: epoch, entry. ARGV: epoch. Removes the entry under the current epoch.
 DELETE = _PRELUDE + "\nredis.call('DEL', KEYS[2])\nreturn 1\n"
 
-# KEYS: epoch, generation counters... ARGV: epoch. Bumps every counter.
-BUMP = _PRELUDE + "\nfor i = 2, #KEYS do redis.call('INCR', KEYS[i]) end\nreturn 1\n"
+# KEYS: epoch, generation counters... ARGV: epoch, counter ttl_ms. Bumps every counter; one that
+# is missing (never bumped, or expired) starts from a fresh value, so that no view entry cached
+# under an earlier life of the counter becomes reachable again. Counters expire `ttl_ms` after
+# their last bump, which must outlast every view entry (see `generations.GENERATION_TTL_MS`).
+BUMP = (
+    _PRELUDE
+    + """
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('INCR', KEYS[i])
+  else
+    redis.call('SET', KEYS[i], string.format('%d', fresh()))
+  end
+  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+end
+return 1
+"""
+)
+
+# KEYS: epoch. The current epoch, started on a fresh value if there is none.
+CURRENT_EPOCH = (
+    FRESH
+    + """
+local epoch = tonumber(redis.call('GET', KEYS[1]))
+if epoch then return epoch end
+epoch = fresh()
+redis.call('SET', KEYS[1], string.format('%d', epoch))
+return epoch
+"""
+)
+
+# KEYS: epoch. Starts a new epoch: one above the current, or a fresh one if it went missing.
+NEW_EPOCH = (
+    FRESH
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCR', KEYS[1]) end
+local epoch = fresh()
+redis.call('SET', KEYS[1], string.format('%d', epoch))
+return epoch
+"""
+)
 
 # KEYS: lease. ARGV: token. Releases the lease only if it is still this caller's.
 RELEASE = """

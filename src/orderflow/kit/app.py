@@ -61,27 +61,7 @@ def create_app(
     """One service's app. `context` opens what its routes work with (on `app.state.context`);
     `extra` holds what the service runs beside its routes (background tasks), opened after the
     context, closed before it."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = Resources.open(settings, databases, name=service, namespaces=(namespace,))
-        app.state.resources = resources
-        async with AsyncExitStack() as stack:
-            stack.push_async_callback(resources.close)
-            modes = await stack.enter_async_context(cache_modes(settings))
-            app.state.context = context(resources, modes, service)
-            cached = app.state.cache = app.state.context.cache
-            stack.push_async_callback(cached.close)
-            if near is not None and settings.redis_url and settings.near_cache_ttl_s > 0:
-                cached.keep_near(near, settings, namespace)
-            if extra is not None:
-                await stack.enter_async_context(extra(app, resources))
-            # Everything alive now lives as long as the process: out of the collector's sight,
-            # a full collection no longer walks it, which was the p99 tail of every
-            # Redis-backed endpoint (docs/performance.md, "The Redis p99 tail").
-            gc.freeze()
-            yield
-
+    lifespan = _lifespan(service, settings, databases, namespace, context, near, extra)
     app = FastAPI(
         title=f"orderflow {service}",
         version=__version__,
@@ -96,3 +76,36 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, service=service)
     return app
+
+
+def _lifespan(
+    service: str,
+    settings: Settings,
+    databases: tuple[str, ...],
+    namespace: str,
+    context: OpenContext,
+    near: NearPolicy | None,
+    extra: Extra | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = Resources.open(settings, databases, name=service, namespaces=(namespace,))
+        app.state.resources = resources
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(resources.close)
+            await resources.start()
+            modes = await stack.enter_async_context(cache_modes(settings))
+            app.state.context = context(resources, modes, service)
+            cached = app.state.cache = app.state.context.cache
+            stack.push_async_callback(cached.close)
+            if near is not None and settings.redis_url and settings.near_cache_ttl_s > 0:
+                cached.keep_near(near, settings, namespace)
+            if extra is not None:
+                await stack.enter_async_context(extra(app, resources))
+            # Everything alive now lives as long as the process: out of the collector's sight,
+            # a full collection no longer walks it, which was the p99 tail of every
+            # Redis-backed endpoint (docs/performance.md, "The Redis p99 tail").
+            gc.freeze()
+            yield
+
+    return lifespan

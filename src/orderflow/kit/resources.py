@@ -50,6 +50,11 @@ class Resources:
                 )
         return res
 
+    async def start(self) -> None:
+        """Each cache learns its namespace's epoch (see `Cache.start`)."""
+        for cache in self.caches.values():
+            await cache.start()
+
     async def close(self) -> None:
         for engine in self.engines.values():
             await engine.dispose()

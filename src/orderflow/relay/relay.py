@@ -77,6 +77,7 @@ async def opened(settings: Settings) -> AsyncIterator[list[Direction]]:
         settings, ("shopdb", "mesdb"), name="relay", namespaces=("shop", "mes")
     )
     try:
+        await resources.start()
         async with cache_modes(settings) as modes:
             yield directions(
                 Sales.open(resources, modes, "shop"), Production.open(resources, modes)
