@@ -61,7 +61,9 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+# Package scope: the browser and the servers stop after the last browser test, not with the
+# session, so the tests after them get the machine back.
+@pytest.fixture(scope="package")
 async def browser(chromium: str) -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
@@ -71,9 +73,9 @@ async def browser(chromium: str) -> AsyncIterator[Any]:
         await launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def platform(chromium: str, settings: Settings) -> Iterator[Platform]:
-    """The three services and the relay as real processes, for the whole browser session."""
+    """The three services and the relay as real processes, for all the browser tests."""
     with (
         server("shop", settings) as shop,
         server("crm", settings) as crm,

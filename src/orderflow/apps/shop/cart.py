@@ -4,6 +4,10 @@ The cart lives in a cookie (`item:quantity,...`): no server state for a browsing
 checkout form carries the lines, the client and an Idempotency-Key made when the form was
 rendered, so a double click or a resubmitted form places one order, never two: the same key
 and body return the order the first submission created.
+
+An open "my orders" page re-reads its list every LIVE_S seconds (htmx polling): a Shop order's
+status changes in ShopDB through the relay, and no event stream reaches the Shop; each poll is a
+hit on the client's cached order list, which every write keeps current (write-through).
 """
 
 import secrets
