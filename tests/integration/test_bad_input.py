@@ -4,8 +4,7 @@ Each refused request is checked against the databases afterwards (row counts of 
 `orders`, `clients`, `items` and MES `production_orders`, and the entity it aimed at).
 Values the API legitimately accepts (emoji names, SQL-looking text) must round-trip exactly.
 
-Cases marked `xfail(strict=True)` are bugs found here, left in place to document them: each
-turns into an XPASS failure once fixed, so the mark must then go.
+No case here is an expected failure: a bug found here is fixed, and its case passes.
 """
 
 import json
@@ -108,11 +107,6 @@ def raw(value: Any) -> bytes:
 
 def order_with(**line: Any) -> dict[str, Any]:
     return {"client_id": 1, "lines": [{"item_id": 1, "quantity": 1, **line}]}
-
-
-def bug(reason: str, *values: Any, id: str) -> Any:
-    """A case that fails today: a bug, documented by a strict xfail."""
-    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason=reason), id=id)
 
 
 CLIENT_1 = (("shop", "/clients/1"),)
@@ -348,12 +342,24 @@ REFUSED = [
             ("created_to", "9999-12-31T23:59:59-14:00"),
         )
     ],
-    bug(
-        "BUG (minor): a number is read as a Unix timestamp, so the ISO 8601 basic date "
-        "20260101 filters from 1970-08-23T11:41:41Z instead of being refused",
-        Bad("crm", "GET", "/orders", params={"created_from": "20260101"}, field="created_from"),
-        id="created_from=20260101",
-    ),
+    *[
+        pytest.param(  # not read as Unix timestamps, nor as ISO 8601 basic or partial forms
+            Bad("crm", "GET", "/orders", params={name: value}, field=name), id=f"{name}={value}"
+        )
+        for name in ("created_from", "created_to")
+        for value in (
+            "20260101",
+            "1767225600",
+            "1767225600.5",
+            "0",
+            "20260101T000000Z",
+            "2026-01-01T00:00Z",
+            "2026-01-01 00:00:00Z",
+            "2026-01-01T00:00:00+0100",
+            "2026-W01-1T00:00:00Z",
+            " 2026-01-01T00:00:00Z",
+        )
+    ],
     # --- odd text: NUL, lone surrogates, too long
     pytest.param(
         Bad(
@@ -917,3 +923,21 @@ async def test_wrongly_typed_quantity_is_refused(
     async with unchanged():
         body = {"client_id": client["id"], "lines": [{"item_id": 1, "quantity": quantity}]}
         assert_problem(await shop.post("/orders", json=body), 422, "lines.0.quantity")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"created_from": "2026-01-01T00:00:00Z", "created_to": "2026-01-01T00:00:00.000001Z"},
+        {"created_from": "2026-01-01t00:00:00.123456789z"},
+        {"created_from": "2026-01-01T01:00:00+01:00", "created_to": "2026-01-01T00:00:00Z"},
+        {"created_from": "0002-01-01T00:00:00+14:00", "created_to": "9998-12-31T23:59:59-14:00"},
+    ],
+    ids=["Z", "lowercase-nanoseconds", "same-moment-two-offsets", "widest-range"],
+)
+async def test_rfc_3339_moments_are_accepted(
+    crm: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    """The moments the OpenAPI allows (RFC 3339, years 0002 to 9998 with any offset) filter."""
+    response = await crm.get("/orders", params={**params, "limit": 1})
+    assert response.status_code == 200, response.text

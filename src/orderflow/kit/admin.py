@@ -1,6 +1,6 @@
 """`GET`/`PUT /admin/cache`: see and flip the cache switch of a running platform."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -9,16 +9,19 @@ from redis.exceptions import RedisError
 from orderflow.kit.caching import ServiceCache
 from orderflow.kit.errors import Unavailable
 from orderflow.kit.http import JSONBytes, dumps
+from orderflow.kit.params import NOT_NULL, left_out
 from orderflow.kit.settings import CacheMode, OrdersMode
 
 router = APIRouter(prefix="/admin", tags=["operations"])
 
 
 class CacheSwitch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """One field or both; a field left out stays as it is."""
 
-    mode: CacheMode | None = None
-    orders: OrdersMode | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    mode: Annotated[CacheMode | None, NOT_NULL] = left_out()
+    orders: Annotated[OrdersMode | None, NOT_NULL] = left_out()
 
     @model_validator(mode="after")
     def _something(self) -> "CacheSwitch":

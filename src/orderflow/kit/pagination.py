@@ -5,6 +5,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 from pydantic import BaseModel
 
+from orderflow.kit.params import Digits
+
 
 class Page(BaseModel):
     limit: int
@@ -12,8 +14,8 @@ class Page(BaseModel):
 
 
 def page_params(
-    limit: Annotated[int, Query(ge=1, le=200, description="page size")] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000, description="rows to skip")] = 0,
+    limit: Annotated[int, Query(ge=1, le=200, description="page size"), Digits] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="rows to skip"), Digits] = 0,
 ) -> Page:
     return Page(limit=limit, offset=offset)
 

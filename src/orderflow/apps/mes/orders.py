@@ -6,11 +6,10 @@ from fastapi import APIRouter, Query
 
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
-from orderflow.kit.params import Id
+from orderflow.kit.params import Id, QueryId
 from orderflow.production.context import ProductionDep
 from orderflow.production.orders import claims, reads
 from orderflow.production.orders.schemas import (
-    MAX_ID,
     OperatorAction,
     ProductionOrderList,
     ProductionOrderOut,
@@ -31,7 +30,7 @@ async def search(
     p: ProductionDep,
     page: PageDep,
     status: ProductionStatus | None = None,
-    operator_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    operator_id: Annotated[QueryId | None, Query()] = None,
 ) -> JSONBytes:
     """The production board: the queue (`status=queued`) or an operator's orders."""
     return JSONBytes(await reads.search(p, status, operator_id, page))

@@ -2,11 +2,12 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow.data.mesdb import ProductionOrder
+from orderflow.kit.params import JSON_INTEGER, JsonInt
 
 MAX_ID = 2**63 - 1
 
@@ -21,9 +22,9 @@ class ProductionStatus(StrEnum):
 class OperatorAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    operator_id: int = Field(ge=1, le=MAX_ID)
-    version: int | None = Field(
-        None, ge=1, le=MAX_ID, description="fencing token: the version the holder last saw"
+    operator_id: JsonInt = Field(ge=1, le=MAX_ID)
+    version: Annotated[int, Field(ge=1, le=MAX_ID), JSON_INTEGER] | None = Field(
+        None, description="fencing token: the version the holder last saw"
     )
 
 

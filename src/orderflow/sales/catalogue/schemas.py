@@ -1,25 +1,27 @@
 """Catalogue shapes. Prices are integers in minor units (cents)."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow.data.shopdb import Item
-from orderflow.kit.params import NO_NUL
+from orderflow.kit.params import FILLED, NO_NUL, NOT_BLANK, TEXT, JsonInt, Name
 
-Name = Field(min_length=1, max_length=200, pattern=NO_NUL)
-Category = Field(min_length=1, max_length=100, pattern=NO_NUL)
+Category = Annotated[str, Field(max_length=100, json_schema_extra={"pattern": NOT_BLANK}), FILLED]
+Description = Annotated[str, Field(max_length=5000, json_schema_extra={"pattern": NO_NUL}), TEXT]
 Price = Field(ge=0, le=100_000_000_00)
 
 
 class ItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """The fields as sent; the texts are stored without their surrounding white space."""
 
-    name: str = Name
-    category: str = Category
-    price: int = Price
-    description: str = Field("", max_length=5000, pattern=NO_NUL)
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    category: Category
+    price: JsonInt = Price
+    description: Description = ""
 
 
 class ItemOut(BaseModel):

@@ -1,40 +1,46 @@
 """Client shapes."""
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from orderflow.data.shopdb import Client
-from orderflow.kit.params import NO_NUL
+from orderflow.kit.params import NOT_NULL, Name, left_out
 
-Name = Field(min_length=1, max_length=200, pattern=NO_NUL)
-Phone = Field(default=None, max_length=40, pattern=r"^\+?[0-9 ()-]{3,40}$")
+
+def _any_case(name: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c) for c in name)
+
+
+# An address that can receive mail: not in a special-use domain (RFC 6761: `.test`,
+# `.invalid`, `.localhost`...), which the email validator refuses.
+DELIVERABLE = rf"^[^@]*@(?!(.*\.)?({'|'.join(map(_any_case, SPECIAL_USE_DOMAIN_NAMES))})$)"
+Email = Annotated[EmailStr, Field(json_schema_extra={"pattern": DELIVERABLE})]
+# 3 to 40 digits, spaces, parentheses and hyphens, after an optional +; no space at either end
+Phone = Annotated[str, Field(max_length=40, pattern=r"^\+?[0-9()-][0-9 ()-]{1,38}[0-9()-]$")]
 
 
 class ClientIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """The fields as sent; the name is stored without its surrounding white space."""
 
-    name: str = Name
-    email: EmailStr
-    phone: str | None = Phone
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    email: Email
+    phone: Phone | None = None
 
 
 class ClientPatch(BaseModel):
     """Only the fields sent change; `phone` may be cleared with null, the others may not."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
-    email: EmailStr | None = None
-    phone: str | None = Phone
-
-    @field_validator("name", "email", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
+    name: Annotated[Name | None, NOT_NULL] = left_out()
+    email: Annotated[Email | None, NOT_NULL] = left_out()
+    phone: Phone | None = None
 
 
 class ClientOut(BaseModel):

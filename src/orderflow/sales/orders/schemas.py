@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow.data.shopdb import Order, OrderLine
+from orderflow.kit.params import JsonInt
 from orderflow.sales.orders.lifecycle import OrderStatus
 
 MAX_ID = 2**63 - 1
@@ -14,14 +15,14 @@ MAX_ID = 2**63 - 1
 class LineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    item_id: int = Field(ge=1, le=MAX_ID, strict=True)
-    quantity: int = Field(ge=1, le=10_000, strict=True)  # JSON numbers only: not true, not "2"
+    item_id: JsonInt = Field(ge=1, le=MAX_ID)
+    quantity: JsonInt = Field(ge=1, le=10_000)  # JSON numbers only: not true, not "2"
 
 
 class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    client_id: int = Field(ge=1, le=MAX_ID)
+    client_id: JsonInt = Field(ge=1, le=MAX_ID)
     lines: list[LineIn] = Field(min_length=1, max_length=100)
 
 
