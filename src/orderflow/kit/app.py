@@ -3,9 +3,10 @@
 import gc
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orderflow import __version__
@@ -20,9 +21,25 @@ from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings
 
 ops = APIRouter(tags=["operations"])
+HEALTH_REPORT: dict[str, Any] = {
+    "type": "object",
+    "description": "each database (`shopdb` or `mesdb`), `redis` and `cache`, and the verdict",
+    "properties": {"status": {"enum": ["ok", "degraded", "unavailable"]}},
+    "required": ["status"],
+    "additionalProperties": {"type": "string"},
+}
 
 
-@ops.get("/health")
+@ops.get(
+    "/health",
+    responses={
+        200: {"content": {"application/json": {"schema": HEALTH_REPORT}}},
+        503: {
+            "description": "PostgreSQL does not answer: the same report, `unavailable`",
+            "content": {"application/json": {"schema": HEALTH_REPORT}},
+        },
+    },
+)
 async def health(resources: ResourcesDep) -> Response:
     """Liveness and dependencies: 200 while PostgreSQL answers (`degraded` if Redis does not)."""
     report = await resources.health()
@@ -30,7 +47,7 @@ async def health(resources: ResourcesDep) -> Response:
     return JSONBytes(dumps(report), status_code=status)
 
 
-@ops.get("/metrics")
+@ops.get("/metrics", response_class=PlainTextResponse)
 async def prometheus_metrics() -> Response:
     """Prometheus text format: HTTP latency, DB queries, relay deliveries."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

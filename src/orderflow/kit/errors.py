@@ -1,4 +1,5 @@
-"""Domain errors and the one place that renders them as problem+json (RFC 9457)."""
+"""Domain errors and the one place that renders them as problem+json (RFC 9457); the OpenAPI
+documents them so (`kit.openapi`)."""
 
 import logging
 from http import HTTPStatus
@@ -10,8 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from orderflow.kit.http import PROBLEM, JSONBytes, dumps
+from orderflow.kit.http import PROBLEM, JSONBytes, Responses, dumps
+from orderflow.kit.openapi import document_problems
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,28 @@ async def _on_http(request: Request, exc: Exception) -> JSONBytes:
     """Framework-raised errors (404 route, 405, unparseable body) as problem+json too."""
     assert isinstance(exc, StarletteHTTPException)
     title = HTTPStatus(exc.status_code).phrase
-    return problem(exc.status_code, title, str(exc.detail), request)
+    response = problem(exc.status_code, title, str(exc.detail), request)
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        response.headers["Allow"] = allowed
+    return response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110: a 405 lists them in `Allow`);
+    Starlette would name only those of the first route that matched the path."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 async def _on_database_down(request: Request, exc: Exception) -> JSONBytes:
@@ -139,7 +163,14 @@ async def _on_dbapi(request: Request, exc: Exception) -> JSONBytes:
     return await _on_unexpected(request, exc)
 
 
+UNAVAILABLE: Responses = {
+    503: {"description": "PostgreSQL is unreachable: retry after `Retry-After` seconds"}
+}
+"""A router's `responses` when its operations read or write PostgreSQL."""
+
+
 def install_handlers(app: FastAPI) -> None:
+    """Every error answers problem+json; the app's OpenAPI says so (`document_problems`)."""
     app.add_exception_handler(OrderflowError, _on_domain)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
@@ -147,3 +178,4 @@ def install_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, _on_dbapi)
     app.add_exception_handler(asyncpg.exceptions.PostgresConnectionError, _on_database_down)
     app.add_exception_handler(Exception, _on_unexpected)
+    document_problems(app)

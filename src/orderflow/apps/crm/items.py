@@ -2,13 +2,14 @@
 
 from fastapi import APIRouter
 
+from orderflow.kit.errors import UNAVAILABLE
 from orderflow.kit.http import JSONBytes
 from orderflow.kit.params import Id
 from orderflow.sales.catalogue import service
 from orderflow.sales.catalogue.schemas import ItemIn, ItemOut
 from orderflow.sales.context import SalesDep
 
-router = APIRouter(prefix="/items", tags=["catalogue"])
+router = APIRouter(prefix="/items", tags=["catalogue"], responses=UNAVAILABLE)
 
 
 @router.post("", response_model=ItemOut, status_code=201)

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from orderflow.kit.errors import UNAVAILABLE
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id, Moment, QueryId
@@ -13,7 +14,7 @@ from orderflow.sales.orders import reads, transitions
 from orderflow.sales.orders.lifecycle import OrderStatus
 from orderflow.sales.orders.schemas import OrderList, OrderOut
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = APIRouter(prefix="/orders", tags=["orders"], responses=UNAVAILABLE)
 NOT_FOUND: Responses = {404: {"description": "No order with this id"}}
 CONFLICT: Responses = {409: {"description": "The order's status does not allow this"}}
 TRANSITION: Responses = {**NOT_FOUND, **CONFLICT}

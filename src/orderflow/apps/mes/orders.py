@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from orderflow.kit.errors import UNAVAILABLE
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id, QueryId
@@ -16,7 +17,7 @@ from orderflow.production.orders.schemas import (
     ProductionStatus,
 )
 
-router = APIRouter(prefix="/orders", tags=["production"])
+router = APIRouter(prefix="/orders", tags=["production"], responses=UNAVAILABLE)
 NOT_FOUND: Responses = {404: {"description": "No production order with this id"}}
 REFUSED: Responses = {
     **NOT_FOUND,

@@ -2,13 +2,14 @@
 
 from fastapi import APIRouter
 
+from orderflow.kit.errors import UNAVAILABLE
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.params import Id
 from orderflow.sales.clients import service
 from orderflow.sales.clients.schemas import ClientIn, ClientOut, ClientPatch
 from orderflow.sales.context import SalesDep
 
-router = APIRouter(prefix="/clients", tags=["clients"])
+router = APIRouter(prefix="/clients", tags=["clients"], responses=UNAVAILABLE)
 NOT_FOUND: Responses = {404: {"description": "No client with this id"}}
 EMAIL_TAKEN: Responses = {409: {"description": "The email belongs to another client"}}
 

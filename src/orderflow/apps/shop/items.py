@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from orderflow.kit.errors import UNAVAILABLE
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import NO_NUL, Id
@@ -11,7 +12,7 @@ from orderflow.sales.catalogue import service
 from orderflow.sales.catalogue.schemas import ItemList, ItemOut
 from orderflow.sales.context import SalesDep
 
-router = APIRouter(prefix="/items", tags=["catalogue"])
+router = APIRouter(prefix="/items", tags=["catalogue"], responses=UNAVAILABLE)
 NOT_FOUND: Responses = {404: {"description": "No item with this id"}}
 
 

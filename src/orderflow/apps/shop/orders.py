@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
+from orderflow.kit.errors import UNAVAILABLE
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
@@ -11,7 +12,7 @@ from orderflow.sales.context import SalesDep
 from orderflow.sales.orders import placement, reads, transitions
 from orderflow.sales.orders.schemas import OrderIn, OrderList, OrderOut
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], responses=UNAVAILABLE)
 NOT_FOUND: Responses = {404: {"description": "No order with this id"}}
 CONFLICT: Responses = {409: {"description": "The order's status does not allow this"}}
 
@@ -31,7 +32,13 @@ IdempotencyKey = Annotated[
     "/orders",
     response_model=OrderOut,
     status_code=201,
-    responses={200: {"description": "A repeat of an earlier request: the same order"}},
+    responses={
+        200: {
+            "model": OrderOut,
+            "description": "A repeat of an earlier request (same key and body): the same order",
+            "headers": {"Idempotent-Replayed": {"required": True, "schema": {"const": "true"}}},
+        }
+    },
 )
 async def place_order(
     sales: SalesDep, body: OrderIn, idempotency_key: IdempotencyKey = None
