@@ -86,11 +86,14 @@ async def test_the_loser_of_a_race_reads_who_won(platform: Platform, browser: An
 
 @contextmanager
 def mes_on(platform: Platform, port: int) -> Iterator[str]:
+    """An MES process on `port`, killed at the end of the block (a crash, not a shutdown)."""
     args = ["serve", "mes", "--port", str(port)]
     with running(args, platform.settings, LIVE) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc)
         yield url
+        proc.kill()
+        proc.wait()
 
 
 async def test_a_board_that_lost_its_connection_says_so_and_catches_up(
@@ -108,6 +111,7 @@ async def test_a_board_that_lost_its_connection_says_so_and_catches_up(
     with platform.api(platform.mes) as mes:  # meanwhile, on another MES process
         mes.post(f"/orders/{ids[0]}/claim", json={"operator_id": 17}).raise_for_status()
     with mes_on(platform, port):
-        await expect(page.locator("#live")).to_have_attribute("data-state", "on", timeout=20_000)
+        await expect(page.locator("#live")).to_have_attribute("data-state", "on")
+        await expect(page.locator("#live")).to_have_text("live again, caught up")
         await expect(page.locator(f"#q-{ids[0]}")).to_contain_text("taken by operator 17")
         await expect(claim_button(page, ids[0])).to_have_count(0)
