@@ -1,32 +1,41 @@
-"""Schemathesis against each service's OpenAPI, in-process over ASGI.
+"""Schemathesis against each service's OpenAPI, in-process over ASGI, with every check on.
 
-Every generated request (the schema's boundary cases, then `MAX_EXAMPLES` fuzzed ones per
-operation, positive and negative, derandomized) must get: no 5xx; a documented status; on
-success the documented content type, schema and headers; on error an RFC 9457
-problem+json body.
+Every operation of the three services is fuzzed (the examples, coverage and fuzzing phases:
+the schema's boundary cases, undeclared methods, then `MAX_EXAMPLES` generated cases,
+positive and negative, derandomized), and each service once more as a stateful sequence of
+calls (`STATEFUL_EXAMPLES` sequences of up to `STATEFUL_STEPS` calls, linking the ids one
+answer creates into the next call). Each response goes through all of Schemathesis's checks,
+none relaxed: no 5xx; a documented status, content type (errors are
+`application/problem+json`), schema and headers; schema-valid requests accepted and
+schema-violating ones refused; a 405 with an `Allow` header that names exactly the methods
+documented for the path.
+
+The one operation left out is `GET /events`: its success is an endless stream, which an
+in-process call would wait on forever (its refusals are tested in `test_bad_input.py`, its
+stream in `tests/e2e`).
 
 The services run on databases and a Redis of their own, created and seeded here, because
-the fuzzer edits items, clients and orders freely; the shared ones other tests use stay as
-they were. The admin endpoints (`PUT /admin/cache` flips cache modes of every process) and
-`GET /events` (an endless stream) are not fuzzed.
+the fuzzer edits items, clients and orders and flips the cache switch freely; the shared ones
+other tests use stay as they were.
 
-What the OpenAPI documents differently from what the code does (so not checked by the
-schema, but by `assert_problem_body` or the notes below):
-
-- every error is `application/problem+json` (`kit/errors.py`), while FastAPI's generated
-  schema documents 422 as `application/json` `HTTPValidationError` (`{"detail": [...]}`)
-  and 404/409 with no content;
-- a body that is not UTF-8 gets FastAPI's own 400 ("There was an error parsing the body"),
-  which no operation documents;
-- `GET /metrics` answers Prometheus text, documented as `application/json`.
-
-Strings are generated without U+0000 (`allow-x00`): any text containing it that reaches
-PostgreSQL answers 500 today (a bug, documented by strict xfails in `test_bad_input.py`).
+What no OpenAPI can say, the generated cases are steered to respect when they are meant to be
+valid (positive), so that "valid data is accepted" holds for them; invalid (negative) cases
+are sent as generated. The schema cannot say that a referenced client, item or operator must
+exist (unknown ones are refused with 422 naming the field), that `created_from` must not be
+after `created_to`, nor that an `Idempotency-Key` is tied to the body first sent with it:
+a positive case refers to seeded clients, items and operators, sends its dates in order, and
+a key derived from its body. Path ids are swapped for seeded ones half of the time, so that
+success answers are checked as well as 404s.
 """
 
 import asyncio
+import copy
+import hashlib
+import json
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -35,94 +44,110 @@ import pytest
 import schemathesis
 from hypothesis import strategies as st
 from rich.progress import Progress
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.checks import not_a_server_error
+from schemathesis.engine import events
 from schemathesis.python import asgi as schemathesis_asgi
 
 from orderflow.cli import build_app
 from orderflow.data.migrations import upgrade
 from orderflow.kit.db import asyncpg_dsn
 from orderflow.kit.embedded import EmbeddedRedis, free_port
-from orderflow.kit.http import PROBLEM
+from orderflow.kit.params import MAX_ID
 from orderflow.kit.settings import ServiceName, Settings
 from orderflow.seed import seed
 from tests.conftest import TEST_VOLUMES, PgServer
 
 SERVICES: tuple[ServiceName, ...] = ("shop", "crm", "mes")
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 40
+STATEFUL_EXAMPLES = 30
+STATEFUL_STEPS = 8
+STATELESS = ("examples", "coverage", "fuzzing")
+SEED = 20260606
 CONFIG = {
-    "seed": 20260606,
-    "generation": {
-        "max-examples": MAX_EXAMPLES,
-        "deterministic": True,
-        "database": "none",
-        "allow-x00": False,
-    },
+    "seed": SEED,
+    "checks": {"enabled": True},
+    "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
 }
 # The OpenAPI each app serves at /openapi.json (checked below), built without servers.
 SPECS = {service: build_app(service, Settings()).openapi() for service in SERVICES}
-# Ids that exist in the seeded databases: fuzzed ids are often swapped for one of them, so
-# that the success paths (and their response schemas) are exercised, not only 404 and 422.
+# Ids that exist in the seeded databases.
 SEEDED = {
     "item_id": TEST_VOLUMES.items,
     "client_id": TEST_VOLUMES.clients,
     "order_id": TEST_VOLUMES.orders,
     "operator_id": TEST_VOLUMES.operators,
 }
-BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
-def _positive_integer(value: Any) -> bool:
-    """An int, or a float with an integer value (JSON has one number type)."""
+def _an_id(value: Any) -> bool:
+    """A valid id, JSON-wise: 7 or 7.0."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return value >= 1 and float(value).is_integer()
-
-
-def _seeded_ids(values: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    """`values`, or the same with its positive integer ids replaced by seeded ones."""
-    ids = [k for k, v in values.items() if k in SEEDED and _positive_integer(v)]
-    if not ids:
-        return st.just(values)
-    seeded = st.fixed_dictionaries({k: st.integers(1, SEEDED[k]) for k in ids})
-    return st.one_of(st.just(values), seeded.map(lambda new: {**values, **new}))
+    return 1 <= value <= MAX_ID and float(value).is_integer()
 
 
 def flatmap_path_parameters(context: Any, path_parameters: Any) -> st.SearchStrategy[Any]:
+    """The ids as generated, or (as often) seeded ones; only valid ids are swapped, so a
+    case meant to be invalid stays invalid."""
     if not isinstance(path_parameters, dict):
         return st.just(path_parameters)
-    return _seeded_ids(path_parameters)
+    ids = [k for k, v in path_parameters.items() if k in SEEDED and isinstance(v, int)]
+    ids = [k for k in ids if _an_id(path_parameters[k])]  # not 0, -1 or 2**63
+    if not ids:
+        return st.just(path_parameters)
+    seeded = st.fixed_dictionaries({k: st.integers(1, SEEDED[k]) for k in ids})
+    return st.one_of(st.just(path_parameters), seeded.map(lambda new: {**path_parameters, **new}))
 
 
-def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
-    if not isinstance(body, dict):
-        return st.just(body)
-    lines = body.get("lines")
-    if isinstance(lines, list) and all(isinstance(line, dict) for line in lines):
-        seeded_lines = st.tuples(*(_seeded_ids(line) for line in lines)).map(list)
-        return st.tuples(_seeded_ids(body), seeded_lines).map(
-            lambda pair: {**pair[0], "lines": pair[1]}
-        )
-    return _seeded_ids(body)
+def _seeded(name: str, value: Any) -> Any:
+    return 1 + int(value) % SEEDED[name] if _an_id(value) else value
 
 
-def load(service: ServiceName) -> Any:
-    config = schemathesis.Config.from_dict(CONFIG)
-    schema = schemathesis.openapi.from_dict(SPECS[service], config=config)
-    schema = schema.exclude(path_regex="^/admin/").exclude(path="/events")
+def steer(case: schemathesis.Case) -> None:
+    """What the schema cannot say, respected by the cases meant to be valid (see above)."""
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    body = case.body
+    if isinstance(body, dict):
+        case.body = body = copy.deepcopy(body)  # not the generated value itself
+        for name in ("client_id", "operator_id"):
+            if name in body:
+                body[name] = _seeded(name, body[name])
+        for line in body.get("lines") or []:
+            if isinstance(line, dict) and "item_id" in line:
+                line["item_id"] = _seeded("item_id", line["item_id"])
+    query = case.query
+    if isinstance(query, Mapping) and query.get("created_from") and query.get("created_to"):
+        case.query = query = type(query)(query)
+        span = sorted((query["created_from"], query["created_to"]), key=_moment)
+        query["created_from"], query["created_to"] = span
+    headers = case.headers  # case-insensitive
+    if isinstance(headers, Mapping) and headers.get("Idempotency-Key"):
+        case.headers = headers = type(headers)(headers)
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        headers["Idempotency-Key"] = f"{headers['Idempotency-Key'][:180]}-{digest}"
+
+
+@schemathesis.hook("before_call")
+def steer_before_call(context: Any, case: schemathesis.Case, kwargs: dict[str, Any]) -> None:
+    steer(case)
+
+
+def _moment(value: str) -> datetime:
+    return datetime.fromisoformat(value.upper())
+
+
+def load(service: ServiceName, config: dict[str, Any] = CONFIG) -> Any:
+    # a copy: Schemathesis adds the links it infers for the stateful tests to the dict
+    loaded = schemathesis.Config.from_dict(config)
+    schema = schemathesis.openapi.from_dict(copy.deepcopy(SPECS[service]), config=loaded)
+    schema = schema.exclude(path="/events")
     schema.hook("flatmap_path_parameters")(flatmap_path_parameters)
-    schema.hook("flatmap_body")(flatmap_body)
     return schema
 
 
-shop_schema = load("shop")
-crm_schema = load("crm")
-mes_schema = load("mes")
+SCHEMAS = {service: load(service) for service in SERVICES}
+shop_schema, crm_schema, mes_schema = (SCHEMAS[service] for service in SERVICES)
 
 
 @pytest.fixture(scope="module")
@@ -162,55 +187,122 @@ async def fuzz_apps(
                 await conn.close()
 
 
-def assert_problem_body(response: schemathesis.Response) -> None:
-    """An error answer is RFC 9457 problem+json whose `status` is the response's."""
-    assert response.headers["content-type"] == [PROBLEM], response.headers
-    body = response.json()
-    assert isinstance(body, dict), body
-    assert body["status"] == response.status_code, body
-    assert body["type"] == "about:blank", body
-    assert isinstance(body["title"], str) and body["title"], body
-    assert isinstance(body["detail"], str) and body["detail"], body
-    assert isinstance(body["instance"], str) and body["instance"].startswith("/"), body
-    if response.status_code == 422:
-        assert body["errors"], body
-        assert all(e["field"] and e["message"] for e in body["errors"]), body
-
-
-def validate(case: schemathesis.Case, app: Any) -> None:
-    response = case.call(app=app)
-    case.validate_response(response, checks=[not_a_server_error])
-    if response.status_code < 400:
-        checks = [status_code_conformance, response_schema_conformance]
-        checks += [response_headers_conformance]
-        if case.operation.path == "/metrics":  # documented application/json
-            assert response.headers["content-type"][0].startswith("text/plain")
-        else:
-            checks.append(content_type_conformance)
-        case.validate_response(response, checks=checks)
-        return
-    # Errors: problem+json, whatever the schema says (see the module's docstring).
-    assert_problem_body(response)
-    undocumented_400 = response.status_code == 400 and response.json()["detail"] == (
-        BODY_PARSE_ERROR
-    )
-    if not undocumented_400:
-        case.validate_response(response, checks=[status_code_conformance])
-
-
 @shop_schema.parametrize()
 def test_shop_conforms(case: schemathesis.Case, fuzz_apps: dict[str, Any]) -> None:
-    validate(case, fuzz_apps["shop"])
+    case.call_and_validate(app=fuzz_apps["shop"])
 
 
 @crm_schema.parametrize()
 def test_crm_conforms(case: schemathesis.Case, fuzz_apps: dict[str, Any]) -> None:
-    validate(case, fuzz_apps["crm"])
+    case.call_and_validate(app=fuzz_apps["crm"])
 
 
 @mes_schema.parametrize()
 def test_mes_conforms(case: schemathesis.Case, fuzz_apps: dict[str, Any]) -> None:
-    validate(case, fuzz_apps["mes"])
+    case.call_and_validate(app=fuzz_apps["mes"])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_call_sequences_conform(service: ServiceName, fuzz_apps: dict[str, Any]) -> None:
+    """Stateful: calls chained by the ids their answers carry (a client registered, then read
+    and patched; an order placed, then read and cancelled...), every response through every
+    check. Run by Schemathesis's own engine, as `st run --phases stateful` would: a live server
+    keeps what earlier scenarios did, and the engine, unlike a bare Hypothesis state machine,
+    starts a scenario again when that makes a replay differ instead of calling it flaky (and,
+    its default for state machines, without Hypothesis's health checks, which judge data
+    generation that here depends on the server's answers)."""
+    config = {**CONFIG, "phases": {name: {"enabled": False} for name in STATELESS}}
+    config["phases"]["stateful"] = {"enabled": True, "max-steps": STATEFUL_STEPS}
+    config["generation"] = {**CONFIG["generation"], "max-examples": STATEFUL_EXAMPLES}
+    schema = load(service, config)
+    schema.app = fuzz_apps[service]
+    problems: list[str] = []
+    scenarios = 0
+    for event in schemathesis.engine.from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            scenarios += 1
+            problems += [
+                f"{check.name}: {check.failure_info.failure.title}\n"
+                f"{check.failure_info.failure.message}\n{check.failure_info.code_sample}"
+                for checks in event.recorder.checks.values()
+                for check in checks
+                if check.failure_info is not None
+            ]
+        elif isinstance(event, events.NonFatalError):
+            problems.append(f"error: {event.value!r}")
+        elif isinstance(event, events.FatalError):
+            problems.append(f"fatal error: {event.exception!r}")
+    assert not problems, "\n\n".join(problems)
+    assert scenarios > 0
+
+
+# --- answers fuzzing does not reach, through the same checks ----------------------------
+
+
+def checked(
+    service: ServiceName, app: Any, path: str, method: str, *, outage: bool = False, **parts: Any
+) -> Any:
+    """`method path` with the given parts of a request, its answer through every check; but
+    "not a server error" in an `outage`, where a 503 is the answer the test is after."""
+    case = SCHEMAS[service][path][method].Case(**parts)
+    return case.call_and_validate(app=app, excluded_checks=[not_a_server_error] if outage else [])
+
+
+def test_an_oversized_body_answers_the_documented_413(fuzz_apps: dict[str, Any]) -> None:
+    body = {"name": "x" * 70_000, "email": "big@example.com"}
+    response = checked("shop", fuzz_apps["shop"], "/clients", "POST", body=body)
+    assert response.status_code == 413
+
+
+@pytest.fixture(scope="module")
+def database_down(settings: Settings, fuzz_apps: dict[str, Any]) -> dict[str, Any]:
+    """The three apps on a PostgreSQL that does not answer, and no Redis to answer instead."""
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    update = {"shop_dsn": dead, "mes_dsn": dead, "redis_url": "", "db_connect_timeout_s": 1.0}
+    broken = settings.model_copy(update=update)
+    return {service: build_app(service, broken) for service in SERVICES}  # shut down as above
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "method", "parts"),
+    [
+        ("shop", "/health", "GET", {}),
+        ("shop", "/items/{item_id}", "GET", {"path_parameters": {"item_id": 2}}),
+        ("shop", "/clients", "POST", {"body": {"name": "Ada", "email": "ada@example.com"}}),
+        ("crm", "/orders", "GET", {"query": {"status": "created"}}),
+        ("crm", "/orders/{order_id}/confirm", "POST", {"path_parameters": {"order_id": 1}}),
+        ("mes", "/orders", "GET", {}),
+        (
+            "mes",
+            "/orders/{order_id}/claim",
+            "POST",
+            {"path_parameters": {"order_id": 1}, "body": {"operator_id": 1}},
+        ),
+    ],
+)
+def test_an_unreachable_database_answers_the_documented_503(
+    service: ServiceName,
+    path: str,
+    method: str,
+    parts: dict[str, Any],
+    database_down: dict[str, Any],
+) -> None:
+    response = checked(service, database_down[service], path, method, outage=True, **parts)
+    assert response.status_code == 503
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_a_405_names_every_method_the_path_serves(
+    service: ServiceName, settings: Settings
+) -> None:
+    """RFC 9110: `Allow` lists them all, not only the first route's that matched the path."""
+    transport = httpx.ASGITransport(app=build_app(service, settings))  # routing needs no lifespan
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for path, operations in SPECS[service]["paths"].items():
+            response = await client.request("DELETE", re.sub(r"\{\w+\}", "1", path))
+            assert response.status_code == 405, path
+            allowed = set(response.headers["allow"].split(", ")) - {"HEAD"}
+            assert allowed == {method.upper() for method in operations}, path
 
 
 @pytest.mark.parametrize("service", SERVICES)
