@@ -95,3 +95,17 @@ async def test_a_lost_race_on_the_board_reads_who_won(mes: httpx.AsyncClient) ->
         f"/board/orders/{order_id}/claim", content="operator_id=22", headers=FORM
     )
     assert "operator 21 took it" in is_page(no_js, 409)
+
+
+async def test_an_unknown_address_is_a_page_for_a_browser_and_a_problem_for_the_api(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, mes: httpx.AsyncClient
+) -> None:
+    browser = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    for client in (shop, crm, mes):
+        page = is_page(await client.get("/no/such/page", headers=browser), 404)
+        assert "Not found" in page
+        assert_problem(await client.get("/no/such/page"), 404)
+        refused = await client.delete("/admin/cache", headers=browser)  # a method it does not serve
+        assert refused.status_code == 405 and refused.headers["content-type"].startswith(
+            "text/html"
+        )

@@ -6,7 +6,7 @@ from http import HTTPStatus
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -80,11 +80,17 @@ async def _on_validation(request: Request, exc: Exception) -> JSONBytes:
     return problem(422, "Invalid input", detail, request, errors=errors)
 
 
-async def _on_http(request: Request, exc: Exception) -> JSONBytes:
-    """Framework-raised errors (404 route, 405, unparseable body) as problem+json too."""
+async def _on_http(request: Request, exc: Exception) -> Response:
+    """Framework-raised errors (404 route, 405, unparseable body) as problem+json too; as a page
+    for a browser, when the app has pages (`app.state.error_pages`: kit knows no template)."""
     assert isinstance(exc, StarletteHTTPException)
-    title = HTTPStatus(exc.status_code).phrase
-    response = problem(exc.status_code, title, str(exc.detail), request)
+    pages = getattr(request.app.state, "error_pages", None)
+    response: Response | None = None
+    if pages is not None and "text/html" in request.headers.get("accept", ""):
+        response = pages(request, exc)
+    if response is None:
+        title = HTTPStatus(exc.status_code).phrase
+        response = problem(exc.status_code, title, str(exc.detail), request)
     response.headers.update(exc.headers or {})
     if exc.status_code == 405 and (allowed := _allowed_methods(request)):
         response.headers["Allow"] = allowed

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 import jinja2
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
@@ -138,6 +138,13 @@ def error_page(request: Request, exc: Exception) -> HTMLResponse | None:
         return HTMLResponse(html, status_code=status, headers=headers)
     html = SHARED.render("error.html", service=service_of(request), **context)
     return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def for_people(app: FastAPI) -> FastAPI:
+    """Let `kit.errors` answer a browser's framework errors (an unknown address, a method the
+    path does not serve) with a page too; API clients keep problem+json."""
+    app.state.error_pages = error_page
+    return app
 
 
 def service_of(request: Request) -> str:

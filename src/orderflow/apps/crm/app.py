@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 
 from orderflow.apps.common.dashboard import shared_router
+from orderflow.apps.common.pages import for_people
 from orderflow.apps.crm.catalogue import router as catalogue
 from orderflow.apps.crm.items import router as items
 from orderflow.apps.crm.orders import router as orders
@@ -14,7 +15,7 @@ from orderflow.sales.context import Sales
 
 
 def build(settings: Settings) -> FastAPI:
-    return create_app(
+    app = create_app(
         "crm",
         settings,
         databases=("shopdb",),
@@ -24,3 +25,4 @@ def build(settings: Settings) -> FastAPI:
         routers=[orders, items, pages, catalogue, shared_router()],
         description="Seller-facing: every client's orders, their lifecycle, the catalogue.",
     )
+    return for_people(app)

@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 
 from orderflow.apps.common.dashboard import shared_router
+from orderflow.apps.common.pages import for_people
 from orderflow.apps.mes.events import router as events
 from orderflow.apps.mes.live import router as live
 from orderflow.apps.mes.orders import router as orders
@@ -14,7 +15,7 @@ from orderflow.production.context import Production, live_boards
 
 
 def build(settings: Settings) -> FastAPI:
-    return create_app(
+    app = create_app(
         "mes",
         settings,
         databases=("mesdb",),
@@ -24,3 +25,4 @@ def build(settings: Settings) -> FastAPI:
         description="Operator-facing: the production queue, claims, statuses, live events.",
         extra=live_boards,
     )
+    return for_people(app)

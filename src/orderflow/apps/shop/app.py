@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 
 from orderflow.apps.common.dashboard import shared_router
+from orderflow.apps.common.pages import for_people
 from orderflow.apps.shop.cart import router as cart
 from orderflow.apps.shop.clients import router as clients
 from orderflow.apps.shop.items import router as items
@@ -16,7 +17,7 @@ from orderflow.sales.context import Sales
 
 
 def build(settings: Settings) -> FastAPI:
-    return create_app(
+    app = create_app(
         "shop",
         settings,
         databases=("shopdb",),
@@ -27,3 +28,4 @@ def build(settings: Settings) -> FastAPI:
         description="Client-facing: the catalogue, client profiles, orders.",
         extra=warmer,
     )
+    return for_people(app)
