@@ -192,3 +192,23 @@ async def test_anything_else_answers_500_without_retry_after(error: BaseExceptio
     assert response.status_code == 500
     assert "retry-after" not in response.headers
     assert "duplicate" not in response.text and "syntax" not in response.text  # nothing leaks
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PG.TooManyConnectionsError("sorry, too many clients already"),  # 53300, at connect
+        PG.ConnectionFailureError("connection failure"),  # 08006
+        PG.ClientCannotConnectError("cannot connect"),  # 08001
+        PG.ConnectionRejectionError("rejected"),  # 08004
+        PG.CrashShutdownError("the server crashed"),  # 57P02
+        PG.AdminShutdownError("terminating connection due to administrator command"),  # 57P01
+        PG.CannotConnectNowError("the database system is starting up"),  # 57P03
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_server_that_cannot_serve_now_is_unavailable_wrapped_or_not(error: Exception) -> None:
+    """By SQLSTATE (classes 08 and 53, 57P01-57P03), whether or not SQLAlchemy wrapped it and
+    whether or not it marked the connection invalidated: a 503 to retry, never a 500."""
+    assert is_connection_error(error)
+    assert is_connection_error(through_sqlalchemy(error))

@@ -124,6 +124,12 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONBytes:
     return problem(500, "Internal error", "unexpected error; it has been logged", request)
 
 
+# SQLSTATEs that say the server cannot serve now, not that the statement was wrong: connection
+# exceptions (08), insufficient resources (53: too many connections), shutting down, crashed or
+# starting up (57P01-57P03), and a statement cancelled by its timeout (57014).
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014")
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """True when `exc` means PostgreSQL could not be reached, not that a statement was wrong."""
     if isinstance(
@@ -132,19 +138,20 @@ def is_connection_error(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError):
         orig = getattr(exc.orig, "__cause__", None) or exc.orig
-        return (
-            isinstance(
-                orig,
-                asyncpg.exceptions.ConnectionDoesNotExistError
-                | asyncpg.exceptions.CannotConnectNowError
-                | asyncpg.exceptions.AdminShutdownError
-                | asyncpg.exceptions.QueryCanceledError
-                | OSError
-                | TimeoutError,
-            )
-            or exc.connection_invalidated
-        )
-    return isinstance(exc, asyncpg.exceptions.PostgresConnectionError)
+        return _unreachable(orig) or exc.connection_invalidated
+    return _unreachable(exc)
+
+
+def _unreachable(error: BaseException | None) -> bool:
+    if isinstance(
+        error,
+        asyncpg.exceptions.PostgresConnectionError
+        | asyncpg.exceptions.ConnectionDoesNotExistError
+        | OSError
+        | TimeoutError,
+    ):
+        return True
+    return str(getattr(error, "sqlstate", "") or "").startswith(UNAVAILABLE_SQLSTATES)
 
 
 def is_bad_value(exc: BaseException) -> bool:
