@@ -18,22 +18,7 @@ import statistics
 import httpx
 from playwright.async_api import async_playwright, expect
 
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WATCH = """id => new Promise(resolve => {
-  const seen = () => document.querySelector('#q-' + id + '.taken');
-  if (seen()) return resolve(Date.now());
-  new MutationObserver((_, observer) => {
-    if (seen()) { observer.disconnect(); resolve(Date.now()); }
-  }).observe(document.getElementById('queue'), {childList: true, subtree: true, attributes: true});
-})"""
+from tests.browser.helpers import CHROMIUM_ARGS, WATCH
 
 
 async def queue(args: argparse.Namespace) -> list[int]:
@@ -61,7 +46,7 @@ async def main() -> None:
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     args = parser.parse_args()
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=args.chromium, args=ARGS)
+        browser = await p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         a, b = [await (await browser.new_context()).new_page() for _ in range(2)]
         for page, operator in zip((a, b), args.operators, strict=True):
             await page.goto(f"{args.mes}/?operator={operator}")

@@ -16,7 +16,7 @@ def app_of(client: httpx.AsyncClient) -> FastAPI:
 
 
 def cache_of(client: httpx.AsyncClient) -> Cache:
-    cache = app_of(client).state.cache.cache
+    cache = app_of(client).state.context.cache.cache
     assert isinstance(cache, Cache)
     return cache
 

@@ -17,18 +17,9 @@ import httpx
 import pytest
 
 from orderflow.kit.settings import Settings
-from tests.browser.helpers import Platform
+from tests.browser.helpers import CHROMIUM_ARGS, Platform
 from tests.clients import running, server
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CANDIDATES = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
 LIVE = {"ORDERFLOW_SSE_HEARTBEAT_S": "1"}
 

@@ -9,6 +9,26 @@ import httpx
 
 from orderflow.kit.settings import Settings
 
+# Debian's Chromium as root, on a machine with no network: no sandbox, nothing fetched in the
+# background (its refused connections would otherwise pile up). Shared with perf.board_latency.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Set in a watching board when the claimed order's row turns "taken": Date.now() there.
+WATCH = """id => new Promise(resolve => {
+  const seen = () => document.querySelector('#q-' + id + '.taken');
+  if (seen()) return resolve(Date.now());
+  new MutationObserver((_, observer) => {
+    if (seen()) { observer.disconnect(); resolve(Date.now()); }
+  }).observe(document.getElementById('queue'), {childList: true, subtree: true, attributes: true});
+})"""
+
 
 @dataclass
 class Platform:

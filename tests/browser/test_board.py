@@ -10,17 +10,9 @@ from playwright.async_api import expect
 
 from orderflow.kit.embedded import free_port
 from tests.browser.conftest import LIVE, screenshot_dir
-from tests.browser.helpers import Platform, queued_orders
+from tests.browser.helpers import WATCH, Platform, queued_orders
 from tests.clients import running, wait_healthy
 
-# Set in the watching board when the claimed order's row turns "taken": Date.now() there.
-WATCH = """id => new Promise(resolve => {
-  const seen = () => document.querySelector('#q-' + id + '.taken');
-  if (seen()) return resolve(Date.now());
-  new MutationObserver((_, observer) => {
-    if (seen()) { observer.disconnect(); resolve(Date.now()); }
-  }).observe(document.getElementById('queue'), {childList: true, subtree: true, attributes: true});
-})"""
 LATENCIES_MS: list[int] = []  # claim click to the other board's update, reported at the end
 
 

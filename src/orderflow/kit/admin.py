@@ -55,7 +55,7 @@ def _state(cached: ServiceCache) -> dict[str, Any]:
 @router.get("/cache", response_model=CacheState)
 async def get_cache_state(request: Request) -> JSONBytes:
     """This service's cache mode, every service's modes, the breaker and the epoch."""
-    return JSONBytes(dumps(_state(request.app.state.cache)))
+    return JSONBytes(dumps(_state(request.app.state.context.cache)))
 
 
 @router.put("/cache", response_model=CacheState, responses={503: {"description": "No Redis"}})
@@ -64,7 +64,7 @@ async def switch_cache(request: Request, body: CacheSwitch) -> JSONBytes:
 
     Takes effect in every process of the platform at once, without a restart.
     """
-    cached: ServiceCache = request.app.state.cache
+    cached: ServiceCache = request.app.state.context.cache
     changes: dict[str, str] = {}
     if body.mode is not None:
         changes[cached.service] = body.mode

@@ -113,7 +113,7 @@ def _lifespan(
             await resources.start()
             modes = await stack.enter_async_context(cache_modes(settings))
             app.state.context = context(resources, modes, service)
-            cached = app.state.cache = app.state.context.cache
+            cached = app.state.context.cache
             stack.push_async_callback(cached.close)
             if near is not None and settings.redis_url and settings.near_cache_ttl_s > 0:
                 cached.keep_near(near, settings, namespace)

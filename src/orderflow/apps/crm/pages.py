@@ -21,12 +21,11 @@ from orderflow.apps.common.pages import (
     see_other,
     whole,
 )
-from orderflow.kit.errors import NotFound
 from orderflow.kit.pagination import Page
 from orderflow.kit.params import Id
 from orderflow.sales.catalogue import service as catalogue
 from orderflow.sales.clients import service as clients
-from orderflow.sales.context import Sales, SalesDep
+from orderflow.sales.context import SalesDep
 from orderflow.sales.orders import reads, transitions
 from orderflow.sales.orders.lifecycle import ACTIONS, OrderStatus
 
@@ -104,16 +103,6 @@ async def orders_page(
     )
 
 
-async def _item_names(sales: Sales, order: dict[str, Any]) -> dict[int, str]:
-    names = {}
-    for line in order["lines"]:
-        try:
-            names[line["item_id"]] = loads(await catalogue.get_item(sales, line["item_id"]))["name"]
-        except NotFound:
-            names[line["item_id"]] = f"item {line['item_id']}"
-    return names
-
-
 @router.get("/console/orders/{order_id}", response_class=HTMLResponse)
 async def order_page(
     sales: SalesDep, order_id: Id, done: Annotated[str, Query(max_length=20)] = ""
@@ -130,7 +119,7 @@ async def order_page(
         title=f"Order {order_id}",
         order=order,
         client=client,
-        names=await _item_names(sales, order),
+        names=await catalogue.item_names(sales, (ln["item_id"] for ln in order["lines"])),
         allowed=allowed,
         notice=notice,
     )

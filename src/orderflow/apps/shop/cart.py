@@ -143,12 +143,7 @@ async def my_orders_page(
 async def my_order_page(request: Request, sales: SalesDep, order_id: Id) -> HTMLResponse:
     """One order with its lines; open, its status follows the order's life."""
     order = loads(await reads.get_order(sales, order_id))
-    names = {}
-    for line in order["lines"]:
-        try:
-            names[line["item_id"]] = loads(await catalogue.get_item(sales, line["item_id"]))["name"]
-        except NotFound:
-            names[line["item_id"]] = f"item {line['item_id']}"
+    names = await catalogue.item_names(sales, (line["item_id"] for line in order["lines"]))
     name = "my_order_status.html" if is_htmx(request) else "my_order.html"
     me = await current_client(sales, request)
     return templates.page(

@@ -6,6 +6,10 @@ the catalogue's generation, so no catalogue page shows the old item either. Both
 the commit and before the seller is answered (the unit of work's after-commit actions).
 """
 
+from collections.abc import Iterable
+
+import orjson
+
 from orderflow.data.shopdb import Item
 from orderflow.kit.errors import NotFound
 from orderflow.kit.http import dumps
@@ -55,6 +59,18 @@ async def replace_item(sales: Sales, item_id: int, data: ItemIn) -> bytes:
         uow.after_commit(lambda: sales.cache.invalidate(ITEM, item_id, version))
         uow.after_commit(lambda: sales.cache.bump([CATALOGUE]))
     return dumps(item_dict(item))
+
+
+async def item_names(sales: Sales, item_ids: Iterable[int]) -> dict[int, str]:
+    """Each item's name, for pages listing an order's lines (cached reads); a placeholder for an
+    item that no longer exists."""
+    names = {}
+    for item_id in item_ids:
+        try:
+            names[item_id] = orjson.loads(await get_item(sales, item_id))["name"]
+        except NotFound:
+            names[item_id] = f"item {item_id}"
+    return names
 
 
 async def popular_item_ids(sales: Sales, limit: int) -> list[int]:
