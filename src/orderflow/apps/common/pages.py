@@ -26,6 +26,10 @@ from orderflow.kit.errors import OrderflowError, is_bad_value, is_connection_err
 COMMON = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent.parent / "static"
 NO_STORE = {"Cache-Control": "no-store"}
+FRAMEWORK = {
+    404: ("Not found", "There is no page at this address."),
+    405: ("Not possible here", "This address does not take this action."),
+}
 
 
 class FormError(Exception):
@@ -107,7 +111,7 @@ def _validation_fields(errors: Iterable[Any]) -> list[tuple[str, str]]:
 def _explain(exc: Exception) -> tuple[int, str, str, list[tuple[str, str]]] | None:
     """(status, title, words, fields) for the errors a person can meet; None: not ours."""
     if isinstance(exc, FormError):
-        return 422, "Please check the form", str(exc), [(exc.field, exc.message)]
+        return 422, "Please check the form", "A value is not valid.", [(exc.field, exc.message)]
     if isinstance(exc, RequestValidationError | ValidationError):
         fields = _validation_fields(exc.errors())
         return 422, "Please check the form", "Some values are not valid.", fields
@@ -115,8 +119,8 @@ def _explain(exc: Exception) -> tuple[int, str, str, list[tuple[str, str]]] | No
         fields = [(e["field"], e["message"]) for e in exc.extra.get("errors", [])]
         titles = {404: "Not found", 409: "Not possible now", 422: "Please check the form"}
         return exc.status, titles.get(exc.status, exc.title), exc.detail, fields
-    if isinstance(exc, HTTPException):
-        return exc.status_code, "Not found" if exc.status_code == 404 else "Error", exc.detail, []
+    if isinstance(exc, HTTPException):  # the framework's: no route, or not this method
+        return exc.status_code, *FRAMEWORK.get(exc.status_code, ("Error", exc.detail)), []
     if is_connection_error(exc):
         return 503, "Unavailable", "The database is unavailable, try again in a moment.", []
     if is_bad_value(exc):
