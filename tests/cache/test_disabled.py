@@ -24,7 +24,7 @@ async def test_disabled_cache_never_calls_redis(ns: str, entity: Entity) -> None
         assert cache.breaker.state == "closed"
         assert sample("orderflow_cache_requests_total", entity=entity.name, result="bypass") == 6
         for kind in ("connection", "timeout", "unavailable", "protocol"):
-            for op in ("peek", "lookup", "lookup_view", "put", "invalidate", "delete"):
+            for op in ("lookup", "lookup_view", "put", "invalidate", "delete"):
                 labels = {"entity": entity.name, "op": op, "kind": kind}
                 assert sample("orderflow_cache_errors_total", **labels) == 0
     finally:

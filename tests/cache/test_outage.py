@@ -65,7 +65,7 @@ async def test_redis_stopped_then_restarted(
     assert sample("orderflow_cache_breaker_state", namespace=fragile.namespace) == 2
     assert await fragile.health() == "degraded: breaker open"
     connection_errors = sample(
-        "orderflow_cache_errors_total", entity=entity.name, op="peek", kind="connection"
+        "orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="connection"
     )
 
     for _ in range(20):  # fast, and Redis is not even tried
@@ -73,10 +73,10 @@ async def test_redis_stopped_then_restarted(
         assert value == b'{"v":1}'
         assert took < 0.02
     assert connection_errors == sample(
-        "orderflow_cache_errors_total", entity=entity.name, op="peek", kind="connection"
+        "orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="connection"
     )
     assert (
-        sample("orderflow_cache_errors_total", entity=entity.name, op="peek", kind="unavailable")
+        sample("orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="unavailable")
         == 20
     )
     assert loader.calls == 23
@@ -130,7 +130,7 @@ async def test_a_slow_redis_costs_one_timeout_per_call(
     assert value == b"{}"
     assert TIMEOUT_S <= took < TIMEOUT_S + 0.08
     assert (
-        sample("orderflow_cache_errors_total", entity=entity.name, op="peek", kind="timeout") == 1
+        sample("orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="timeout") == 1
     )
 
 
@@ -141,3 +141,25 @@ async def test_health_alone_heals_the_breaker(fragile: Cache, private_redis: Emb
     await asyncio.sleep(RESET_S)
     assert await fragile.health() == "ok"
     assert fragile.epoch == before + 1
+
+
+async def test_writes_rejected_during_the_probe_leave_recovery_to_it(
+    fragile: Cache, entity: Entity
+) -> None:
+    """Finding 5: a write rejected while the half-open probe was in flight used to re-open the
+    breaker, so the probe's success closed nothing, and under write load every probe's epoch
+    bump was followed by another: several flushes of the namespace for one outage."""
+    before = fragile.epoch
+    fragile.breaker.trip(probe_now=True)
+    probe = fragile.breaker.admit()  # a probe is in flight (a read or /health)
+    assert fragile.breaker.state == "half_open"
+    for n in range(10):  # writes committed meanwhile are rejected, not tried
+        assert not await fragile.put(entity, n, 2, b'{"v":2}', TTL)
+        assert not await fragile.invalidate(entity, n, 2)
+        assert not await fragile.bump(["orders"])
+    assert fragile.breaker.state == "half_open"
+    assert probe is not None
+    fragile.breaker.succeeded(probe)
+    assert fragile.breaker.state == "closed"
+    await fragile.get_or_load(entity, 1, Loader(2, b'{"v":2}'), TTL)
+    assert fragile.epoch == before  # no further bump: that probe was the only one needed

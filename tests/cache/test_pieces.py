@@ -1,6 +1,5 @@
-"""Pure pieces: TTL policies, the entry format, key layout, in-process single flight."""
+"""Pure pieces: TTL policies, the entry format, key layout."""
 
-import asyncio
 import random
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -8,7 +7,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from orderflow.cache import Entity, FixedTTL, KeySpace, QuietWindowTTL, entry
-from orderflow.cache.flight import Flight, SingleFlight
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -95,46 +93,3 @@ def test_key_layout() -> None:
     assert keys.entry(Entity("x"), 0, "{c:1}") == "shop:x:v1:e0:%7Bc%3A1%7D"
     assert keys.generation(5, "orders") == "shop:gen:e5:orders"
     assert keys.lease("shop:order:v2:e0:{c:42}:1001") == "lease:shop:order:v2:e0:{c:42}:1001"
-
-
-async def test_single_flight_shares_results_and_survives_a_cancelled_leader() -> None:
-    flights: SingleFlight[int] = SingleFlight()
-    gate, calls = asyncio.Event(), []
-
-    async def work(_: Flight[int]) -> int:
-        calls.append(1)
-        await gate.wait()
-        return len(calls)
-
-    leader = asyncio.create_task(flights.run("k", work))
-    await asyncio.sleep(0)
-    followers = [asyncio.create_task(flights.run("k", work)) for _ in range(5)]
-    await asyncio.sleep(0)
-    leader.cancel()  # a follower takes over; the others join it
-    for _ in range(3):
-        await asyncio.sleep(0)
-    gate.set()
-    assert await asyncio.gather(*followers) == [2] * 5
-    assert len(flights) == 0
-
-
-async def test_nobody_joins_a_flight_that_is_already_loading() -> None:
-    """A row read before a newcomer arrived may predate a write acknowledged to it."""
-    flights: SingleFlight[str] = SingleFlight()
-    loading, release = asyncio.Event(), asyncio.Event()
-
-    async def old_load(flight: Flight[str]) -> str:
-        flight.loading = True
-        loading.set()
-        await release.wait()
-        return "version 1"
-
-    async def new_load(_: Flight[str]) -> str:
-        return "version 2"
-
-    early = asyncio.create_task(flights.run("k", old_load))
-    await loading.wait()  # ... a writer commits version 2 and invalidates here ...
-    assert await flights.run("k", new_load) == "version 2"
-    release.set()
-    assert await early == "version 1"
-    assert len(flights) == 0

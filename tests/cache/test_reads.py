@@ -23,9 +23,10 @@ async def test_second_read_is_a_hit(cache: Cache, entity: Entity) -> None:
     assert sample("orderflow_cache_requests_total", entity=name, result="hit") == 1
     assert sample("orderflow_cache_loads_total", entity=name) == 1
     assert sample("orderflow_cache_fills_total", entity=name, outcome="stored") == 1
-    # a plain read (peek) each time; the miss then took the lease in a scripted lookup
-    assert sample("orderflow_cache_latency_seconds_count", entity=name, op="peek") == 2
-    assert sample("orderflow_cache_latency_seconds_count", entity=name, op="lookup") == 1
+    # one lookup each time (the miss's also took the lease), one fill (which released it)
+    assert sample("orderflow_cache_latency_seconds_count", entity=name, op="lookup") == 2
+    assert sample("orderflow_cache_latency_seconds_count", entity=name, op="fill") == 1
+    assert sample("orderflow_cache_latency_seconds_count", entity=name, op="release") == 0
 
 
 async def test_entries_are_versioned_json_with_a_ttl(
@@ -105,7 +106,7 @@ async def test_a_lease_holder_that_never_fills_costs_others_only_wait_ms(
     started = asyncio.get_running_loop().time()
     assert await quick.get_or_load(entity, 9, loader, TTL) == b"{}"
     assert 0.05 <= asyncio.get_running_loop().time() - started < 0.5
-    assert await client.get(key) == b"1|{}"  # filled anyway: fills are compare-and-set
+    assert await client.get(key) is None  # not filled: only the lease's holder may fill
 
 
 async def test_an_exhausted_pool_falls_back_without_opening_the_breaker(
@@ -118,7 +119,7 @@ async def test_an_exhausted_pool_falls_back_without_opening_the_breaker(
         reads = [cache.get_or_load(entity, n, loader, TTL) for n in range(20)]
         assert set(await asyncio.gather(*reads)) == {b'{"v":1}'}
         assert cache.breaker.state == "closed"
-        assert sample("orderflow_cache_errors_total", entity=entity.name, op="peek", kind="busy")
+        assert sample("orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="busy")
     finally:
         await small.aclose()
 
@@ -126,15 +127,31 @@ async def test_an_exhausted_pool_falls_back_without_opening_the_breaker(
 async def test_latecomers_wait_for_this_process_s_own_slow_load(
     client: Redis, ns: str, entity: Entity
 ) -> None:
-    """Readers arriving once the load started cannot share it (it may predate their writes),
-    but the lease is this process's: they wait for it past `wait_ms`, then find the fill."""
+    """Readers arriving once the load started find its lease still held: no write came
+    between it and them (a write revokes the lease), so they share the load, past `wait_ms`."""
     cache = Cache(client, ns, timeout_s=1.0, wait_ms=50)
     loader = Loader(1, b'{"slow":true}', gated=True)
     first = asyncio.create_task(cache.get_or_load(entity, 1, loader, TTL))
-    await loader.entered.wait()  # loading: newcomers lead flights of their own
+    await loader.entered.wait()  # loading: newcomers find its lease
     late = [asyncio.create_task(cache.get_or_load(entity, 1, loader, TTL)) for _ in range(50)]
     await asyncio.sleep(0.2)  # four times wait_ms
     loader.gate.set()
     assert set(await asyncio.gather(first, *late)) == {b'{"slow":true}'}
     assert loader.calls == 1
-    assert sample("orderflow_cache_requests_total", entity=entity.name, result="hit") == 50
+    assert sample("orderflow_cache_requests_total", entity=entity.name, result="miss") == 51
+
+
+async def test_waiters_on_a_cancelled_load_look_up_again(cache: Cache, entity: Entity) -> None:
+    """A lease holder cancelled mid-load (its client went away) gives the lease back; the
+    callers of this process waiting on its load do not fail: one of them loads instead."""
+    first = Loader(1, b'{"v":1}', gated=True)
+    holder = asyncio.create_task(cache.get_or_load(entity, 1, first, TTL))
+    await first.entered.wait()
+    second = Loader(1, b'{"v":1}')
+    waiters = [asyncio.create_task(cache.get_or_load(entity, 1, second, TTL)) for _ in range(20)]
+    await asyncio.sleep(0.05)  # they found the lease held and wait on its load
+    holder.cancel()
+    assert set(await asyncio.gather(*waiters)) == {b'{"v":1}'}
+    assert second.calls == 1
+    with pytest.raises(asyncio.CancelledError):
+        await holder

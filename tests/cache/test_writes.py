@@ -24,7 +24,8 @@ async def test_a_fill_that_read_before_a_commit_cannot_overwrite_it(
         assert await cache.invalidate(entity, 7, 2)
     old.gate.set()
     assert await reader == b'{"v":1}'  # what it read, but not cached
-    assert sample("orderflow_cache_fills_total", entity=entity.name, outcome="stale") == 1
+    # The write revoked the reader's lease: its fill is refused before versions are compared.
+    assert sample("orderflow_cache_fills_total", entity=entity.name, outcome="lease") == 1
 
     new = Loader(2, b'{"v":2}')
     assert await cache.get_or_load(entity, 7, new, TTL) == b'{"v":2}'
@@ -137,3 +138,54 @@ async def test_a_lost_epoch_never_comes_back_to_an_old_number(
     new = Loader(2, b'{"v":"new"}')
     assert await cache.get_or_load(entity, 7, new, TTL) == b'{"v":"new"}'
     assert cache.epoch > 3
+
+
+@pytest.mark.parametrize("gone", ["expired", "evicted"])
+async def test_a_stale_fill_stays_out_once_the_tombstone_is_gone(
+    cache: Cache, entity: Entity, client: Redis, ns: str, gone: str
+) -> None:
+    """Finding 4: a fill used to be refused only by a tombstone or entry still there. A
+    tombstone expires after 60 s and is the first thing a volatile-* eviction drops; then the
+    stale fill of a reader that loaded before the write landed. Now the write revokes its lease."""
+    key = f"{ns}:item:v1:e0:7"
+    old = Loader(1, b'{"v":1}', gated=True)
+    reader = asyncio.create_task(cache.get_or_load(entity, 7, old, TTL))
+    await old.entered.wait()  # loaded version 1 under its lease...
+    assert await cache.invalidate(entity, 7, 2)  # ...version 2 committed, tombstoned...
+    if gone == "expired":
+        await client.pexpire(key, 1)
+        await asyncio.sleep(0.01)
+    else:
+        await client.delete(key)
+    assert not await client.exists(key)  # ...and the tombstone is gone before the fill
+    old.gate.set()
+    assert await reader == b'{"v":1}'
+    assert await client.get(key) is None  # the stale value did not land
+    new = Loader(2, b'{"v":2}')
+    assert await cache.get_or_load(entity, 7, new, TTL) == b'{"v":2}'
+    assert await client.get(key) == b'2|{"v":2}'
+
+
+async def test_a_put_pinned_to_an_epoch_that_ended_writes_a_tombstone(
+    cache: Cache, entity: Entity, client: Redis, ns: str
+) -> None:
+    """Finding 3: a write-through put racing an epoch bump used to carry its version into the
+    new epoch, which has no history to refuse it. Writer A commits v3, writer B commits v4 and
+    puts it; the epoch moves (an outage ended); A's delayed put must not land v3 there."""
+    seen = cache.epoch  # what writer A saw before its commit
+    assert await cache.put(entity, 7, 4, b'{"v":4}', TTL)  # writer B
+    await client.incr(f"{ns}:epoch")  # an outage ends: a new, empty epoch
+    assert await cache.put(entity, 7, 3, b'{"v":3}', TTL, seen_epoch=seen)
+    new_key = f"{ns}:item:v1:e{seen + 1}:7"
+    assert await client.get(new_key) == b"3|"  # a tombstone: "v3 was committed", no value
+    assert sample("orderflow_cache_fills_total", entity=entity.name, outcome="epoch") == 1
+    fresh = Loader(4, b'{"v":4}')
+    assert await cache.get_or_load(entity, 7, fresh, TTL) == b'{"v":4}'
+    assert fresh.calls == 1
+
+
+async def test_a_put_in_the_epoch_it_saw_writes_its_value(
+    cache: Cache, entity: Entity, client: Redis, ns: str
+) -> None:
+    assert await cache.put(entity, 7, 3, b'{"v":3}', TTL, seen_epoch=cache.epoch)
+    assert await client.get(f"{ns}:item:v1:e0:7") == b'3|{"v":3}'

@@ -1,12 +1,17 @@
-"""The cache-aside read path: single flight in the process, a lease across processes, a fill.
+"""The cache-aside read path: a lookup that leases on a miss, one load, a fill with the lease.
 
-A hit is one plain `MGET` of the epoch and the entry, outside any flight. A miss is loaded once:
-concurrent callers in this process share the first caller's flight (`SingleFlight`), and across
-processes the flight that wins the lease loads while the others poll for its fill. A lease holder
-that is slow or gone costs the others at most `wait_ms`, after which they load themselves (still
-safe: every fill is a compare-and-set on the version).
+A hit is one scripted lookup. A miss is two round trips (the memcache leases design): the lookup
+that misses also grants this caller the lease to load the value, and the fill carries the lease
+and releases it. Whoever finds the lease taken waits for the holder's fill: in the holder's own
+process it awaits the holder's load directly, elsewhere it polls the entry. A holder that is
+slow or gone costs others at most `wait_ms`, after which they load without filling.
 
-A batch read (`Reader.read_many`, the bodies behind a list view) takes neither: see there.
+Sharing a load is safe because every write revokes the entry's lease before it is answered: a
+caller that finds the lease still held, after it arrived, knows that no write acknowledged
+before it arrived came between the lease and the load, so the load is as new as its own would be.
+
+A batch read (`Reader.read_many`, the bodies behind a list view) leases every missing entry
+but waits for none: see there.
 """
 
 from __future__ import annotations
@@ -17,16 +22,18 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
+
+from prometheus_client import Counter
 
 from orderflow.cache import entry
 from orderflow.cache.errors import CacheError
-from orderflow.cache.flight import Flight, SingleFlight
 from orderflow.cache.metrics import EntityMetrics
-from orderflow.cache.store import Miss, Store
+from orderflow.cache.store import Busy, Fill, Found, Miss, Store
 from orderflow.cache.ttl import TTLPolicy
 
 T = TypeVar("T")
+F = TypeVar("F")
 
 Loader = Callable[[], Awaitable[tuple[int | None, bytes]]]
 """Loads a value from the database: `(version, JSON bytes)`, the bytes non-empty; a version of
@@ -38,16 +45,21 @@ ManyLoader = Callable[[list[int]], Awaitable[dict[int, tuple[int | None, bytes]]
 index -> `(version, JSON bytes)`, as for `Loader`. It must return every index it is given (raise,
 e.g. NotFound, if a row is gone); a missing index raises KeyError. Its errors reach the caller."""
 
-_Fetched = tuple[bytes, str]  # the payload and how it was obtained: hit, miss or bypass
+Missed = Literal[Miss.LEASED, Miss.MOVED] | Busy  # how a lookup of one entry missed
+
+
+class _HolderGone(Exception):
+    """The load being waited on was cancelled: its waiters look up again."""
 
 
 @dataclass(frozen=True, slots=True)
-class _Read:
-    """One read: its key, in the epoch seen before loading, and how to load it."""
+class Read:
+    """One read: its key, in the epoch seen before loading, its lease token, how to load it."""
 
     m: EntityMetrics
     epoch: int
     key: str
+    token: str
     loader: Loader
     ttl: TTLPolicy
 
@@ -57,41 +69,112 @@ class Reader:
 
     def __init__(self, store: Store, *, wait_ms: int, poll_ms: int) -> None:
         self._store = store
-        self._flights: SingleFlight[_Fetched] = SingleFlight()
         self._wait_s, self._poll_s = wait_ms / 1000, poll_ms / 1000
-        self._tokens = (f"{os.getpid()}-{os.urandom(4).hex()}-{n}" for n in itertools.count())
+        prefix = f"{os.getpid()}-{os.urandom(4).hex()}-"
+        self._tokens = (f"{prefix}{n}" for n in itertools.count())
+        self._loading: dict[str, asyncio.Future[bytes]] = {}  # lease token -> its load
+
+    def token(self) -> str:
+        """A fresh lease token, unique across processes, for a batch (nobody waits on it)."""
+        return next(self._tokens)
 
     async def read(
         self, m: EntityMetrics, epoch: int, key: str, loader: Loader, ttl: TTLPolicy
     ) -> bytes:
-        """The value at `key` (in `epoch`), loaded and filled on a miss; never a cache error.
-
-        A hit is one plain read (`Store.peek`) outside any flight: a hit needs no company,
-        and cannot be handed a value looked up before the caller arrived. Only a miss joins or
-        leads a flight, whose scripted lookup takes the lease.
-        """
+        """The value at `key` (in `epoch`), loaded and filled on a miss; never a cache error."""
         try:
-            found = await self._store.peek(m, epoch, key)
+            token, found = await self.looked_up(
+                lambda token: self._store.lookup(m, epoch, key, token),
+                lambda found: found is Miss.LEASED,
+            )
         except CacheError:
-            m.bypass.inc()
-            m.loads.inc()
-            return (await loader())[1]
+            return await bypass(m, loader)
         if isinstance(found, bytes):
             m.hit.inc()
-            return found
-        if found is Miss.MOVED:  # our key is in an old epoch that nobody reads any more
-            m.miss.inc()
-            m.loads.inc()
-            return (await loader())[1]
-        return await self.read_missed(m, epoch, key, loader, ttl)
+            return entry.body(found)
+        return await self.read_missed(Read(m, epoch, key, token, loader, ttl), found)
 
-    async def read_missed(
-        self, m: EntityMetrics, epoch: int, key: str, loader: Loader, ttl: TTLPolicy
-    ) -> bytes:
-        """`read` after a lookup found nothing at `key`: the flight, the lease, the fill."""
-        read = _Read(m, epoch, key, loader, ttl)
-        payload, result = await self._flights.run(key, lambda flight: self._fetch(read, flight))
-        getattr(m, result).inc()  # every caller counts, followers included
+    async def looked_up(
+        self, lookup: Callable[[str], Awaitable[F]], leased: Callable[[F], bool]
+    ) -> tuple[str, F]:
+        """`lookup(token)` with a fresh lease token, which is ready (before the lookup is
+        answered, so nobody finds it missing) for this process's callers to wait on, if
+        `leased(what the lookup found)`. Then `load_leased` must follow."""
+        token = next(self._tokens)
+        self._loading[token] = asyncio.get_running_loop().create_future()
+        try:
+            found = await lookup(token)
+        except BaseException:
+            del self._loading[token]
+            raise
+        if not leased(found):
+            del self._loading[token]
+        return token, found
+
+    async def read_missed(self, read: Read, found: Missed) -> bytes:
+        """`read` once a lookup with `read.token` missed: load under the lease, or wait."""
+        deadline = time.monotonic() + self._wait_s
+        while True:
+            if found is Miss.LEASED:
+                return await self._load_and_fill(read)
+            if found is Miss.MOVED:  # our key is in an old epoch that nobody reads any more
+                return await bypass(read.m, read.loader, read.m.miss)
+            if (shared := await self._join(read.m, found.holder)) is not None:
+                return shared
+            if time.monotonic() >= deadline:  # the holder is slow or gone: load, do not fill
+                return await bypass(read.m, read.loader, read.m.miss)
+            await asyncio.sleep(self._poll_s)
+            try:
+                found_again = await self._store.lookup(read.m, read.epoch, read.key, read.token)
+            except CacheError:
+                return await bypass(read.m, read.loader)
+            if isinstance(found_again, bytes):
+                read.m.hit.inc()
+                return entry.body(found_again)
+            found = found_again
+
+    async def _load_and_fill(self, read: Read) -> bytes:
+        version, payload = await self.load_leased(read)
+        if version is None:  # not to be cached: give the lease back
+            await quietly(self._store.release(read.m, read.key, read.token))
+        else:
+            ttl_ms = read.ttl.ttl_ms()
+            fill = self._store.fill(
+                read.m, read.epoch, read.key, read.token, version, payload, ttl_ms
+            )
+            await quietly(fill)
+        return payload
+
+    async def load_leased(self, read: Read) -> tuple[int | None, bytes]:
+        """Load under `read.token`'s lease, sharing the result with this process's waiters.
+        Counts the miss; on an error releases the lease (best effort) and re-raises."""
+        load = self._loading.get(read.token) or asyncio.get_running_loop().create_future()
+        self._loading[read.token] = load
+        try:
+            read.m.loads.inc()
+            version, payload = await read.loader()
+        except BaseException as exc:
+            # A NotFound reaches every waiter unchanged; a cancelled load sends them back.
+            load.set_exception(exc if isinstance(exc, Exception) else _HolderGone())
+            load.exception()  # retrieved: there may be no waiter, and that is fine
+            await quietly(self._store.release(read.m, read.key, read.token))
+            raise
+        finally:
+            del self._loading[read.token]
+        load.set_result(payload)
+        read.m.miss.inc()
+        return version, payload
+
+    async def _join(self, m: EntityMetrics, holder: str) -> bytes | None:
+        """The payload of this process's load under `holder`'s lease, or None if the holder
+        is not a load of this process (or was cancelled)."""
+        if (load := self._loading.get(holder)) is None:
+            return None
+        try:
+            payload = await asyncio.shield(load)  # our being cancelled must not cancel it
+        except _HolderGone:
+            return None
+        m.miss.inc()
         return payload
 
     async def read_many(
@@ -103,90 +186,64 @@ class Reader:
         ttl: TTLPolicy,
     ) -> list[bytes]:
         """The values at `keys` (in `epoch`), in order; never a cache error. One lookup round
-        trip, then for the misses one `loader` call and one pipelined round trip of fills.
+        trip (leasing the missing entries), then one `loader` call for the misses and one
+        pipelined round trip filling those leased.
 
-        No single flight and no leases: the bodies behind a list view are small primary-key
-        loads, so a duplicate load by a concurrent reader costs little, while waiting on every
-        missing entry's lease would make a page as slow as its slowest entry. Correctness needs
-        neither: each fill is a compare-and-set on the version, pinned to the lookup's epoch.
+        No waiting: the bodies behind a list view are small primary-key loads, so loading an
+        entry another caller holds the lease on costs little, while waiting for each would make
+        a page as slow as its slowest entry. Such an entry is loaded and not filled.
         """
+        token = self.token()
         try:
-            found = await self._store.lookup_many(m, epoch, keys)
+            found = await self._store.lookup_many(m, epoch, keys, token)
         except CacheError:
             return await bypass_many(m, loader, len(keys))
-        # A moved epoch (now adopted): our keys are in one nobody reads; all miss, none fill.
-        if found is Miss.MOVED:
-            return await self.complete_many(m, epoch, keys, [None] * len(keys), loader, ttl, False)
-        return await self.complete_many(m, epoch, keys, found, loader, ttl)
+        if found is Miss.MOVED:  # our keys are in an epoch nobody reads: all miss, none fill
+            found = [Miss.BUSY] * len(keys)
+        return await self.complete_many(m, epoch, token, keys, found, loader, ttl)
 
     async def complete_many(
         self,
         m: EntityMetrics,
         epoch: int,
+        token: str,
         keys: Sequence[str],
-        stored: Sequence[bytes | None],
+        found: Sequence[Found],
         loader: ManyLoader,
         ttl: TTLPolicy,
-        fill: bool = True,
     ) -> list[bytes]:
-        """`read_many` once the entries at `keys` were looked up (None: not there): the
-        payloads in order, the misses loaded in one call and filled (if `fill`) in one trip."""
-        misses = [i for i, raw in enumerate(stored) if raw is None]
-        loaded = await _load_many(m, loader, misses) if misses else {}
-        fills = [
+        """`read_many` once the entries at `keys` were looked up with `token`: the payloads in
+        order, the misses loaded in one call, those leased to `token` filled in one trip."""
+        misses = [i for i, raw in enumerate(found) if not isinstance(raw, bytes)]
+        leased = [keys[i] for i in misses if found[i] is Miss.LEASED]
+        try:
+            loaded = await _load_many(m, loader, misses) if misses else {}
+        except BaseException:
+            if leased:
+                await quietly(self._store.fill_many(m, epoch, token, [], leased))
+            raise
+        fills: list[Fill] = [
             (keys[i], version, loaded[i][1], ttl.ttl_ms())  # a TTL each: jitter spreads expiry
             for i in misses
-            if (version := loaded[i][0]) is not None
+            if found[i] is Miss.LEASED and (version := loaded[i][0]) is not None
         ]
-        if fills and fill:
-            await _quietly(self._store.fill_many(m, epoch, fills))
+        if leased:
+            unfilled = sorted(set(leased) - {key for key, *_ in fills})
+            await quietly(self._store.fill_many(m, epoch, token, fills, unfilled))
         m.hit.inc(len(keys) - len(misses))
         m.miss.inc(len(misses))
-        return [loaded[i][1] if raw is None else entry.body(raw) for i, raw in enumerate(stored)]
+        return [_payload(raw, loaded, i) for i, raw in enumerate(found)]
 
-    async def _fetch(self, read: _Read, flight: Flight[_Fetched]) -> _Fetched:
-        """One flight: look up; on a miss, load under the lease or wait for its holder."""
-        token, deadline = next(self._tokens), time.monotonic() + self._wait_s
-        while True:
-            try:
-                found = await self._store.lookup(read.m, read.epoch, read.key, token)
-            except CacheError:
-                return await self._load(read, flight), "bypass"
-            if isinstance(found, bytes):
-                return entry.body(found), "hit"
-            if found is Miss.MOVED:  # our key is in an old epoch that nobody reads any more
-                return await self._load(read, flight), "miss"
-            if found is Miss.LEASED:
-                return await self._load_and_fill(read, flight, token), "miss"
-            if await flight.predecessor_done():  # the lease was likely our own earlier flight's:
-                deadline = time.monotonic() + self._wait_s  # it is alive, so no time limit
-                continue
-            if time.monotonic() >= deadline:
-                return await self._load_and_fill(read, flight, None), "miss"
-            await asyncio.sleep(self._poll_s)
 
-    async def _load_and_fill(
-        self, read: _Read, flight: Flight[_Fetched], token: str | None
-    ) -> bytes:
-        try:
-            read.m.loads.inc()
-            flight.loading = True
-            version, payload = await read.loader()
-            if version is not None:
-                ttl_ms = read.ttl.ttl_ms()
-                await _quietly(
-                    self._store.fill(read.m, read.epoch, read.key, version, payload, ttl_ms)
-                )
-            return payload
-        finally:
-            if token is not None:  # after the fill, so that the waiters find the value
-                await _quietly(self._store.release(read.m, read.key, token))
+def _payload(raw: Found, loaded: dict[int, tuple[int | None, bytes]], i: int) -> bytes:
+    return entry.body(raw) if isinstance(raw, bytes) else loaded[i][1]
 
-    @staticmethod
-    async def _load(read: _Read, flight: Flight[_Fetched]) -> bytes:
-        read.m.loads.inc()
-        flight.loading = True
-        return (await read.loader())[1]
+
+async def bypass(m: EntityMetrics, loader: Loader, result: Counter | None = None) -> bytes:
+    """A read without the cache, counted as `result` (default: bypass)."""
+    (result or m.bypass).inc()
+    m.loads.inc()
+    return (await loader())[1]
 
 
 async def bypass_many(m: EntityMetrics, loader: ManyLoader, n: int) -> list[bytes]:
@@ -206,7 +263,7 @@ async def _load_many(
     return loaded
 
 
-async def _quietly(op: Awaitable[T]) -> T | None:
+async def quietly(op: Awaitable[T]) -> T | None:
     """Await a best-effort Redis call: its failure is already counted and must not spread."""
     try:
         return await op

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from prometheus_client import Counter
 from redis.asyncio import Redis
 
-from orderflow.cache import entry
-from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass_many
+from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass, bypass_many
 from orderflow.cache.breaker import CircuitBreaker
 from orderflow.cache.epoch import Epoch
 from orderflow.cache.errors import CacheError, CacheUnavailable, kind
@@ -24,10 +22,11 @@ from orderflow.cache.generations import Generations
 from orderflow.cache.guard import Guard
 from orderflow.cache.keys import Entity, Key, KeySpace
 from orderflow.cache.listing import Listing, MembersLoader, by_index
-from orderflow.cache.metrics import EntityMetrics, breaker_listener, for_entity
+from orderflow.cache.metrics import breaker_listener, for_entity
 from orderflow.cache.scripts import Scripts
-from orderflow.cache.store import Miss, Store, ViewHit
+from orderflow.cache.store import Store
 from orderflow.cache.ttl import TTLPolicy
+from orderflow.cache.views import Views
 
 
 class Cache:
@@ -71,6 +70,7 @@ class Cache:
         )
         self._gens = Generations(keys, self._epoch, scripts)
         self._reader = Reader(self._store, wait_ms=wait_ms, poll_ms=poll_ms)
+        self._views = Views(keys, self._store, self._reader)
         self._enabled = enabled
 
     @property
@@ -94,7 +94,7 @@ class Cache:
         """Cache-aside read: the cached JSON bytes, or `loader()`'s, which are then cached."""
         m = for_entity(entity.name)
         if not self._enabled:
-            return await self._bypass(m, loader)
+            return await bypass(m, loader)
         epoch = self._epoch.value
         return await self._reader.read(m, epoch, self._keys.entry(entity, epoch, key), loader, ttl)
 
@@ -121,15 +121,12 @@ class Cache:
     ) -> bytes:
         """Cache-aside read of a view, keyed by the generations of the `families` it shows.
 
-        A hit is one round trip (generations and entry in one script). Loaders of views may
-        return version 0: the generations, not versions, keep views fresh.
+        A hit is one round trip (generations and entry in one script), a miss two. Loaders of
+        views may return version 0: the generations, not versions, keep views fresh.
         """
-        m = for_entity(entity.name)
-        epoch = self._epoch.value
-        found = await self._lookup_view(m, epoch, entity, key, families)
-        if isinstance(found, ViewHit):
-            return entry.body(found.raw)
-        return await self._load_view(m, epoch, found, loader, ttl)
+        if not self._enabled:
+            return await bypass(for_entity(entity.name), loader)
+        return await self._views.read(self._epoch.value, entity, key, families, loader, ttl)
 
     async def get_or_load_listing(
         self,
@@ -144,75 +141,38 @@ class Cache:
         The view's JSON is an object whose `"ids"` array holds the integer keys of its members
         (beside whatever else, e.g. a total); the members are `listing.members` entries, shared
         with single reads and kept current by every write. A hit on the view and all its
-        members is one round trip. Missing members go to one `members(ids)` call and are filled
-        as by `get_or_load_many`; a missing view is loaded as by `get_or_load_view`.
+        members is one round trip, a cold page three (see `views`).
         """
-        m = for_entity(listing.view.name)
-        epoch = self._epoch.value
-        found = await self._lookup_view(m, epoch, listing.view, key, families, listing.members)
-        if not isinstance(found, ViewHit):
-            view = orjson.loads(await self._load_view(m, epoch, found, loader, listing.ttl))
+        if not self._enabled:
+            view = orjson.loads(await bypass(for_entity(listing.view.name), loader))
             ids = view["ids"]
             many = by_index(ids, members)
-            return view, await self.get_or_load_many(
-                listing.members, ids, many, listing.members_ttl
-            )
-        view = orjson.loads(entry.body(found.raw))
-        ids, stored = view["ids"], found.members
-        mm = for_entity(listing.members.name)
-        if None not in stored:  # the hot path: every member was there
-            mm.hit.inc(len(ids))
-            return view, [entry.body(raw) for raw in cast(list[bytes], stored)]
-        keys = [self._keys.entry(listing.members, epoch, id_) for id_ in ids]
-        many = by_index(ids, members)
-        return view, await self._reader.complete_many(
-            mm, epoch, keys, stored, many, listing.members_ttl
-        )
-
-    async def _lookup_view(
-        self,
-        m: EntityMetrics,
-        epoch: int,
-        entity: Entity,
-        key: Key,
-        families: Sequence[str],
-        members: Entity | None = None,
-    ) -> ViewHit | str | Miss | None:
-        """`Store.lookup_view`, counting a hit; None if the cache is off or failing."""
-        if not self._enabled:
-            return None
-        try:
-            found = await self._store.lookup_view(m, epoch, entity, key, families, members)
-        except CacheError:
-            return None
-        if isinstance(found, ViewHit):
-            m.hit.inc()
-        return found
-
-    async def _load_view(
-        self, m: EntityMetrics, epoch: int, found: str | Miss | None, loader: Loader, ttl: TTLPolicy
-    ) -> bytes:
-        """A view `_lookup_view` did not find: loaded under the lease into the key it named."""
-        if found is None:
-            return await self._bypass(m, loader)
-        if found is Miss.MOVED:  # the generations read belong to an old epoch: do not fill
-            return await self._bypass(m, loader, result=m.miss)
-        assert isinstance(found, str)
-        return await self._reader.read_missed(m, epoch, found, loader, ttl)
+            return view, await bypass_many(for_entity(listing.members.name), many, len(ids))
+        epoch = self._epoch.value
+        return await self._views.read_listing(epoch, listing, key, families, loader, members)
 
     async def put(
-        self, entity: Entity, key: Key, version: int, payload: bytes, ttl: TTLPolicy
+        self,
+        entity: Entity,
+        key: Key,
+        version: int,
+        payload: bytes,
+        ttl: TTLPolicy,
+        *,
+        seen_epoch: int | None = None,
     ) -> bool:
         """Write-through, after the commit: cache `payload` unless a newer version is cached.
 
-        True when the cache now holds this version or a newer one. If Redis fails, the entry
-        is tombstoned instead, or else the breaker trips; either way the result is False.
+        `seen_epoch` is the epoch (`Cache.epoch`) its writer saw before committing: if the
+        epoch moved since, a tombstone is written instead of the value (see `Store.put`).
+        True when the cache now holds this version, a newer one, or a tombstone for it. If
+        Redis fails, the entry is tombstoned instead, or else the breaker trips: False.
         """
         if not self._enabled:
             return False
         m = for_entity(entity.name)
         try:
-            await self._store.put(m, entity, key, version, payload, ttl.ttl_ms())
+            await self._store.put(m, entity, key, version, payload, ttl.ttl_ms(), seen_epoch)
         except CacheError:
             # A delete would let a reader that loaded the old row put it back; a tombstone won't.
             await self.invalidate(entity, key, version)
@@ -269,16 +229,13 @@ class Cache:
             return f"degraded: redis {kind(exc)}"
         return "ok"
 
-    async def _bypass(
-        self, m: EntityMetrics, loader: Loader, result: Counter | None = None
-    ) -> bytes:
-        (result or m.bypass).inc()
-        m.loads.inc()
-        return (await loader())[1]
-
     async def _write(self, write: Awaitable[object]) -> bool:
         try:
             await write
+        except CacheUnavailable:
+            # Rejected by the open breaker: its probe will bump the epoch once, whatever the
+            # number of writes it rejected. Tripping it again would restart that wait.
+            return False
         except CacheError:
             # The old value may still be cached. Open the breaker: its probe bumps the epoch.
             self.breaker.trip()

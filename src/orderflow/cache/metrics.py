@@ -3,7 +3,7 @@
     orderflow_cache_requests_total{entity,result}      hit | miss | bypass (cache off or failing)
                                                        | near_hit (never left the process)
     orderflow_cache_loads_total{entity}                loader calls, i.e. database loads
-    orderflow_cache_fills_total{entity,outcome}        stored | stale | epoch (fills and puts)
+    orderflow_cache_fills_total{entity,outcome}        stored | stale | epoch | lease (fills, puts)
     orderflow_cache_invalidations_total{entity}        tombstones, deletes and generation bumps
     orderflow_cache_errors_total{entity,op,kind}       unavailable | busy | timeout | connection
                                                        | protocol
@@ -43,7 +43,7 @@ OPS = (
     "ping",
     "epoch",
 )
-FILL_OUTCOMES = ("stored", "stale", "epoch")
+FILL_OUTCOMES = ("stored", "stale", "epoch", "lease")
 BREAKER_VALUES: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
 
 REQUESTS = Counter("orderflow_cache_requests", "Cache reads by result", ["entity", "result"])

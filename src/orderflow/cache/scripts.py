@@ -9,9 +9,12 @@ Conventions shared by every script that touches entries:
 - Entries are `<version>|<body>`; an empty body is a tombstone. `version_of` reads the version.
 - A write never replaces an entry of a higher version (rule 2: no stale overwrite).
 
+- Leases: a lookup that misses grants the caller a lease in the same round trip; only a fill
+  carrying its live lease lands, and it releases the lease; writes revoke it (see `_LEASE`).
+
 The scripts touch the epoch key and an entry key together, which assumes a single Redis node.
-So does LOOKUP_VIEW, which also builds keys it was not given (a view's entry from its
-generations, a listing's members from its ids) to save round trips on the hit path.
+So does LOOKUP_VIEW, which also builds keys it was not given (a view's entry and lease from its
+generations, a listing's members and their leases from its ids) to save round trips.
 On Redis Cluster every slot would need its own copy of the epoch (a per-slot hash tag in the
 epoch key); that is noted, not built.
 """
@@ -26,6 +29,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, KeyT
+
+Call = tuple[AsyncScript, Sequence[KeyT], Sequence[EncodableT]]  # one script run in a pipeline
 
 # A counter that went missing restarts here, never at a number it may have had before.
 FRESH = """
@@ -51,67 +56,93 @@ end
 """
 )
 
-# KEYS: epoch, entry, lease. ARGV: epoch, token ('' = do not claim), lease_ms.
-# A data entry -> its bytes. Otherwise (missing or tombstone) -> 1 if this caller now holds the
-# lease to load it, 0 if not (another caller holds it, or no token was given).
+# Leases (the memcache design, NSDI '13): a lookup that misses grants a lease to load the value,
+# in the same round trip; a fill lands only with its own live lease, and releases it; every
+# write (put, invalidate, delete) revokes the entry's lease. So a reader whose database read may
+# predate a write can never fill, even after the write's tombstone expired or was evicted.
+_LEASE = """
+local function lease(key)
+  if redis.call('SET', key, ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+  local holder = redis.call('GET', key)
+  if holder == ARGV[2] then return 1 end  -- ours already (a batch run again after NOSCRIPT)
+  return holder or 0
+end
+local function data(raw) return raw and string.find(raw, '|', 1, true) < #raw and raw end
+"""
+
+# KEYS: epoch, entry, lease. ARGV: epoch, token, lease_ms.
+# A data entry -> its bytes. Missing or a tombstone -> 1 if this caller now holds the lease,
+# {0, holder} if another caller does (the holder's token, so a caller of the same process can
+# wait on that load instead of polling).
 LOOKUP = (
     _PRELUDE
+    + _LEASE
     + """
-local raw = redis.call('GET', KEYS[2])
-if raw and string.find(raw, '|', 1, true) < #raw then return raw end
-if ARGV[2] ~= '' and redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
-return 0
+local raw = data(redis.call('GET', KEYS[2]))
+if raw then return raw end
+local holder = lease(KEYS[3])
+if holder == 1 then return 1 end
+return {0, holder}
 """
 )
 
-# KEYS: epoch, entries... ARGV: epoch. No leases (see `Reader.read_many`).
-# One element per entry: its bytes if it holds data, false (a nil reply) if missing or a
-# tombstone. The epoch reply {epoch} is told apart by its integer: entries are strings or nil.
+# KEYS: epoch, entries..., their leases... ARGV: epoch, token, lease_ms.
+# {0, one element per entry}: its bytes if it holds data, 1 if this caller now holds its lease,
+# 0 if another caller does. A moved epoch is the one-element {epoch}.
 LOOKUP_MANY = (
     _PRELUDE
+    + _LEASE
     + """
-local found = {}
-for i = 2, #KEYS do
-  local raw = redis.call('GET', KEYS[i])
-  found[i - 1] = raw and string.find(raw, '|', 1, true) < #raw and raw
+local n = (#KEYS - 1) / 2
+local found = {0}
+for i = 2, n + 1 do
+  local raw = data(redis.call('GET', KEYS[i]))
+  if raw then found[i] = raw elseif lease(KEYS[i + n]) == 1 then found[i] = 1 else found[i] = 0 end
 end
 return found
 """
 )
 
-# KEYS: epoch, generation counters... ARGV: epoch, view key head, view key tail, member key head.
+# KEYS: epoch, generation counters... ARGV: epoch, token, lease_ms, view key head, view key
+# tail, member key head.
 # A view's generations, its entry and (for a listing) its members, in one round trip. The entry
 # key is head .. 'g' .. gens joined by '.' .. tail (see KeySpace.view_entry). A member head
 # ('' = not a listing) makes a hit also look up the entries at head .. id for every id in the
-# view body's "ids" array.
-# A data entry -> {entry bytes, member bytes or false...}. Missing or a tombstone -> {0, key}:
-# the key to load into under the lease, since the generations may move before the fill.
+# view body's "ids" array, leasing the missing ones as LOOKUP_MANY does.
+# A data entry -> {entry bytes, per member: bytes, 1 or 0}. Missing or a tombstone -> {0, key,
+# 1 or holder}: the key to load into (the generations may move before the fill) and its lease.
 LOOKUP_VIEW = (
     _PRELUDE
+    + _LEASE
     + """
 local gens = {}
 for i = 2, #KEYS do gens[i - 1] = redis.call('GET', KEYS[i]) or '0' end
-local key = ARGV[2] .. 'g' .. table.concat(gens, '.') .. ARGV[3]
-local raw = redis.call('GET', key)
-if not (raw and string.find(raw, '|', 1, true) < #raw) then return {0, key} end
+local key = ARGV[4] .. 'g' .. table.concat(gens, '.') .. ARGV[5]
+local raw = data(redis.call('GET', key))
+if not raw then return {0, key, lease('lease:' .. key)} end
 local found = {raw}
-if ARGV[4] ~= '' then
+if ARGV[6] ~= '' then
   local body = string.sub(raw, string.find(raw, '|', 1, true) + 1)
   for i, id in ipairs(cjson.decode(body)['ids']) do
-    local member = redis.call('GET', ARGV[4] .. string.format('%d', id))  -- ids are integers
-    found[i + 1] = member and string.find(member, '|', 1, true) < #member and member
+    local member = ARGV[6] .. string.format('%d', id)  -- ids are integers
+    local got = data(redis.call('GET', member))
+    if got then found[i + 1] = got elseif lease('lease:' .. member) == 1 then
+      found[i + 1] = 1 else found[i + 1] = 0 end
   end
 end
 return found
 """
 )
 
-# KEYS: epoch, entry. ARGV: epoch, version, stored entry, ttl_ms.
-# Compare-and-set: 1 stored, 0 refused because the entry (data or tombstone) is newer.
-# Equal versions are allowed: the value a tombstone announced may be filled.
+# KEYS: epoch, entry, lease. ARGV: epoch, version, stored entry, ttl_ms, token.
+# A fill after a miss: 1 stored, 0 refused because the entry (data or tombstone) is newer, 2
+# refused because this caller's lease is gone (a write revoked it, or it expired). Equal
+# versions are allowed: the value a tombstone announced may be filled. Releases the lease.
 FILL = (
     _PRELUDE
     + """
+if redis.call('GET', KEYS[3]) ~= ARGV[5] then return 2 end
+redis.call('DEL', KEYS[3])
 local raw = redis.call('GET', KEYS[2])
 if raw and version_of(raw) > tonumber(ARGV[2]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
@@ -119,12 +150,27 @@ return 1
 """
 )
 
-# KEYS: epoch, entry. ARGV: epoch, committed version, tombstone, ttl_ms.
-# 1 tombstone written, 0 the entry already holds this version or a newer one.
+# KEYS: epoch, entry, lease. ARGV: epoch, version, stored entry, ttl_ms.
+# Write-through after a commit: 1 stored, 0 refused because the entry is newer. Revokes the
+# lease: a reader that loaded before the commit must not fill.
+PUT = (
+    _PRELUDE
+    + """
+redis.call('DEL', KEYS[3])
+local raw = redis.call('GET', KEYS[2])
+if raw and version_of(raw) > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+return 1
+"""
+)
+
+# KEYS: epoch, entry, lease. ARGV: epoch, committed version, tombstone, ttl_ms.
+# 1 tombstone written, 0 the entry already holds this version or a newer one. Revokes the lease.
 # The tombstone outlives any fill racing with the commit, and FILL refuses older versions.
 INVALIDATE = (
     _PRELUDE
     + """
+redis.call('DEL', KEYS[3])
 local raw = redis.call('GET', KEYS[2])
 if raw and version_of(raw) >= tonumber(ARGV[2]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
@@ -132,8 +178,8 @@ return 1
 """
 )
 
-# KEYS: epoch, entry. ARGV: epoch. Removes the entry under the current epoch.
-DELETE = _PRELUDE + "\nredis.call('DEL', KEYS[2])\nreturn 1\n"
+# KEYS: epoch, entry, lease. ARGV: epoch. Removes the entry and revokes its lease.
+DELETE = _PRELUDE + "\nredis.call('DEL', KEYS[2], KEYS[3])\nreturn 1\n"
 
 # KEYS: epoch, generation counters... ARGV: epoch, counter ttl_ms. Bumps every counter; one that
 # is missing (never bumped, or expired) starts from a fresh value, so that no view entry cached
@@ -193,6 +239,7 @@ class Scripts:
     lookup_many: AsyncScript
     lookup_view: AsyncScript
     fill: AsyncScript
+    put: AsyncScript
     invalidate: AsyncScript
     delete: AsyncScript
     bump: AsyncScript
@@ -206,35 +253,35 @@ class Scripts:
             lookup_many=redis.register_script(LOOKUP_MANY),
             lookup_view=redis.register_script(LOOKUP_VIEW),
             fill=redis.register_script(FILL),
+            put=redis.register_script(PUT),
             invalidate=redis.register_script(INVALIDATE),
             delete=redis.register_script(DELETE),
             bump=redis.register_script(BUMP),
             release=redis.register_script(RELEASE),
         )
 
-    async def pipelined(
-        self, script: AsyncScript, calls: Sequence[tuple[Sequence[KeyT], Sequence[EncodableT]]]
-    ) -> list[Any]:
-        """Run `script` once per `(keys, args)` call, all in one round trip (no MULTI).
+    async def pipelined(self, calls: Sequence[Call]) -> list[Any]:
+        """Run every `(script, keys, args)` call, all in one round trip (no MULTI).
 
         redis-py's pipelined scripts ask SCRIPT EXISTS first, a round trip of its own. Instead,
-        a NOSCRIPT reply (Redis restarted or flushed its scripts) loads the script and runs the
-        batch once more, which is harmless for compare-and-set scripts. Raises redis errors.
+        the calls answered NOSCRIPT (Redis restarted or flushed its scripts) load their script
+        and run once more. Raises redis errors.
         """
-        replies = await self._pipeline(script, calls)
-        if any(isinstance(reply, NoScriptError) for reply in replies):
-            await self.redis.script_load(script.script)
-            replies = await self._pipeline(script, calls)
+        replies = await self._pipeline(calls)
+        if forgotten := [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]:
+            for script in {calls[i][0].script for i in forgotten}:
+                await self.redis.script_load(script)
+            retried = await self._pipeline([calls[i] for i in forgotten])
+            for i, reply in zip(forgotten, retried, strict=True):
+                replies[i] = reply
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
         return replies
 
-    async def _pipeline(
-        self, script: AsyncScript, calls: Sequence[tuple[Sequence[KeyT], Sequence[EncodableT]]]
-    ) -> list[Any]:
+    async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
+            for script, keys, args in calls:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
