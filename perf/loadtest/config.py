@@ -9,6 +9,9 @@ from typing import Literal
 Mode = Literal["off", "on"]
 SlaClass = Literal["read", "place", "claim", "write"]
 SERVICES = ("shop", "crm", "mes")
+# A generator process busier than this (CPU seconds per wall second, 1.0 = one core) is itself
+# the limit: its latencies include its own queueing, and more users add no load.
+GENERATOR_SATURATED = 0.9
 
 # Locust `name=` of every request: one endpoint group per route and query shape.
 ITEM = "shop GET /items/{id}"
@@ -66,7 +69,9 @@ class Options:
     start: bool | None = None  # None: start a platform only when /health does not answer
     data_dir: Path = Path(".orderflow")
     orders: int | None = None  # ORDERFLOW_SEED_ORDERS of a platform we start
-    steps: tuple[int, ...] = (5, 10, 20, 40, 80)
+    start_users: int = 5  # the ladder: start_users, x growth each step, up to max_users;
+    growth: float = 1.5  # each mode climbs it until its SLA breaks
+    max_users: int = 1000
     step_seconds: float = 30.0
     warmup_seconds: float = 30.0
     think_ms: float = 300.0
@@ -79,3 +84,21 @@ class Options:
     start_timeout_s: float = 1800.0
     modes: tuple[Mode, ...] = ("off", "on")
     command: str = "python -m perf.loadtest"
+
+    @property
+    def ladder(self) -> tuple[int, ...]:
+        """The users of every step a mode may climb, lowest first."""
+        return ladder(self.start_users, self.growth, self.max_users)
+
+
+def ladder(start: int, growth: float, ceiling: int) -> tuple[int, ...]:
+    """`start`, then x `growth` each step (rounded, at least one more user), then `ceiling`:
+    ladder(5, 1.5, 100) = (5, 8, 11, 17, 25, 38, 57, 85, 100)."""
+    assert start >= 1, start
+    assert growth > 1, growth
+    assert ceiling >= start, (start, ceiling)
+    steps, exact = [start], float(start)
+    while steps[-1] < ceiling:
+        exact *= growth
+        steps.append(min(ceiling, max(steps[-1] + 1, round(exact))))
+    return tuple(steps)

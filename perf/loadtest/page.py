@@ -8,15 +8,26 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from perf.loadtest.config import GENERATOR_SATURATED, Options
 from perf.loadtest.results import EqualLoad, GroupAtStep, ProbeRow, Run, total_rps
-from perf.loadtest.verdicts import NONE, capacity_text, fmt, pct, verdict_rows
+from perf.loadtest.verdicts import (
+    NONE,
+    X,
+    capacity_text,
+    fmt,
+    group_rows,
+    p95_rows,
+    pct,
+    step_users,
+)
 
 STYLE = """body{font:14px system-ui,sans-serif;margin:2em;max-width:1300px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;
 text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}
 .warn{color:#b00}"""
 STEP_HEAD = ("mode", "users", "req/s", "errors", "SLA holds", "PostgreSQL q/s", "item hits",
-             "machine busy cores", "Locust CPU %")  # fmt: skip
+             "platform CPU, cores", "load generator CPU, cores", "other processes, cores",
+             "machine busy cores")  # fmt: skip
 PROBE_HEAD = ("endpoint", "mode", "sent", "sent/s", "errors", "p50", "p95", "p99", "max",
               "send lag p99", "SLA p95", "holds", "statuses")  # fmt: skip
 
@@ -27,15 +38,23 @@ def table(head: Sequence[str], body: Iterable[Sequence[Any]]) -> str:
     return f"<table><tr>{th}</tr>{''.join(f'<tr>{tds}</tr>' for tds in cells)}</table>"
 
 
+def ladder_text(o: Options) -> str:
+    """`steps of 5, 8, 11, ... 1000 users (x1.5 from 5), each mode until its SLA breaks`."""
+    return (
+        f"steps of {', '.join(map(str, o.ladder))} users ({X}{o.growth:g} from "
+        f"{o.start_users}, at most {o.max_users}), each mode climbing until its SLA breaks"
+    )
+
+
 def context(run: Run) -> list[list[str]]:
     o = run.options
     data = f"{run.items:,} items in {run.categories} categories, {run.orders or 0:,} orders"
     urls = ", ".join(f"{s} {u}" for s, u in o.urls.items())
     platform = "started by the test (`orderflow up`)" if run.started_platform else "already running"
     load = (
-        f"steps of {', '.join(map(str, o.steps))} users, {o.step_seconds:.0f} s each, after a "
-        f"{o.warmup_seconds:.0f} s warm-up; think time {o.think_ms:.0f} ms ± 50%; users 70% "
-        "clients, 20% sellers, 10% operators"
+        f"{ladder_text(o)}, {o.step_seconds:.0f} s each, after a {o.warmup_seconds:.0f} s "
+        f"warm-up; think time {o.think_ms:.0f} ms ± 50%; users 70% clients, 20% sellers, 10% "
+        "operators"
     )
     rows = [["target", f"{urls} ({platform})"], ["data", data], ["load", load]]
     m = run.machine
@@ -52,7 +71,9 @@ def _steps(run: Run, key: dict[str, Any]) -> list[list[Any]]:
         rps, failures = total_rps(run, s)
         holds = "yes" if key["holds"].get((s.mode, s.users)) else "no"
         queries, item = fmt(s.rates.queries_per_s["total"]), pct(s.rates.hit_ratio("item"))
-        cpu = (fmt(s.rates.machine_busy_cores, 2), fmt(s.generator_cpu_percent, 0))
+        generator = fmt(s.generator_cores, 2) + (" saturated" if s.generator_saturated else "")
+        others = fmt(s.others_cores, 2) if run.started_platform else NONE
+        cpu = (fmt(s.platform_cores, 2), generator, others, fmt(s.rates.machine_busy_cores, 2))
         rows.append([s.mode, s.users, fmt(rps), failures, holds, queries, item, *cpu])
     return rows
 
@@ -95,8 +116,12 @@ def page(
     pngs: dict[str, Path],
 ) -> str:
     o, equal = run.options, key["equal_load"]
-    verdict_head = ["group", "mode", "SLA p95", *(f"p95 @{u}u" for u in o.steps),
-                    "highest step holding", "probe p95 ms", "verdict"]  # fmt: skip
+    p95_head = ["group", "mode", "SLA p95", *(f"p95 @{u}u" for u in step_users(run)),
+                "capacity (users)", "probe p95 ms"]  # fmt: skip
+    capacity_head = ["group", "SLA p95"]
+    for mode in o.modes:
+        capacity_head += [f"{mode} capacity", f"{mode}: what stopped it"]
+    capacity_head.append("on/off")
     figures = "".join(
         f'<h3>{name}</h3><img alt="{name}" src="data:image/png;base64,'
         f'{base64.b64encode(png.read_bytes()).decode()}">'
@@ -124,15 +149,26 @@ def page(
             else "(a cold start: every item's first read in the run is a miss)"
         )
         + "</li></ul>",
-        "<h2>SLA verdicts per endpoint group and mode</h2>",
+        "<h2>SLA capacity per endpoint group</h2>",
         f"<p>p95 ≤ {o.sla.read_ms:.0f} ms for reads, ≤ {o.sla.place_ms:.0f} ms for order "
-        f"placement, ≤ {o.sla.claim_ms:.0f} ms for claims, at most {o.sla.max_errors} errors; "
-        "other writes are judged on errors only. A 409 on a claim, confirm, cancel or complete "
-        "is an expected outcome (a lost race, a status that moved on), not an error. ✗: the "
-        f"group misses the SLA at that step; *: fewer than {o.sla.min_samples} requests at that "
-        "step, p95 not judged. The verdict needs every step and the probe.</p>",
-        table(verdict_head, verdict_rows(run, rows, probes)),
+        f"placement, ≤ {o.sla.claim_ms:.0f} ms for claims, at most {o.sla.max_errors} errors per "
+        "group and step; other writes are judged on errors only. A 409 on a claim, confirm, "
+        "cancel or complete is an expected outcome (a lost race, a status that moved on), not an "
+        "error. Each mode climbs the ladder until a step breaks the SLA in any group; a group's "
+        "capacity is the highest step up to which it held. ≥: it never broke (the ladder stopped "
+        "for another group, its ceiling or the load generator), so the figure is a floor; <: it "
+        f"broke at the first step. A step whose load generator was busier than "
+        f"{GENERATOR_SATURATED:.0%} of a core per process measured the generator, not the "
+        "platform: it ends the ladder without counting as a break.</p>",
+        table(capacity_head, group_rows(run, rows)),
+        "<h2>p95 per step</h2>",
+        f"<p>✗: the group misses the SLA at that step; *: fewer than {o.sla.min_samples} "
+        "requests at that step, p95 not judged.</p>",
+        table(p95_head, p95_rows(run, rows, probes)),
         "<h2>Steps</h2>",
+        f"<p>CPU in cores (CPU seconds per second). Platform: {escape(run.platform_cpu)}. "
+        "Load generator: the Locust process (one, gevent, FastHttpUser), on the same cores."
+        "</p>",
         table(STEP_HEAD, _steps(run, key)),
         "<h2>Open-model probe</h2>",
         _probe(run, probes),

@@ -26,7 +26,7 @@ from perf.loadtest.results import (
     total_rps,
 )
 from perf.loadtest.samples import per_second
-from perf.loadtest.verdicts import capacity_text, headline, pct, pivot, verdict_rows
+from perf.loadtest.verdicts import capacity_text, group_rows, headline, pct
 
 
 def _csv(path: Path, rows: Iterable[dict[str, Any]], fields: Sequence[str] = ()) -> None:
@@ -121,26 +121,29 @@ def _step_metrics(run: Run, step: Step) -> dict[str, Any]:
         ratio = step.rates.hit_ratio(entity)
         row[f"hit_ratio_{entity}"] = None if ratio is None else round(ratio, 4)
     row["machine_busy_cores"] = round(step.rates.machine_busy_cores, 2)
-    row["locust_cpu_percent"] = round(step.generator_cpu_percent, 1)
+    row["platform_cores"] = round(step.platform_cores, 2)
+    row["generator_cores"] = round(step.generator_cores, 2)
+    row["generator_processes"] = step.generator_processes
+    row["generator_saturated"] = step.generator_saturated
+    row["others_cores"] = round(step.others_cores, 2) if run.started_platform else None
     return row
 
 
 def _terminal(
     run: Run, key: dict[str, Any], rows: list[GroupAtStep], probes: list[ProbeRow], path: Path
 ) -> None:
-    """One line per endpoint group: each mode's highest holding step, p95 at the top step,
-    probe p95, verdict."""
+    """One line per endpoint group: each mode's capacity and what stopped it, and on/off."""
     console = Console(soft_wrap=True)
     if not console.is_terminal:
-        console = Console(soft_wrap=True, width=170)
-    top = run.options.steps[-1]
-    table = Table(title=f"SLA per endpoint group (p95 ms; top step {top} users)", box=box.SIMPLE)
+        console = Console(soft_wrap=True, width=200)
+    table = Table(title="SLA capacity per endpoint group (users)", box=box.SIMPLE)
     table.add_column("group")
     table.add_column("SLA p95")
     for mode in run.options.modes:
-        for h in ("holds to", f"p95@{top}", "probe p95", "verdict"):
-            table.add_column(f"{mode} {h}", justify="right")
-    for cells in pivot(run, verdict_rows(run, rows, probes)):
+        table.add_column(f"{mode} capacity", justify="right")
+        table.add_column(f"{mode}: what stopped it", overflow="fold", max_width=48)
+    table.add_column("on/off", justify="right")
+    for cells in group_rows(run, rows):
         table.add_row(*cells)
     console.print(table)
     if run.interrupted:

@@ -6,10 +6,10 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from perf.common import Machine, describe_machine, percentile
-from perf.loadtest.config import Options
+from perf.loadtest.config import GENERATOR_SATURATED, Options
 from perf.loadtest.probe import ProbeSample
 from perf.loadtest.samples import Recorder, Summary, by_group
 from perf.loadtest.scrape import Rates
@@ -22,7 +22,48 @@ class Step:
     start_s: float  # window of the step, in the recorder's clock of its mode
     end_s: float
     rates: Rates
-    generator_cpu_percent: float  # Locust's own CPU use, as it measures it
+    generator_cores: float  # the load generator's CPU seconds per second, its processes summed
+    platform_cores: float  # the platform's (see Run.platform_cpu for what that covers)
+    generator_processes: int = 1
+
+    @property
+    def others_cores(self) -> float:
+        """The machine's busy cores less the platform's and the generator's: other work on a
+        shared machine (0 when the platform's CPU is itself the machine's less the generator's,
+        as against a platform the test did not start)."""
+        return max(0.0, self.rates.machine_busy_cores - self.platform_cores - self.generator_cores)
+
+    @property
+    def generator_saturated(self) -> bool:
+        """Busier than GENERATOR_SATURATED per process: the step measured the generator."""
+        return self.generator_cores / self.generator_processes > GENERATOR_SATURATED
+
+
+StopReason = Literal["sla", "generator", "ceiling", "interrupted"]
+
+
+@dataclass(frozen=True)
+class ModeEnd:
+    """Why a mode's ladder stopped, at which step (users), and what broke there."""
+
+    reason: StopReason
+    users: int | None  # the step it stopped at; None: interrupted before any step
+    detail: str = ""  # sla: the groups that broke and how; generator: its CPU
+    broken: int = 0  # sla: how many groups broke
+
+    def text(self, short: bool = False) -> str:
+        """Why the ladder stopped; `short`: without naming the groups that broke."""
+        at = f"{self.users} users" if self.users is not None else "the first step"
+        groups = f"{self.broken} group{'s' * (self.broken != 1)}"
+        return {
+            "sla": f"SLA broken at {at} ({groups})"
+            if short
+            else f"SLA broken at {at}: " + self.detail,
+            "generator": f"load generator saturated at {at} ({self.detail}): not a platform "
+            "measurement",
+            "ceiling": f"ladder ceiling reached ({at}) without a break",
+            "interrupted": f"interrupted (after {at})" if self.users else "interrupted",
+        }[self.reason]
 
 
 @dataclass
@@ -31,6 +72,8 @@ class Run:
     started: datetime
     recorder: Recorder = field(default_factory=Recorder)
     steps: list[Step] = field(default_factory=list)
+    ends: dict[str, ModeEnd] = field(default_factory=dict)  # mode -> why its ladder stopped
+    platform_cpu: str = "the machine's busy cores less the load generator's"
     probes: list[ProbeSample] = field(default_factory=list)
     categories: int = 0
     items: int = 0
@@ -49,24 +92,37 @@ class GroupAtStep:
     summary: Summary
     rps: float
     limit_ms: float | None  # the p95 target; None: judged on errors only
-    holds: bool
     judged: bool  # enough requests for a p95: else judged on errors only
+    slow: bool  # judged, and its p95 over the target
+    erred: bool  # more errors than the SLA allows
+
+    @property
+    def holds(self) -> bool:
+        return not (self.slow or self.erred)
+
+    def why(self) -> str:
+        """What broke: `p95 73 ms > 50`, `3 errors`, or both."""
+        parts = [f"p95 {self.summary.p95:,.0f} ms > {self.limit_ms:.0f}"] if self.slow else []
+        parts += [f"{self.summary.failures} errors"] if self.erred else []
+        return ", ".join(parts)
+
+
+def groups_at_step(run: Run, step: Step) -> list[GroupAtStep]:
+    rows, sla = [], run.options.sla
+    seconds = max(step.end_s - step.start_s, 1e-9)
+    window = run.recorder.window(step.mode, step.start_s, step.end_s)
+    for group, s in by_group(window).items():
+        limit = sla.p95_limit(group)
+        judged = s.requests >= sla.min_samples
+        slow = limit is not None and judged and s.p95 > limit
+        erred = s.failures > sla.max_errors
+        rps = s.requests / seconds
+        rows.append(GroupAtStep(step.mode, step.users, group, s, rps, limit, judged, slow, erred))
+    return rows
 
 
 def groups_at_steps(run: Run) -> list[GroupAtStep]:
-    rows = []
-    sla = run.options.sla
-    for step in run.steps:
-        seconds = max(step.end_s - step.start_s, 1e-9)
-        window = run.recorder.window(step.mode, step.start_s, step.end_s)
-        for group, s in by_group(window).items():
-            limit = sla.p95_limit(group)
-            judged = s.requests >= sla.min_samples
-            fast = limit is None or not judged or s.p95 <= limit
-            holds = s.failures <= sla.max_errors and fast
-            rps = s.requests / seconds
-            rows.append(GroupAtStep(step.mode, step.users, group, s, rps, limit, holds, judged))
-    return rows
+    return [row for step in run.steps for row in groups_at_step(run, step)]
 
 
 def step_holds(rows: list[GroupAtStep]) -> dict[tuple[str, int], bool]:
@@ -76,17 +132,119 @@ def step_holds(rows: list[GroupAtStep]) -> dict[tuple[str, int], bool]:
     return holds
 
 
-def capacity(holds: dict[tuple[str, int], bool], mode: str) -> int | None:
-    """The highest step at which the SLA holds, and at every lower step; None: not even the
-    first."""
-    best = None
-    for (m, users), ok in sorted(holds.items(), key=lambda kv: kv[0][1]):
-        if m != mode:
-            continue
-        if not ok:
-            break
-        best = users
-    return best
+Bound = Literal["measured", "at least", "below", "unknown"]
+SIGN = {"measured": "", "at least": "≥ ", "below": "< ", "unknown": ""}
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The SLA capacity of a mode (or of one group in it): the highest step that held.
+
+    - measured: held at `users` and broke at the next step, a platform measurement;
+    - at least: held at `users`, and the ladder stopped for another reason (its ceiling, the
+      load generator's limit, an interruption, or, for a group, another group's break);
+    - below: broke at its first step, `users` (so the capacity is under it);
+    - unknown: not run, or no step counts.
+    """
+
+    bound: Bound
+    users: int | None
+    rps: float | None  # throughput at that step (the group's own, for a group); None: below
+    reason: str  # why the ladder stopped, or what broke the group
+    capped_by: str = ""  # at least: what stopped the ladder short of this one's break
+
+    def value(self) -> str:
+        """`11`, `≥ 40`, `< 5`, or a dash."""
+        if self.bound == "unknown" or self.users is None:
+            return "\N{EN DASH}"
+        return f"{SIGN[self.bound]}{self.users}"
+
+    def text(self) -> str:
+        """The value, and for a bound what capped it: `≥ 40 (ladder ceiling reached)`."""
+        note = {"at least": f" ({self.capped_by})", "below": " (first step broke)"}
+        return self.value() + ("" if self.users is None else note.get(self.bound, ""))
+
+
+CAPPED_BY = {
+    "sla": "another group broke",
+    "generator": "load generator limit",
+    "ceiling": "ladder ceiling reached",
+    "interrupted": "interrupted",
+}
+
+
+def _mode_steps(run: Run, mode: str) -> list[Step]:
+    return [s for s in run.steps if s.mode == mode]
+
+
+def mode_capacity(run: Run, mode: str, holds: dict[tuple[str, int], bool]) -> Capacity:
+    """The highest step at which every group held (each mode stops at its first break)."""
+    steps, end = _mode_steps(run, mode), run.ends.get(mode)
+    if end is None or not steps:
+        return Capacity("unknown", None, None, "not run" if end is None else end.text())
+    last = steps[-1]
+    if end.reason == "sla":
+        held = [s for s in steps[:-1] if holds.get((mode, s.users), True)]
+        if not held:
+            return Capacity("below", last.users, None, end.text())
+        return Capacity("measured", held[-1].users, total_rps(run, held[-1])[0], end.text())
+    # the generator's limit, the ceiling, an interruption: the steps that held are a floor
+    held = [s for s in steps if holds.get((mode, s.users), True)]
+    if not held:
+        return Capacity("unknown", None, None, end.text())
+    rps = total_rps(run, held[-1])[0]
+    return Capacity("at least", held[-1].users, rps, end.text(), CAPPED_BY[end.reason])
+
+
+def group_capacity(run: Run, mode: str, group: str, rows: list[GroupAtStep]) -> Capacity:
+    """The highest step up to which `group` held at every step that had its requests."""
+    end = run.ends.get(mode)
+    if end is None:
+        return Capacity("unknown", None, None, "not run")
+    by = {r.users: r for r in rows if r.mode == mode and r.group == group}
+    best: GroupAtStep | None = None
+    for step in _mode_steps(run, mode):
+        r = by.get(step.users)
+        if r is None:
+            continue  # a step without its requests proves nothing
+        if not r.holds:
+            why = f"{r.why()} at {step.users} users"
+            if step.generator_saturated:  # its break is the generator's, not the platform's
+                reason, capped = f"{why}, load generator saturated", CAPPED_BY["generator"]
+                bound: Bound = "at least" if best else "unknown"
+                return Capacity(bound, best.users if best else None, _rps(best), reason, capped)
+            if best is None:
+                return Capacity("below", step.users, None, why)
+            return Capacity("measured", best.users, best.rps, why)
+        best = r
+    if best is None:
+        return Capacity("unknown", None, None, "no requests")
+    stopped = f" at {end.users} users" if end.users is not None else ""
+    reason = f"held at every step; the ladder stopped{stopped}"
+    return Capacity("at least", best.users, best.rps, reason, CAPPED_BY[end.reason])
+
+
+def _rps(row: GroupAtStep | None) -> float | None:
+    return row.rps if row else None
+
+
+def ratio(on: Capacity, off: Capacity, what: str = "users") -> str:
+    """on/off, as far as the bounds allow: `2.5x`, `≥ 2.5x` (on was capped), `≤ 2.5x` (off
+    was), `> 2.5x` (off broke at its first step); a dash when the bounds say nothing."""
+    a, b = getattr(on, what), getattr(off, what)
+    if not a or not b or "unknown" in (on.bound, off.bound):
+        return "\N{EN DASH}"
+    value = a / b
+    sign = {
+        ("measured", "measured"): "",
+        ("at least", "measured"): "≥ ",
+        ("measured", "at least"): "≤ ",
+        ("measured", "below"): "> ",
+        ("at least", "below"): "> ",
+        ("below", "measured"): "< ",
+        ("below", "at least"): "< ",
+    }.get((on.bound, off.bound))
+    return "\N{EN DASH}" if sign is None else f"{sign}{value:.1f}\N{MULTIPLICATION SIGN}"
 
 
 def total_rps(run: Run, step: Step) -> tuple[float, int]:

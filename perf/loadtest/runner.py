@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,10 +15,19 @@ import httpx
 from locust.env import Environment
 from locust.runners import LocalRunner
 
+from perf.common import process_cpu_s, tree_cpu_s
 from perf.loadtest import report, target, users
 from perf.loadtest.config import Mode, Options
 from perf.loadtest.probe import ENDPOINTS, probe
-from perf.loadtest.results import Run, Step, probe_rows, total_rps
+from perf.loadtest.results import (
+    GroupAtStep,
+    ModeEnd,
+    Run,
+    Step,
+    groups_at_step,
+    probe_rows,
+    total_rps,
+)
 from perf.loadtest.samples import by_group
 from perf.loadtest.scrape import rates, snapshot
 from perf.loadtest.target import Platform, console
@@ -62,6 +74,10 @@ def run(opts: Options) -> Path | None:
     try:
         platform = _ensure_platform(opts, out, stop)
         result.started_platform = platform is not None
+        platform_cpu: Callable[[], float] | None = None
+        if platform is not None and platform.child is not None:
+            platform_cpu = functools.partial(tree_cpu_s, platform.child.pid)
+            result.platform_cpu = "`orderflow up` and every process under it"
         categories, result.items = target.catalogue(opts.urls)
         result.categories, result.orders = len(categories), target.order_count(opts.urls)
         console.print(
@@ -82,7 +98,7 @@ def run(opts: Options) -> Path | None:
             if mode == "on" and opts.warm_items and result.items:
                 took = target.warm_items(opts.urls, result.items, stop)
                 console.print(f"  warmed {result.items:,} items in {took:.1f}s")
-            _steps(runner, result, mode, stop)
+            _steps(runner, result, mode, stop, platform_cpu)
             if opts.probe_seconds > 0 and not stop():
                 _probe(result, mode, stop)
     finally:
@@ -147,41 +163,83 @@ def _ramp(runner: LocalRunner, count: int, stop: Stop) -> None:
     deadline = time.monotonic() + RAMP_TIMEOUT_S
     while runner.user_count < count and time.monotonic() < deadline and not stop():
         gevent.sleep(0.1)
+    if runner.user_count < count and not stop():
+        console.print(
+            f"  [yellow]only {runner.user_count} of {count} users after {RAMP_TIMEOUT_S:.0f}s "
+            "(is the load generator saturated?)"
+        )
 
 
-def _steps(runner: LocalRunner, result: Run, mode: Mode, stop: Stop) -> None:
-    opts, rec = result.options, result.recorder
+def _steps(
+    runner: LocalRunner,
+    result: Run,
+    mode: Mode,
+    stop: Stop,
+    platform_cpu: Callable[[], float] | None,
+) -> None:
+    """Climb the ladder until a step breaks the SLA (or saturates the load generator, or
+    reaches the ceiling); every step stays in the results, the breaking one too."""
+    opts, rec, me = result.options, result.recorder, os.getpid()
+    ladder = opts.ladder
     rec.begin(mode)
-    console.print(f"  warm-up: {opts.steps[0]} users for {opts.warmup_seconds:.0f}s")
-    _ramp(runner, opts.steps[0], stop)
+    console.print(
+        f"  warm-up: {ladder[0]} users for {opts.warmup_seconds:.0f}s; then up to "
+        f"{ladder[-1]} users ({', '.join(map(str, ladder))}), {opts.step_seconds:.0f}s each, "
+        "until the SLA breaks"
+    )
+    _ramp(runner, ladder[0], stop)
     sleep(opts.warmup_seconds, stop)
-    for count in opts.steps:
+    end = ModeEnd("interrupted", None)
+    for count in ladder:
         if stop():
             break
         _ramp(runner, count, stop)
         before, start = snapshot(opts.urls), rec.now()
+        t0, gen0 = time.monotonic(), process_cpu_s(me)
+        plat0 = platform_cpu() if platform_cpu else 0.0
         sleep(opts.step_seconds, stop)
-        after, end = snapshot(opts.urls), rec.now()
+        wall, gen1 = time.monotonic() - t0, process_cpu_s(me)
+        plat1 = platform_cpu() if platform_cpu else 0.0
+        after, end_s = snapshot(opts.urls), rec.now()
         if stop():
             break  # a cut-short step would skew the figures
-        step = Step(mode, count, start, end, rates(before, after), runner.current_cpu_usage)
+        r = rates(before, after)
+        generator = (gen1 - gen0) / wall
+        platform = (plat1 - plat0) / wall if platform_cpu else r.machine_busy_cores - generator
+        step = Step(mode, count, start, end_s, r, generator, max(0.0, platform))
         result.steps.append(step)
-        _print_step(result, step, after.missing)
+        broken = [row for row in groups_at_step(result, step) if not row.holds]
+        _print_step(result, step, after.missing, broken)
+        end = ModeEnd("interrupted", count)
+        if step.generator_saturated:
+            end = ModeEnd("generator", count, f"{generator:.0%} of a core")
+            break
+        if broken:
+            detail = "; ".join(f"{row.group} {row.why()}" for row in broken)
+            end = ModeEnd("sla", count, detail, len(broken))
+            break
+        if count == ladder[-1]:
+            end = ModeEnd("ceiling", count)
     runner.stop()
+    result.ends[mode] = end
+    console.print(f"  [bold]cache {mode}[/bold]: {end.text()}")
 
 
-def _print_step(result: Run, step: Step, missing: list[str]) -> None:
+def _print_step(result: Run, step: Step, missing: list[str], broken: list[GroupAtStep]) -> None:
     rps, failures = total_rps(result, step)
     window = result.recorder.window(step.mode, step.start_s, step.end_s)
     worst = max(by_group(window).items(), key=lambda kv: kv[1].p95, default=None)
     slowest = f"{worst[0]} {worst[1].p95:.0f} ms" if worst else "-"
     item = step.rates.hit_ratio("item")
     hit = f"{item:.0%}" if item is not None else "-"
+    saturated = " [red](saturated)[/red]" if step.generator_saturated else ""
     console.print(
         f"  {step.mode:>3} {step.users:>4} users: {rps:7.1f} req/s, {failures} errors, "
         f"slowest p95 {slowest}; PostgreSQL {step.rates.queries_per_s['total']:.0f} q/s; "
-        f"item hits {hit}; CPU: machine {step.rates.machine_busy_cores:.1f} cores, "
-        f"Locust {step.generator_cpu_percent:.0f}%"
+        f"item hits {hit}; CPU cores: platform {step.platform_cores:.2f}, load generator "
+        f"{step.generator_cores:.2f}{saturated}, others {step.others_cores:.2f}, machine "
+        f"{step.rates.machine_busy_cores:.2f}; "
+        + ("SLA holds" if not broken else f"[red]SLA broken by {len(broken)} groups[/red]")
         + (f" [yellow](no /metrics from {', '.join(missing)})" if missing else "")
     )
 

@@ -1,4 +1,4 @@
-"""Verdicts: the SLA capacity of each mode, the key figures, the per-group verdict table."""
+"""Verdicts: the SLA capacity of each mode and group, the key figures, the p95 table."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from typing import Any
 
 from perf.loadtest.config import GROUPS
 from perf.loadtest.results import (
+    Capacity,
     GroupAtStep,
     ProbeRow,
     Run,
-    capacity,
+    group_capacity,
     hit_ratio,
+    mode_capacity,
     queries_at_equal_load,
+    ratio,
     step_holds,
 )
 
@@ -33,12 +36,13 @@ def pct(value: float | None) -> str:
 def headline(run: Run, rows: list[GroupAtStep]) -> dict[str, Any]:
     """The key figures: capacity per mode, their ratio, queries at equal load, item hits."""
     holds = step_holds(rows)
-    cap = {mode: capacity(holds, mode) for mode in run.options.modes}
-    off, on = cap.get("off"), cap.get("on")
+    cap = {mode: mode_capacity(run, mode, holds) for mode in run.options.modes}
     equal = queries_at_equal_load(run)
+    off, on = cap.get("off"), cap.get("on")
     return {
         "capacity": cap,
-        "ratio": on / off if on and off else None,
+        "ratio": ratio(on, off) if on and off else NONE,
+        "ratio_rps": ratio(on, off, "rps") if on and off else NONE,
         "equal_load": equal[-1] if equal else None,
         "item_hit_ratio": hit_ratio(run, "on", "item"),
         "holds": holds,
@@ -46,23 +50,35 @@ def headline(run: Run, rows: list[GroupAtStep]) -> dict[str, Any]:
 
 
 def capacity_text(run: Run, key: dict[str, Any]) -> str:
-    cap, parts = key["capacity"], []
-    ran = {step.mode for step in run.steps}
+    """`cache off: 11 users (41 req/s), SLA broken at 17 users: ...; cache on: ...; on/off =
+    2.3x in users, 2.4x in req/s`."""
+    parts = []
     for mode in run.options.modes:
-        users = cap[mode]
-        if mode not in ran:
+        c: Capacity = key["capacity"][mode]
+        if mode not in run.ends:
             parts.append(f"cache {mode}: not run")
             continue
-        parts.append(
-            f"cache {mode}: "
-            + (f"{users} users" if users else f"no step (not even {run.options.steps[0]})")
-        )
-    ratio = key["ratio"]
-    if ratio is not None:
-        parts.append(f"on/off = {ratio:.1f}{X}")
-    elif cap.get("on") and "off" in ran:
-        parts.append("on/off: no ratio, off holds at no step")
+        rps = f" ({c.rps:,.0f} req/s)" if c.rps is not None else ""
+        users = f"{c.value()} users" if c.users is not None else "no step counts"
+        parts.append(f"cache {mode}: {users}{rps}, {c.reason}")
+    parts.append(f"on/off = {key['ratio']} in users, {key['ratio_rps']} in req/s")
     return "; ".join(parts)
+
+
+def group_rows(run: Run, rows: list[GroupAtStep]) -> list[list[str]]:
+    """Per endpoint group: SLA, then per mode its capacity and what stopped it, then on/off."""
+    table = []
+    present = {r.group for r in rows}
+    for group in [grp for grp in GROUPS if grp in present] + sorted(present - set(GROUPS)):
+        limit = run.options.sla.p95_limit(group)
+        cells = [group, "errors only" if limit is None else f"≤ {limit:.0f} ms"]
+        caps = {mode: group_capacity(run, mode, group, rows) for mode in run.options.modes}
+        for c in caps.values():
+            cells += [c.text(), c.reason]
+        on, off = caps.get("on"), caps.get("off")
+        cells.append(ratio(on, off) if on and off else NONE)
+        table.append(cells)
+    return table
 
 
 def _cell(r: GroupAtStep | None) -> str:
@@ -76,46 +92,30 @@ def _cell(r: GroupAtStep | None) -> str:
     )
 
 
-def pivot(run: Run, table: list[list[Any]]) -> list[list[str]]:
-    """One row per group: group, SLA, then per mode: holds to, p95 at the top step, probe p95,
-    verdict (from `verdict_rows`)."""
-    rows: dict[str, list[str]] = {}
-    for group, _mode, sla, *p95s, best, probe, verdict in table:
-        rows.setdefault(group, [group, sla]).extend([str(best), p95s[-1], probe, verdict])
-    return list(rows.values())
+def step_users(run: Run) -> list[int]:
+    """Every step's users, either mode's, lowest first."""
+    return sorted({s.users for s in run.steps})
 
 
-def verdict_rows(run: Run, rows: list[GroupAtStep], probes: list[ProbeRow]) -> list[list[Any]]:
-    """Per endpoint group and mode: the p95 at each step, the highest step that holds, the
-    probe's p95 at the constant rate, and the verdict."""
-    modes, steps = run.options.modes, run.options.steps
+def p95_rows(run: Run, rows: list[GroupAtStep], probes: list[ProbeRow]) -> list[list[Any]]:
+    """Per endpoint group and mode: the p95 at each step (`step_users`), the capacity, and the
+    probe's p95 at its constant rate."""
     by = {(r.mode, r.users, r.group): r for r in rows}
     probe_by = {(p.mode, p.endpoint): p for p in probes}
     table = []
     present = {r.group for r in rows}
     for group in [grp for grp in GROUPS if grp in present] + sorted(present - set(GROUPS)):
-        for mode in modes:
-            at = [by.get((mode, u, group)) for u in steps]
-            ok = [r.holds for r in at if r is not None]
-            best = None
-            for u, r in zip(steps, at, strict=True):
-                if r is not None and not r.holds:
-                    break
-                best = u if r is not None else best  # a step without requests proves nothing
+        for mode in run.options.modes:
             p = probe_by.get((mode, group))
             limit = run.options.sla.p95_limit(group)
-            verdict = (
-                "no data" if not ok else "PASS" if all(ok) and (p is None or p.holds) else "FAIL"
-            )
             table.append(
                 [
                     group,
                     mode,
                     "errors only" if limit is None else f"≤ {limit:.0f} ms",
-                    *(_cell(r) for r in at),
-                    best if best is not None else "none",
+                    *(_cell(by.get((mode, u, group))) for u in step_users(run)),
+                    group_capacity(run, mode, group, rows).text(),
                     f"{fmt(p.p95)} ({p.failures} err)" if p else NONE,
-                    verdict,
                 ]
             )
     return table
