@@ -102,7 +102,9 @@ class GroupAtStep:
 
     def why(self) -> str:
         """What broke: `p95 73 ms > 50`, `3 errors`, or both."""
-        parts = [f"p95 {self.summary.p95:,.0f} ms > {self.limit_ms:.0f}"] if self.slow else []
+        p95 = self.summary.p95
+        shown = f"{p95:,.1f}" if p95 < 100 else f"{p95:,.0f}"  # 50.4 > 50, not 50 > 50
+        parts = [f"p95 {shown} ms > {self.limit_ms:.0f}"] if self.slow else []
         parts += [f"{self.summary.failures} errors"] if self.erred else []
         return ", ".join(parts)
 
