@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, MetaData, String, func, text
+from sqlalchemy import BigInteger, DateTime, Index, MetaData, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -49,6 +49,28 @@ class OutboxTable:
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UpkeepTable:
+    """The cache upkeep journal, an outbox for the cache: what a write owes the cache (a put or
+    tombstone of one entry, generation bumps, an MES stream event), written in the write's own
+    transaction and deleted once applied. A row that stays (its writer died after the commit,
+    or Redis failed the upkeep) is repaired by the API processes (`kit/upkeep_journal.py`)."""
+
+    __tablename__ = "cache_upkeep"
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (Index("ix_cache_upkeep_entity_key", "entity", "key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(Text)  # the cache Entity's name
+    key: Mapped[str] = mapped_column(Text)  # the entry key, JSON (tuples survive as arrays)
+    version: Mapped[int] = mapped_column(BigInteger)
+    families: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    event: Mapped[str | None] = mapped_column(Text)  # an MES stream event type
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # to republish the event
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ProcessedEventTable:

@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from orderflow.data.base import MesBase, OutboxTable, ProcessedEventTable, Versioned
+from orderflow.data.base import MesBase, OutboxTable, ProcessedEventTable, UpkeepTable, Versioned
 
 
 class Operator(Versioned, MesBase):
@@ -71,4 +71,8 @@ class MesOutbox(OutboxTable, MesBase):
 
 
 class MesProcessedEvent(ProcessedEventTable, MesBase):
+    pass
+
+
+class MesUpkeep(UpkeepTable, MesBase):
     pass

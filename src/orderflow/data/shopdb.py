@@ -3,7 +3,7 @@
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from orderflow.data.base import OutboxTable, ProcessedEventTable, ShopBase, Versioned
+from orderflow.data.base import OutboxTable, ProcessedEventTable, ShopBase, UpkeepTable, Versioned
 
 
 class Item(Versioned, ShopBase):
@@ -72,4 +72,8 @@ class ShopOutbox(OutboxTable, ShopBase):
 
 
 class ShopProcessedEvent(ProcessedEventTable, ShopBase):
+    pass
+
+
+class ShopUpkeep(UpkeepTable, ShopBase):
     pass

@@ -1,0 +1,23 @@
+"""cache_upkeep: the journal of what writes owe the cache (see migrations/cache_upkeep.py)
+
+Revision ID: shopdb_0003
+Revises: shopdb_0002
+Create Date: 2026-11-29 16:00:00
+"""
+
+from collections.abc import Sequence
+
+from orderflow.data.migrations.cache_upkeep import create_cache_upkeep, drop_cache_upkeep
+
+revision: str = "shopdb_0003"
+down_revision: str | None = "shopdb_0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    create_cache_upkeep()
+
+
+def downgrade() -> None:
+    drop_cache_upkeep()
