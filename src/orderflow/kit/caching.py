@@ -9,8 +9,7 @@ or generation bump is broadcast, and answered only once every process has droppe
 """
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,51 +120,90 @@ class ServiceCache:
             return view, [loaded[id_][1] for id_ in ids]
         return await self.cache.get_or_load_listing(listing, key, families, loader, members)
 
+    @property
+    def epoch(self) -> int | None:
+        """The epoch this process believes in (None: no Redis); upkeep pins it before a commit."""
+        return None if self.cache is None else self.cache.epoch
+
+    @property
+    def _idle(self) -> bool:
+        """Nothing to write: no Redis configured, or the library bypassed (re-enabling it
+        starts a new epoch, so nothing written meanwhile is owed)."""
+        return self.cache is None or not self.cache.enabled
+
     async def write(
-        self, entity: Entity, key: Key, version: int, payload: bytes, ttl: TTLPolicy
-    ) -> None:
-        """After a commit: write the new value through, or (cache-aside mode) invalidate it."""
-        if self.cache is None:
-            return
-        async with _never_fails("write", self.cache):
-            if self.writing_through:
-                await self.cache.put(entity, key, version, payload, ttl)
-            else:
-                await self.cache.invalidate(entity, key, version)
+        self,
+        entity: Entity,
+        key: Key,
+        version: int,
+        payload: bytes,
+        ttl: TTLPolicy,
+        *,
+        seen_epoch: int | None = None,
+    ) -> bool:
+        """After a commit: write the new value through, or (cache-aside mode) invalidate it.
+
+        True when applied (or nothing to do); False when Redis failed it or the breaker refused.
+        """
+        if self._idle:
+            return True
+        assert self.cache is not None
+        if self.writing_through:
+            put = self.cache.put(entity, key, version, payload, ttl, seen_epoch=seen_epoch)
+            return await _never_fails("write", self.cache, put)
+        return await _never_fails("write", self.cache, self.cache.invalidate(entity, key, version))
 
     async def put(
-        self, entity: Entity, key: Key, version: int, payload: bytes, ttl: TTLPolicy
-    ) -> None:
+        self,
+        entity: Entity,
+        key: Key,
+        version: int,
+        payload: bytes,
+        ttl: TTLPolicy,
+        *,
+        seen_epoch: int | None = None,
+    ) -> bool:
         """After a commit: write through, whatever the orders' mode (the MES always does)."""
-        if self.cache is not None:
-            async with _never_fails("put", self.cache):
-                await self.cache.put(entity, key, version, payload, ttl)
+        if self._idle:
+            return True
+        assert self.cache is not None
+        put = self.cache.put(entity, key, version, payload, ttl, seen_epoch=seen_epoch)
+        return await _never_fails("put", self.cache, put)
 
-    async def invalidate(self, entity: Entity, key: Key, version: int) -> None:
-        if self.cache is None:
-            return
-        async with _never_fails("invalidate", self.cache):
-            await self.cache.invalidate(entity, key, version)
+    async def invalidate(self, entity: Entity, key: Key, version: int) -> bool:
+        """Tombstone the entry at `version`, and drop its near copies in every process."""
+        if self._idle:
+            return True
+        assert self.cache is not None
+        done = await _never_fails(
+            "invalidate", self.cache, self.cache.invalidate(entity, key, version)
+        )
         if entity.name in self.near_policy.entities:
-            await self._tell_near(["drop", entity.name, key])
+            done = await self._tell_near(["drop", entity.name, key]) and done
+        return done
 
-    async def bump(self, families: Sequence[str]) -> None:
-        if self.cache is None or not families:
-            return
-        async with _never_fails("bump", self.cache):
-            await self.cache.bump(families)
+    async def bump(self, families: Sequence[str]) -> bool:
+        if self._idle or not families:
+            return True
+        assert self.cache is not None
+        done = await _never_fails("bump", self.cache, self.cache.bump(families))
         if self.near_policy.families.intersection(families):
-            await self._tell_near(["bump", *families])
+            done = await self._tell_near(["bump", *families]) and done
+        return done
 
-    async def _tell_near(self, message: list[Any]) -> None:
+    async def _tell_near(self, message: list[Any]) -> bool:
         """Drop near copies in every process. Best effort, like every cache write: if Redis
-        is failing, the copies still die within the near cache's TTL."""
-        if self.bus is None or self.cache is None or self.cache.breaker.state == "open":
-            return
+        is failing, the copies still die within the near cache's TTL. False if not sent."""
+        if self.bus is None:
+            return True
+        if self.cache is None or self.cache.breaker.state == "open":
+            return False
         try:
             await self.bus.send(orjson.dumps(message).decode())
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("near-cache drop %s not broadcast: %s", message, exc)
+            return False
+        return True
 
     async def on_near_message(self, message: str) -> None:
         """Another process (or this one) changed near-cached data: drop the local copies."""
@@ -190,13 +228,13 @@ class ServiceCache:
         return self.near
 
 
-@asynccontextmanager
-async def _never_fails(op: str, cache: Cache) -> AsyncIterator[None]:
+async def _never_fails(op: str, cache: Cache, write: Awaitable[bool]) -> bool:
     """Rule 1 at the service's edge: a cache write that fails in a way the library did not
     contain (a connection reset while it recovered from another error) trips the breaker, whose
     recovery bumps the epoch, and the committed write is answered all the same."""
     try:
-        yield
+        return bool(await write)
     except (CacheError, RedisError, OSError, TimeoutError) as exc:
         log.warning("cache %s failed after the commit: %s", op, exc)
         cache.breaker.trip()
+        return False

@@ -1,10 +1,27 @@
-"""All SQL over clients."""
+"""All SQL over clients: `ClientRepository` in a unit of work, `ClientReads` for a cache miss
+(one statement, no transaction, a plain row: `kit/lean.py`)."""
 
+from asyncpg import Record
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orderflow.data.shopdb import Client
+from orderflow.kit.lean import fetchrow
+from orderflow.kit.unit_of_work import Sessions
+
+# In `schemas.client_dict`'s order, so that a row renders the same JSON as an entity.
+CLIENT_BY_ID = (
+    "SELECT id, name, email, phone, version, created_at, updated_at FROM clients WHERE id = $1"
+)
+
+
+class ClientReads:
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+
+    async def one(self, client_id: int) -> Record | None:
+        return await fetchrow(self.sessions, CLIENT_BY_ID, client_id)
 
 
 class ClientRepository:

@@ -1,6 +1,7 @@
 """Client shapes."""
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -62,4 +63,17 @@ def client_dict(client: Client) -> dict[str, Any]:
         "version": client.version,
         "created_at": client.created_at,
         "updated_at": client.updated_at,
+    }
+
+
+def client_row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`client_dict` of a row of `repository.CLIENT_BY_ID`: the same JSON as an entity's."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "email": row["email"],
+        "phone": row["phone"],
+        "version": row["version"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }

@@ -5,8 +5,8 @@ from sqlalchemy.exc import IntegrityError
 from orderflow.kit.errors import Conflict, NotFound
 from orderflow.kit.http import dumps
 from orderflow.sales.caching import CLIENT, CLIENT_TTL
-from orderflow.sales.clients.repository import ClientRepository
-from orderflow.sales.clients.schemas import ClientIn, ClientPatch, client_dict
+from orderflow.sales.clients.repository import ClientReads, ClientRepository
+from orderflow.sales.clients.schemas import ClientIn, ClientPatch, client_dict, client_row_dict
 from orderflow.sales.context import Sales
 
 
@@ -20,11 +20,10 @@ async def create_client(sales: Sales, data: ClientIn) -> bytes:
 
 async def get_client(sales: Sales, client_id: int) -> bytes:
     async def load() -> tuple[int, bytes]:
-        async with sales.unit() as uow:
-            client = await uow.repository(ClientRepository).get(client_id)
-        if client is None:
+        row = await ClientReads(sales.sessions).one(client_id)
+        if row is None:
             raise NotFound(f"client {client_id} does not exist")
-        return client.version, dumps(client_dict(client))
+        return row["version"], dumps(client_row_dict(row))
 
     return await sales.cache.read(CLIENT, client_id, load, CLIENT_TTL)
 

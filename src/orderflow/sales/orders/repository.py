@@ -1,21 +1,28 @@
-"""All SQL over orders, their lines and the ShopDB outbox."""
+"""All SQL over orders, their lines and the ShopDB outbox.
+
+`OrderRepository` works inside a unit of work (the writes, and the reads that go with them);
+`OrderReads` are what a cache miss costs: one statement each, no transaction, plain rows
+(`kit/lean.py`), the lines aggregated beside their order.
+"""
 
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from asyncpg import Record
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orderflow.data.shopdb import (
     Order,
     OrderLine,
-    OrderStatusCount,
     ShopOutbox,
     ShopProcessedEvent,
 )
+from orderflow.kit.lean import fetch, fetchrow
+from orderflow.kit.unit_of_work import Sessions
 
 
 class OrderRepository:
@@ -51,50 +58,6 @@ class OrderRepository:
             by_order[line.order_id].append(line)
         return by_order
 
-    async def many(self, order_ids: Sequence[int]) -> Sequence[Order]:
-        return (await self.session.scalars(select(Order).where(Order.id.in_(order_ids)))).all()
-
-    async def search_ids(
-        self,
-        *,
-        status: str | None,
-        client_id: int | None,
-        created_from: datetime | None,
-        created_to: datetime | None,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[int], int]:
-        """One page of ids, newest first, and how many orders match in all."""
-        where: list[ColumnElement[bool]] = []
-        if status:
-            where.append(Order.status == status)
-        if client_id:
-            where.append(Order.client_id == client_id)
-        if created_from:
-            where.append(Order.created_at >= created_from)
-        if created_to:
-            where.append(Order.created_at < created_to)
-        ids = await self.session.scalars(
-            select(Order.id)
-            .where(*where)
-            .order_by(Order.created_at.desc(), Order.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        if client_id or created_from or created_to:
-            total = await self.session.scalar(select(func.count()).select_from(Order).where(*where))
-        else:  # by status or all: the counter table, not a count over every order
-            counted = select(func.sum(OrderStatusCount.n))
-            if status:
-                counted = counted.where(OrderStatusCount.status == status)
-            total = await self.session.scalar(counted)
-        return list(ids.all()), int(total or 0)
-
-    async def count_by_status(self) -> dict[str, int]:
-        """From the counter table the triggers keep (see `OrderStatusCount`)."""
-        rows = await self.session.execute(select(OrderStatusCount.status, OrderStatusCount.n))
-        return {status: int(n) for status, n in rows}
-
     async def set_status(self, order_id: int, status: str, *, from_any: list[str]) -> Order | None:
         """Conditional update: only from one of `from_any`; None when the row is elsewhere."""
         result = await self.session.scalars(
@@ -118,3 +81,89 @@ class OrderRepository:
             .returning(ShopProcessedEvent.event_id)
         )
         return result.first() is not None
+
+
+# An order's columns and its lines as one array of [item_id, quantity, unit_price] (NULL when
+# it has none), in line order: what `schemas.order_row_dict` renders.
+ORDER_ROW = """
+SELECT o.id, o.client_id, o.status, o.total, o.created_at, o.updated_at, o.version, l.lines
+FROM orders o
+LEFT JOIN LATERAL (
+    SELECT array_agg(ARRAY[item_id::bigint, quantity::bigint, unit_price] ORDER BY line_no)
+    AS lines FROM order_lines WHERE order_id = o.id
+) l ON true
+"""
+ORDER_BY_ID = ORDER_ROW + "WHERE o.id = $1"
+ORDERS_BY_IDS = ORDER_ROW + "WHERE o.id = ANY($1::bigint[])"
+
+
+class OrderReads:
+    """The reads behind the cache: an order, a batch of orders, a page of ids with its total."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+
+    async def one(self, order_id: int) -> Record | None:
+        return await fetchrow(self.sessions, ORDER_BY_ID, order_id)
+
+    async def many(self, order_ids: Sequence[int]) -> list[Record]:
+        return await fetch(self.sessions, ORDERS_BY_IDS, list(order_ids))
+
+    async def page_of_ids(
+        self,
+        *,
+        status: str | None,
+        client_id: int | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[int], int]:
+        """One page of ids, newest first, and how many orders match in all: one statement."""
+        sql, args = page_sql(status, client_id, created_from, created_to, limit, offset)
+        row = await fetchrow(self.sessions, sql, *args)
+        assert row is not None  # a SELECT of two subqueries always answers one row
+        return list(row["ids"]), int(row["total"])
+
+    async def count_by_status(self) -> dict[str, int]:
+        """From the counter table the triggers keep (see `OrderStatusCount`)."""
+        rows = await fetch(self.sessions, "SELECT status, n FROM order_status_counts")
+        return {row["status"]: int(row["n"]) for row in rows}
+
+
+def page_sql(
+    status: str | None,
+    client_id: int | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[str, list[Any]]:
+    """The page's ids and the total, as two subqueries of one statement. The total counts the
+    matching orders when a client or a date narrows them, else it reads the counter table
+    (`OrderStatusCount`) instead of counting up to every order."""
+    args: list[Any] = []
+
+    def param(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    where = [f"status = {param(status)}"] if status else []
+    if client_id:
+        where.append(f"client_id = {param(client_id)}")
+    if created_from:
+        where.append(f"created_at >= {param(created_from)}")
+    if created_to:
+        where.append(f"created_at < {param(created_to)}")
+    cond = " AND ".join(where) or "true"
+    if client_id or created_from or created_to:
+        total = f"SELECT count(*) FROM orders WHERE {cond}"
+    else:  # by status ($1) or all: the counter table, not a count over every order
+        total = "SELECT coalesce(sum(n), 0) FROM order_status_counts" + (
+            " WHERE status = $1" if status else ""
+        )
+    ids = (
+        f"SELECT id FROM orders WHERE {cond} ORDER BY created_at DESC, id DESC "
+        f"LIMIT {param(limit)} OFFSET {param(offset)}"
+    )
+    return f"SELECT ARRAY({ids}) AS ids, ({total}) AS total", args

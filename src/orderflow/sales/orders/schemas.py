@@ -1,5 +1,6 @@
 """Order shapes. Money is in minor units (cents)."""
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -62,4 +63,22 @@ def order_dict(order: Order, lines: list[OrderLine]) -> dict[str, Any]:
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "version": order.version,
+    }
+
+
+def order_row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`order_dict` of a row of `repository.ORDER_ROW` (its lines as [item, quantity, price]
+    arrays): the same dict, so the same JSON bytes as the write-through entries."""
+    return {
+        "id": row["id"],
+        "client_id": row["client_id"],
+        "status": row["status"],
+        "lines": [
+            {"item_id": item_id, "quantity": quantity, "unit_price": unit_price}
+            for item_id, quantity, unit_price in row["lines"] or ()
+        ],
+        "total": row["total"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "version": row["version"],
     }
