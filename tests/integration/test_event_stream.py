@@ -40,3 +40,15 @@ async def test_failed_appends_count_toward_the_breaker(redis_url: str) -> None:
         assert breaker.state == "open"
     finally:
         await dead.aclose()
+
+
+async def test_an_event_announced_again_is_appended_once(redis: Redis) -> None:
+    """A repair of cache upkeep may announce an event the writer already appended."""
+    order = {**ORDER, "id": 900_001, "version": 5}
+    before = await redis.xlen(STREAM_KEY)
+    first = await EventStream(redis).publish("completed", order)
+    again = await EventStream(redis).publish("completed", order)
+    assert first is not None and again == first
+    assert await redis.xlen(STREAM_KEY) == before + 1
+    newer = await EventStream(redis).publish("released", {**order, "version": 6})
+    assert newer not in (None, first)

@@ -14,12 +14,25 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.typing import EncodableT
 
 from orderflow.cache import CircuitBreaker
 from orderflow.cache.breaker import Ticket
 
 log = logging.getLogger(__name__)
 STREAM_KEY = "mes:events:v1"
+SENT_TTL_MS = 300_000  # how long an event is remembered as appended (see APPEND_ONCE)
+
+# KEYS: the stream, the event's marker. ARGV: maxlen, the marker's TTL in ms, the event's JSON.
+# An event is one version of one order: announced again (a repair of cache upkeep that may or
+# may not have reached the stream), it is not appended twice; the answer is its stream id.
+APPEND_ONCE = """
+local sent = redis.call('GET', KEYS[2])
+if sent then return sent end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[3])
+redis.call('SET', KEYS[2], id, 'PX', ARGV[2])
+return id
+"""
 EVENT_TYPES = ("queued", "claimed", "released", "completed", "cancelled")
 Rows = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's answer: (stream id, fields)
 
@@ -51,6 +64,11 @@ def event_body(event_type: str, order: dict[str, Any]) -> bytes:
     return orjson.dumps(body)
 
 
+def sent_key(order: dict[str, Any]) -> str:
+    """The marker of one order version's event (a stream id once appended)."""
+    return f"{STREAM_KEY}:sent:{order['id']}:{order['version']}"
+
+
 class EventStream:
     """Appends to and reads from the stream; every call bounded by `timeout_s`.
 
@@ -72,9 +90,12 @@ class EventStream:
         self.maxlen = maxlen
         self.timeout_s = timeout_s
         self.breaker = breaker
+        self._append_once = redis.register_script(APPEND_ONCE)
 
     async def publish(self, event_type: str, order: dict[str, Any]) -> str | None:
-        """Append one event; None if Redis could not take it (the write still stands)."""
+        """Append one event; None if Redis could not take it (the write still stands).
+
+        Once per order version for `SENT_TTL_MS` (5 min): a repeat gets the first one's id."""
         if self.breaker is not None and self.breaker.state != "closed":
             log.warning(
                 "event %s of order %s not published: Redis is failing", event_type, order["id"]
@@ -82,12 +103,9 @@ class EventStream:
             return None
         try:
             async with asyncio.timeout(self.timeout_s):
-                stream_id = await self.redis.xadd(
-                    STREAM_KEY,
-                    {"d": event_body(event_type, order)},
-                    maxlen=self.maxlen,
-                    approximate=True,
-                )
+                keys = [STREAM_KEY, sent_key(order)]
+                args: list[EncodableT] = [self.maxlen, SENT_TTL_MS, event_body(event_type, order)]
+                stream_id = await self._append_once(keys=keys, args=args)
         except (RedisError, TimeoutError, OSError) as exc:
             log.warning("event %s of order %s not published: %s", event_type, order["id"], exc)
             if self.breaker is not None:
