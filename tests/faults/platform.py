@@ -1,11 +1,17 @@
-"""The whole platform on loopback, every process ours to kill, pause and restart."""
+"""The whole platform on loopback, every process ours to kill, pause and restart.
+
+Each API may have a second process started with ORDERFLOW_CRASH_AFTER_COMMIT, which clients
+are sent to while the crash-after-commit fault lasts (and while it is up). A process that dies
+on its own is started again by `keep_alive`; faults and `keep_alive` take a process's lock to
+replace it.
+"""
 
 import asyncio
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +26,8 @@ from tests.clients import settings_env, wait_healthy
 
 VOLUMES = Volumes(items=50, categories=5, clients=50, orders=500, operators=20)
 APIS = ("shop", "crm", "mes")
+CRASH_AFTER_COMMIT = "ORDERFLOW_CRASH_AFTER_COMMIT"
+CRASHING = "-crashing"  # the name of a service's second process, made to crash
 
 
 @dataclass
@@ -29,21 +37,92 @@ class FaultPlatform:
     settings: Settings
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    healthy: set[str] = field(default_factory=set)  # started and answered /health
+    routes: dict[str, str] = field(default_factory=dict)  # service -> the process clients use
+    crash_probability: float = 0.3  # per commit that owes the cache something
+    crashers: "asyncio.Task[None] | None" = None  # `start_crashing`, under way or done
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}"
+        """Where clients send `service`'s requests: its crashing process while the fault routes
+        there and that process is up; its own otherwise (a balancer that skips a dead one)."""
+        name = self.routes.get(service, service)
+        if name not in self.healthy or self.procs[name].poll() is not None:
+            name = service
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def lock(self, name: str) -> asyncio.Lock:
+        return self.locks.setdefault(name, asyncio.Lock())
 
     def start(self, name: str) -> None:
-        args = ["relay"] if name == "relay" else ["serve", name, "--port", str(self.ports[name])]
-        env = settings_env(self.settings, {"ORDERFLOW_RELAY_METRICS_PORT": "0"})
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "orderflow", *args], env=env)
-        if name in APIS:
-            wait_healthy(self.url(name), self.procs[name], timeout_s=120)
+        """Start `name`; an API, until it answers /health (or, for a crashing one, until it
+        exited: `keep_alive` starts it again)."""
+        service, crashing = name.removesuffix(CRASHING), name.endswith(CRASHING)
+        port = str(self.ports.get(name))  # the relay has none
+        args = ["relay"] if service == "relay" else ["serve", service, "--port", port]
+        extra = {"ORDERFLOW_RELAY_METRICS_PORT": "0"}
+        if crashing:
+            extra[CRASH_AFTER_COMMIT] = str(self.crash_probability)
+        # Until orderflow has the setting itself, a stand-in makes the process crash.
+        module = "tests.faults.crash" if crashing else "orderflow"
+        env = settings_env(self.settings, extra)
+        self.healthy.discard(name)
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", module, *args], env=env)
+        if service in APIS:
+            try:
+                wait_healthy(f"http://127.0.0.1:{port}", self.procs[name], timeout_s=120)
+            except AssertionError:  # it exited before answering /health
+                if not crashing:
+                    raise
+                print(f"{name} exited while starting: left to keep_alive", file=sys.stderr)
+            else:
+                self.healthy.add(name)
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+    async def replace(self, name: str) -> None:
+        """Kill `name` (SIGKILL) and start it again."""
+        async with self.lock(name):
+            self.kill(name)
+            await asyncio.to_thread(self.start, name)
+
+    async def start_crashing(self) -> None:
+        """Start the second process of each API, the one made to crash (in the background while
+        the first faults run: seven processes starting at once slow a small machine down)."""
+
+        async def start(name: str) -> None:
+            async with self.lock(name):
+                await asyncio.to_thread(self.start, name)
+
+        await asyncio.gather(*(start(s + CRASHING) for s in APIS))
+
+    async def crashing(self, services: tuple[str, ...], on: bool) -> None:
+        """Send `services`' clients to (or back from) the second process of each, started with
+        ORDERFLOW_CRASH_AFTER_COMMIT (once `start_crashing` is done; after a crash, by
+        `keep_alive`)."""
+        if self.crashers is not None:
+            await self.crashers
+        for service in services:
+            if on:
+                self.routes[service] = service + CRASHING
+            else:
+                self.routes.pop(service, None)
+
+    async def keep_alive(self, died: Callable[[str, int], None], until: asyncio.Event) -> None:
+        """Start again every process that exited on its own, until `until` is set."""
+        while not until.is_set():
+            await asyncio.sleep(0.2)
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is None or self.lock(name).locked():
+                    continue
+                async with self.lock(name):
+                    code = self.procs[name].poll()
+                    if code is not None:
+                        died(name, code)
+                        await asyncio.to_thread(self.start, name)
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
@@ -81,12 +160,15 @@ async def fault_platform(root: Path) -> AsyncIterator[FaultPlatform]:
         await asyncio.to_thread(upgrade, "mesdb", settings.mes_dsn)
         with Progress(disable=True) as progress:
             await seed(settings.shop_dsn, settings.mes_dsn, VOLUMES, progress=progress)
-        platform = FaultPlatform(pg, redis, settings, {s: free_port() for s in APIS})
-        for name in (*APIS, "relay"):
-            await asyncio.to_thread(platform.start, name)
+        ports = {n: free_port() for s in APIS for n in (s, s + CRASHING)}
+        platform = FaultPlatform(pg, redis, settings, ports)
+        await asyncio.gather(*(asyncio.to_thread(platform.start, n) for n in (*APIS, "relay")))
+        platform.crashers = asyncio.create_task(platform.start_crashing())
         yield platform
     finally:
         if platform is not None:
+            if platform.crashers is not None:
+                await asyncio.wait([platform.crashers])  # no process may start after stop_all
             platform.stop_all()
         redis.stop()
         pg.stop()

@@ -1,5 +1,6 @@
 """The fault suite: a running platform under load from all three roles while processes are
-killed, paused and restarted; then the history is checked against PostgreSQL.
+killed, paused, restarted and made to crash between a commit and its cache write; then the
+history is checked against PostgreSQL, and, at a quiet end, what the APIs serve too.
 
     python -m tests.faults.suite --seconds 120     # the long run (make faults)
 """
@@ -7,6 +8,7 @@ killed, paused and restarted; then the history is checked against PostgreSQL.
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -18,8 +20,11 @@ import asyncpg
 import orjson
 
 from orderflow.kit.db import asyncpg_dsn
-from tests.faults.history import History, Verdict, check
-from tests.faults.platform import FaultPlatform, fault_platform
+from tests.faults.checks import REPAIR_BOUND_S
+from tests.faults.history import History
+from tests.faults.platform import APIS, FaultPlatform, fault_platform
+from tests.faults.rest import baseline, compare_at_rest
+from tests.faults.verdict import Verdict, check
 from tests.faults.workload import Workload
 
 
@@ -48,14 +53,26 @@ async def postgres_restarted(p: FaultPlatform) -> None:
 
 
 async def relay_killed(p: FaultPlatform) -> None:
-    p.kill("relay")
-    await asyncio.sleep(1.0)
-    await asyncio.to_thread(p.start, "relay")
+    async with p.lock("relay"):
+        p.kill("relay")
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(p.start, "relay")
 
 
 async def api_killed(p: FaultPlatform, service: str) -> None:
-    p.kill(service)  # mid-request: clients see resets and retry
-    await asyncio.to_thread(p.start, service)
+    await p.replace(service)  # SIGKILL mid-request: clients see resets and retry
+
+
+CRASH_WINDOW_S = 5.0
+
+
+async def crashes_after_commit(p: FaultPlatform) -> None:
+    """For a few seconds clients are sent to a second process of each API, started with
+    ORDERFLOW_CRASH_AFTER_COMMIT: it exits between a commit and its cache write, clients retry
+    (on the service's own process while it is down), `keep_alive` starts it again."""
+    await p.crashing(APIS, on=True)
+    await asyncio.sleep(CRASH_WINDOW_S)
+    await p.crashing(APIS, on=False)
 
 
 FAULTS = [
@@ -65,6 +82,7 @@ FAULTS = [
     Fault("relay killed (SIGKILL) mid-batch", relay_killed),
     Fault("Shop API killed mid-request", lambda p: api_killed(p, "shop")),
     Fault("MES API killed mid-request", lambda p: api_killed(p, "mes")),
+    Fault("APIs crash between commit and cache write", crashes_after_commit),
 ]
 
 
@@ -72,30 +90,57 @@ async def inject_faults(
     platform: FaultPlatform, history: History, seconds: float, done: asyncio.Event
 ) -> None:
     """Every fault in turn, with quiet gaps between: at least once each, then until `seconds`
-    are up; then `done` stops the workload."""
+    are up; then, once what the last one left has been read again, `done` stops the load."""
     until = time.monotonic() + seconds
     await asyncio.sleep(1.0)
     i = 0
     while i < len(FAULTS) or time.monotonic() < until:
         fault = FAULTS[i % len(FAULTS)]
-        history.fault(fault.name)
+        started = time.monotonic()
         await fault.inject(platform)
+        history.fault(fault.name, started)
+        log(f"{fault.name}: {time.monotonic() - started:.1f} s")
         await asyncio.sleep(1.0)
         i += 1
+    await asyncio.sleep(REPAIR_BOUND_S + 1.0)  # the last fault's retried acknowledgements rechecked
     done.set()
 
 
 async def run(root: Path, seconds: float) -> tuple[Verdict, History]:
     history = History()
     async with fault_platform(root) as platform:
-        done = asyncio.Event()
-        await asyncio.gather(
-            Workload(platform, history).run(done),
-            inject_faults(platform, history, seconds, done),
-        )
-        await settle(platform, history)
-        facts = await database_facts(platform, history)
-    return check(history, **facts), history
+        log("platform up")
+        before = await baseline(platform)
+        done, finished = asyncio.Event(), asyncio.Event()
+
+        def died(name: str, code: int) -> None:
+            history.crashes.append((time.monotonic(), name, code))
+            log(f"{name} exited ({code}): starting it again")
+
+        watchdog = asyncio.create_task(platform.keep_alive(died, finished))
+        try:
+            await asyncio.gather(
+                Workload(platform, history).run(done),
+                inject_faults(platform, history, seconds, done),
+            )
+            log("load stopped")
+            await settle(platform, history)
+            log("relay settled")
+            await asyncio.sleep(REPAIR_BOUND_S)  # the quiet end: every repair is due by now
+            at_rest = await compare_at_rest(platform, history)
+            log("compared at rest")
+            facts = await database_facts(platform, history)
+        finally:
+            finished.set()
+            await watchdog
+    return check(history, **facts, baseline=before, at_rest=at_rest), history
+
+
+T0 = time.monotonic()
+
+
+def log(what: str) -> None:
+    print(f"[{time.monotonic() - T0:6.1f} s] {what}", file=sys.stderr, flush=True)
 
 
 async def settle(platform: FaultPlatform, history: History, timeout_s: float = 60) -> None:
@@ -104,7 +149,8 @@ async def settle(platform: FaultPlatform, history: History, timeout_s: float = 6
     while time.monotonic() < deadline:
         facts = await database_facts(platform, history)
         if all(facts["production"].get(o) for o in history.confirmed) and all(
-            facts["shop_status"].get(o) == "ready" for o in history.completed
+            facts["shop_status"].get(o) in ("ready", "shipped", "delivered")
+            for o in history.completed
         ):
             return
         await asyncio.sleep(0.5)
@@ -129,7 +175,8 @@ async def database_facts(platform: FaultPlatform, history: History) -> dict[str,
             )
         queued = await mes.fetch(
             "SELECT order_id, count(*) AS n FROM status_history "
-            "WHERE to_status = 'queued' AND order_id = ANY($1) GROUP BY order_id",
+            "WHERE from_status IS NULL AND to_status = 'queued' AND order_id = ANY($1) "
+            "GROUP BY order_id",  # queued by the relay (a release queues it again)
             list(history.confirmed),
         )
         statuses = await shop.fetch(
@@ -152,22 +199,40 @@ async def database_facts(platform: FaultPlatform, history: History) -> dict[str,
 
 
 def table(verdict: Verdict, history: History) -> str:
-    faults = sorted({name for _, name in history.faults})
+    faults = sorted({f.name for f in history.faults})
     lines = ["| what | count |", "|---|---|"]
     lines += [
-        f"| fault injected: {name} | {sum(1 for _, n in history.faults if n == name)} |"
+        f"| fault injected: {name} | {sum(1 for f in history.faults if f.name == name)} |"
         for name in faults
     ]
+    crashed = sorted({name for _, name, _ in history.crashes})
+    lines += [
+        f"| {name} died and was restarted | {sum(1 for c in history.crashes if c[1] == name)} |"
+        for name in crashed
+    ]
+    learned = sum(1 for a in history.acks if a.via_409)
     lines += [
         f"| requests made | {verdict.requests} |",
         f"| answered / unanswered (killed processes) | {verdict.answered} / {verdict.unanswered} |",
         f"| orders acknowledged | {verdict.orders_acknowledged} |",
         f"| confirmed / completed | {len(history.confirmed)} / {len(history.completed)} |",
-        f"| reads checked for staleness | {len(history.reads)} |",
+        f"| states learned from a 409 | {learned} |",
+        f"| reads checked for staleness (list members included) | {len(history.reads)} |",
+        f"| list pages / count reads checked | {len(history.lists)} / {len(history.counts)} |",
         f"| slowest answer | {verdict.slowest_s:.2f} s |",
     ]
     lines += [f"| **{name}** | **{n}** |" for name, n in verdict.failures().items()]
     return "\n".join(lines)
+
+
+def examples(verdict: Verdict, n: int = 5) -> str:
+    """The first few of each failure, to start looking from."""
+    found = [
+        f"{name}: {getattr(verdict, attr)[:n]}"
+        for name, attr in verdict.failure_fields().items()
+        if getattr(verdict, attr)
+    ]
+    return "\n".join(found)
 
 
 def main() -> None:
@@ -178,6 +243,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="orderflow-faults-") as root:
         verdict, history = asyncio.run(run(Path(root), args.seconds))
     print(table(verdict, history))
+    print(examples(verdict), file=sys.stderr)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"seconds": args.seconds, **verdict.failures()}, indent=2))
     raise SystemExit(1 if any(verdict.failures().values()) else 0)

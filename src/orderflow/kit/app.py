@@ -19,6 +19,7 @@ from orderflow.kit.http import JSONBytes, dumps
 from orderflow.kit.middleware import BodyLimit, RequestMetrics
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings
+from orderflow.kit.upkeep_journal import UpkeepJournal
 
 ops = APIRouter(tags=["operations"])
 HEALTH_REPORT: dict[str, Any] = {
@@ -57,6 +58,7 @@ class DomainContext(Protocol):
     """What a service's routes work with (`Sales`, `Production`): opened once per process."""
 
     cache: ServiceCache
+    journal: UpkeepJournal
 
 
 OpenContext = Callable[[Resources, CacheModes, str], DomainContext]
@@ -117,6 +119,9 @@ def _lifespan(
             stack.push_async_callback(cached.close)
             if near is not None and settings.redis_url and settings.near_cache_ttl_s > 0:
                 cached.keep_near(near, settings, namespace)
+            # Deletes applied upkeep, repairs what is left (rule 9); stops before the cache
+            # closes, with a last delete.
+            await stack.enter_async_context(app.state.context.journal.running(repair=True))
             if extra is not None:
                 await stack.enter_async_context(extra(app, resources))
             # Everything alive now lives as long as the process: out of the collector's sight,

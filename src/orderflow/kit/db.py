@@ -58,12 +58,20 @@ def _drop_closed(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any)
         raise DisconnectionError("closed by the server while pooled")
 
 
+BACKGROUND = {"orderflow_background": True}  # execution options: not a request's statement
+
+
 def _count_queries(engine: AsyncEngine, database: str) -> None:
     counter = metrics.DB_QUERIES.labels(database=database)
+    background = metrics.UPKEEP_QUERIES.labels(database=database)
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def _before(*_: Any) -> None:
-        counter.inc()
+    def _before(*args: Any) -> None:
+        context = args[4]
+        if context is not None and context.execution_options.get("orderflow_background"):
+            background.inc()
+        else:
+            counter.inc()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -17,6 +17,11 @@ class Settings(BaseSettings):
 
     When a DSN or the Redis URL is left empty, `orderflow up` starts embedded servers under
     `data_dir` and passes their URLs to the processes it starts.
+
+    Cache upkeep is journalled in each write's transaction and repaired by every API process:
+    a write whose upkeep did not fully apply (its process died, or Redis failed it) is seen
+    right by every process within `upkeep_repair_after_s` + `upkeep_repair_every_s` + one
+    apply, about 2 s with the defaults (docs/caching.md, rule 9).
     """
 
     model_config = SettingsConfigDict(env_prefix="ORDERFLOW_", extra="ignore")
@@ -51,6 +56,19 @@ class Settings(BaseSettings):
     warm_popular_items: int = 500
     near_cache_ttl_s: float = Field(5.0, description="0 turns the in-process near cache off")
     near_cache_size: int = 10_000
+    upkeep_repair_after_s: float = Field(
+        1.0,
+        description="journal rows of cache upkeep older than this are repaired by a worker: a "
+        "writer that died after its commit, or whose cache calls failed, leaves the cache old "
+        "for at most about repair_after + repair_every + one apply (about 2 s by default)",
+    )
+    upkeep_repair_every_s: float = Field(0.5, description="the repair worker's tick")
+    upkeep_flush_every_s: float = Field(0.2, description="deletes of applied journal rows")
+    crash_after_commit: float = Field(
+        0.0,
+        description="TESTS ONLY: the probability that a unit of work kills its process "
+        "(os._exit(137)) right after a commit with cache upkeep, before that upkeep runs",
+    )
 
     sse_heartbeat_s: float = 15.0
     event_stream_maxlen: int = 100_000

@@ -1,16 +1,23 @@
 """One unit of work per database visit: the transaction, its repositories, what follows the commit.
 
-    async with UnitOfWork(sessions) as uow:
+    async with sales.unit() as uow:
         order = await uow.repository(OrderRepository).set_status(...)
-        uow.after_commit(upkeep)         # write-through, generation bumps, stream events
-    # committed, then `upkeep` ran: only now may the caller answer
+        await uow.keep_cached(Upkeep(ORDER, order.id, order.version, families), apply)
+    # committed (the upkeep journalled with it), then `apply` ran: only now may the caller answer
 
-The only place a transaction begins and ends. On a clean exit it commits, then runs the actions
-registered with `after_commit` in order, before control returns to the caller, so before the
-response (rule 4: write-through means before the response). An error inside the block rolls back
-and runs none of them: nothing uncommitted ever reaches the cache or the event stream.
+The only place a transaction begins and ends. On a clean exit it commits, then runs what was
+registered with `keep_cached` and `after_commit`, in order, before control returns to the
+caller, so before the response (rule 4: write-through means before the response). An error
+inside the block rolls back and runs none of them: nothing uncommitted ever reaches the cache or
+the event stream.
+
+`keep_cached` also writes the upkeep into the journal inside the transaction (rule 9), so that
+what the cache is owed survives the process: if `apply` reports that every Redis call applied,
+the journal row is deleted in the background; otherwise (or if the process died before running
+it) every API process repairs it within about 2 s (`kit/upkeep_journal.py`).
 """
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -18,16 +25,22 @@ from typing import Any, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orderflow.kit.upkeep import Upkeep
+from orderflow.kit.upkeep_journal import UpkeepJournal
+
+log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]
 AfterCommit = Callable[[], Awaitable[None]]
+Apply = Callable[[], Awaitable[bool]]  # True: every cache call of the upkeep applied
 R = TypeVar("R")
 
 
 class UnitOfWork:
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, journal: UpkeepJournal | None = None) -> None:
         self._sessions = sessions
+        self._journal = journal
         self._stack = AsyncExitStack()
-        self._after_commit: list[AfterCommit] = []
+        self._after_commit: list[tuple[AfterCommit | Apply, int | None]] = []
         self._repositories: dict[Callable[[AsyncSession], Any], Any] = {}
         self.session: AsyncSession
 
@@ -45,9 +58,16 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)  # commits, or rolls back on an error
-        if exc_type is None:
-            for action in self._after_commit:
+        if exc_type is not None:
+            return
+        journal = self._journal
+        if journal is not None and any(row is not None for _, row in self._after_commit):
+            journal.crash_point()
+        for action, row in self._after_commit:
+            if row is None:
                 await action()
+            elif journal is not None and await _applied(action):
+                journal.applied(row)
 
     def repository(self, kind: Callable[[AsyncSession], R]) -> R:
         """The repository of `kind` over this unit's session (one per kind)."""
@@ -58,4 +78,21 @@ class UnitOfWork:
 
     def after_commit(self, action: AfterCommit) -> None:
         """Run `action` once the commit succeeded, before the unit of work returns."""
-        self._after_commit.append(action)
+        self._after_commit.append((action, None))
+
+    async def keep_cached(self, upkeep: Upkeep, apply: Apply) -> None:
+        """Journal `upkeep` in this transaction; run `apply` once the commit succeeded, before
+        the unit of work returns. Without a journal, `apply` merely runs after the commit."""
+        row = None
+        if self._journal is not None:
+            row = await self._journal.record(self.session, upkeep)
+        self._after_commit.append((apply, row))
+
+
+async def _applied(apply: Callable[[], Awaitable[Any]]) -> bool:
+    """Run one upkeep; anything it raises is the journal's to repair, never the caller's."""
+    try:
+        return await apply() is True
+    except Exception:
+        log.exception("cache upkeep failed after the commit; the journal will repair it")
+        return False

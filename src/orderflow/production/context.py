@@ -3,15 +3,17 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
+from orderflow.data.mesdb import MesUpkeep
 from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.caching import ServiceCache
 from orderflow.kit.resources import Resources
 from orderflow.kit.unit_of_work import Sessions, UnitOfWork
-from orderflow.production.caching import NAMESPACE
+from orderflow.kit.upkeep_journal import Republish, UpkeepJournal
+from orderflow.production.caching import JOURNALLED, NAMESPACE
 from orderflow.production.events.fanout import EventFanout
 from orderflow.production.events.stream import EventStream
 
@@ -21,6 +23,7 @@ class Production:
     sessions: Sessions  # the MES db
     cache: ServiceCache  # the "mes" namespace
     events: EventStream | None  # None when no Redis is configured
+    journal: UpkeepJournal  # what writes owe the cache and boards, kept in the MES db
 
     @classmethod
     def open(cls, resources: Resources, modes: CacheModes, service: str = "mes") -> "Production":
@@ -35,10 +38,29 @@ class Production:
                 breaker=cache.breaker if cache is not None else None,
             )
         service_cache = ServiceCache(cache, modes, service)
-        return cls(resources.sessions["mesdb"], service_cache, events)
+        sessions = resources.sessions["mesdb"]
+        journal = UpkeepJournal(
+            sessions,
+            MesUpkeep,
+            service_cache,
+            JOURNALLED,
+            settings,
+            database="mesdb",
+            republish=announcer(events),
+        )
+        return cls(sessions, service_cache, events, journal)
 
     def unit(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions)
+        return UnitOfWork(self.sessions, self.journal)
+
+
+def announcer(events: EventStream | None) -> Republish:
+    """How the journal's repair announces an event again (the stream skips one it has)."""
+
+    async def republish(event_type: str, order: dict[str, Any]) -> bool:
+        return events is None or await events.publish(event_type, order) is not None
+
+    return republish
 
 
 @asynccontextmanager

@@ -79,9 +79,17 @@ async def opened(settings: Settings) -> AsyncIterator[list[Direction]]:
     try:
         await resources.start()
         async with cache_modes(settings) as modes:
-            yield directions(
-                Sales.open(resources, modes, "shop"), Production.open(resources, modes)
+            sales, production = (
+                Sales.open(resources, modes, "shop"),
+                Production.open(resources, modes),
             )
+            # The relay deletes the journal rows of its own applied upkeep; what it leaves is
+            # repaired by the API processes' workers.
+            async with (
+                sales.journal.running(repair=False),
+                production.journal.running(repair=False),
+            ):
+                yield directions(sales, production)
     finally:
         await resources.close()
 

@@ -20,6 +20,8 @@ ORDER_VIEW = Entity("order_view")  # CRM views and a client's list: ids + total
 CLIENT_ORDER_VIEW = Entity("client_order_view", client_tagged=True)
 ORDER_COUNTS = Entity("order_counts")
 
+JOURNALLED = (ITEM, CLIENT, ORDER)  # the entries whose upkeep writes journal (kit/upkeep.py)
+
 CLIENT_TTL = FixedTTL(3600)
 ORDER_TTL = FixedTTL(24 * 3600)
 VIEW_TTL = FixedTTL(600)

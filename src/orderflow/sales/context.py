@@ -6,11 +6,13 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 
 from orderflow.cache import TTLPolicy
+from orderflow.data.shopdb import ShopUpkeep
 from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.caching import ServiceCache
 from orderflow.kit.resources import Resources
 from orderflow.kit.unit_of_work import Sessions, UnitOfWork
-from orderflow.sales.caching import NAMESPACE, item_ttl
+from orderflow.kit.upkeep_journal import UpkeepJournal
+from orderflow.sales.caching import JOURNALLED, NAMESPACE, item_ttl
 
 
 @dataclass
@@ -18,15 +20,20 @@ class Sales:
     sessions: Sessions  # ShopDB
     cache: ServiceCache  # the "shop" namespace, which the Shop and the CRM share
     item_ttl: TTLPolicy
+    journal: UpkeepJournal  # what writes owe the cache, kept in ShopDB (kit/upkeep_journal.py)
 
     @classmethod
     def open(cls, resources: Resources, modes: CacheModes, service: str) -> "Sales":
         """The context of `service` (shop, crm, or the relay writing for them)."""
+        settings, sessions = resources.settings, resources.sessions["shopdb"]
         cache = ServiceCache(resources.caches.get(NAMESPACE), modes, service)
-        return cls(resources.sessions["shopdb"], cache, item_ttl(resources.settings))
+        journal = UpkeepJournal(
+            sessions, ShopUpkeep, cache, JOURNALLED, settings, database="shopdb"
+        )
+        return cls(sessions, cache, item_ttl(settings), journal)
 
     def unit(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions)
+        return UnitOfWork(self.sessions, self.journal)
 
 
 def get_sales(request: Request) -> Sales:

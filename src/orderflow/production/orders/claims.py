@@ -3,8 +3,13 @@
 A claim is one conditional UPDATE that only a queued, unassigned row matches: exactly one of
 any number of racing operators wins, every other gets 409 naming the holder. Release and
 complete match only the holder's row (and its version, when the body carries one).
+
+A refusal (409) first re-applies the order's pending cache upkeep: it is often a retry whose
+first attempt committed but died before its cache writes, and boards must show what it names.
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from orderflow.data.mesdb import ProductionOrder
@@ -16,14 +21,14 @@ from orderflow.production.orders.schemas import (
     ProductionStatus,
     production_order_dict,
 )
-from orderflow.production.orders.upkeep import keep_boards_current
+from orderflow.production.orders.upkeep import keep_boards_current, repair_production_order
 
 S = ProductionStatus
 
 
 async def claim(p: Production, order_id: int, operator_id: int) -> bytes:
     """Exactly one operator wins: the update matches only a queued, unassigned row."""
-    async with p.unit() as uow:
+    async with _repaired_if_refused(p, order_id), p.unit() as uow:
         repo = uow.repository(ProductionRepository)
         if not await repo.operator_exists(operator_id):
             raise InvalidInput(f"operator {operator_id} does not exist", field="operator_id")
@@ -34,12 +39,12 @@ async def claim(p: Production, order_id: int, operator_id: int) -> bytes:
         await repo.record(order_id, S.QUEUED, S.IN_PROGRESS, operator_id)
         await repo.add_outbox("in_production", order_id, _event(order))
         data = production_order_dict(order)
-        return keep_boards_current(uow, p, "claimed", data, S.QUEUED, operator_id=operator_id)
+        return await keep_boards_current(uow, p, "claimed", data, S.QUEUED, operator_id=operator_id)
 
 
 async def release(p: Production, order_id: int, action: OperatorAction) -> bytes:
     """The holder gives the order back to the queue."""
-    async with p.unit() as uow:
+    async with _repaired_if_refused(p, order_id), p.unit() as uow:
         repo = uow.repository(ProductionRepository)
         order = await repo.update_if_held(
             order_id, action.operator_id, action.version, status=S.QUEUED, operator_id=None
@@ -50,12 +55,14 @@ async def release(p: Production, order_id: int, action: OperatorAction) -> bytes
         await repo.record(order_id, S.IN_PROGRESS, S.QUEUED, action.operator_id)
         data = production_order_dict(order)
         holder = action.operator_id
-        return keep_boards_current(uow, p, "released", data, S.IN_PROGRESS, operator_id=holder)
+        return await keep_boards_current(
+            uow, p, "released", data, S.IN_PROGRESS, operator_id=holder
+        )
 
 
 async def complete(p: Production, order_id: int, action: OperatorAction) -> bytes:
     """The holder finishes the order; the Shop order becomes `ready`."""
-    async with p.unit() as uow:
+    async with _repaired_if_refused(p, order_id), p.unit() as uow:
         repo = uow.repository(ProductionRepository)
         order = await repo.update_if_held(
             order_id, action.operator_id, action.version, status=S.DONE
@@ -67,7 +74,19 @@ async def complete(p: Production, order_id: int, action: OperatorAction) -> byte
         await repo.add_outbox("ready", order_id, _event(order))
         data = production_order_dict(order)
         holder = action.operator_id
-        return keep_boards_current(uow, p, "completed", data, S.IN_PROGRESS, operator_id=holder)
+        return await keep_boards_current(
+            uow, p, "completed", data, S.IN_PROGRESS, operator_id=holder
+        )
+
+
+@asynccontextmanager
+async def _repaired_if_refused(p: Production, order_id: int) -> AsyncIterator[None]:
+    """On a 409, once the refused transaction has ended: repair the order's cache upkeep."""
+    try:
+        yield
+    except Conflict:
+        await repair_production_order(p, order_id)
+        raise
 
 
 async def _refusal(

@@ -27,11 +27,11 @@ async def ingest(p: Production, event_id: str, event_type: str, payload: dict[st
             changed = await _apply(repo, event_type, order_id, payload)
         if changed is not None:
             event, order, from_status = changed
-            keep_boards_current(uow, p, event, production_order_dict(order), from_status)
+            await keep_boards_current(uow, p, event, production_order_dict(order), from_status)
         elif (current := await repo.get(order_id)) is not None:
             data = production_order_dict(current)
             also = (status_family(S.QUEUED),)  # whatever an earlier delivery left unbumped
-            keep_boards_current(uow, p, REWRITE, data, None, also=also)
+            await keep_boards_current(uow, p, REWRITE, data, None, also=also)
 
 
 async def _apply(

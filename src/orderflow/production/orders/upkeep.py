@@ -4,20 +4,24 @@ step of every MES writer (an operator's claim, release, completion; the relay's 
 After the commit and before the answer: the new state is written through to its entry (no
 delay is acceptable for operators), the board lists it moved are bumped (so a board read after a
 claim's response lists the order as taken), and the event is appended to the stream every board
-follows.
+follows. All three are journalled in the write's transaction and repaired if the writer dies
+first or Redis fails them (rule 9, `kit/upkeep_journal.py`).
 """
 
 from typing import Any
 
+import orjson
+
 from orderflow.kit.http import dumps
 from orderflow.kit.unit_of_work import UnitOfWork
+from orderflow.kit.upkeep import Upkeep
 from orderflow.production.caching import ENTRY_TTL, PRODUCTION_ORDER, moved_families
 from orderflow.production.context import Production
 
 REWRITE = ""  # the event of a state announced before: rewrite the cache, tell no board
 
 
-def keep_boards_current(
+async def keep_boards_current(
     uow: UnitOfWork,
     p: Production,
     event_type: str,
@@ -27,16 +31,30 @@ def keep_boards_current(
     operator_id: int | None = None,
     also: tuple[str, ...] = (),
 ) -> bytes:
-    """Register the order's upkeep on `uow` (the families it moved from `from_status`, and those
+    """Journal the order's upkeep on `uow` (the families it moved from `from_status`, and those
     in `also`); returns the order's JSON to answer with."""
     body = dumps(order)
-    families = [*moved_families(from_status, order["status"], operator_id), *also]
+    families = (*moved_families(from_status, order["status"], operator_id), *also)
+    order_id, version = order["id"], order["version"]
+    seen_epoch = p.cache.epoch  # before the commit: a put after an epoch move tombstones
+    event = event_type or None
 
-    async def upkeep() -> None:
-        await p.cache.put(PRODUCTION_ORDER, order["id"], order["version"], body, ENTRY_TTL)
-        await p.cache.bump(families)
-        if p.events is not None and event_type != REWRITE:
-            await p.events.publish(event_type, order)
+    async def apply() -> bool:
+        written = await p.cache.put(
+            PRODUCTION_ORDER, order_id, version, body, ENTRY_TTL, seen_epoch=seen_epoch
+        )
+        done = await p.cache.bump(families) and written
+        if p.events is not None and event is not None:
+            done = await p.events.publish(event, order) is not None and done
+        return done
 
-    uow.after_commit(upkeep)
+    journalled = orjson.loads(body) if event else None  # JSON, as a repair announces it
+    upkeep = Upkeep(PRODUCTION_ORDER, order_id, version, families, event, journalled)
+    await uow.keep_cached(upkeep, apply)
     return body
+
+
+async def repair_production_order(p: Production, order_id: int) -> None:
+    """A refused claim, release or completion (409) re-applies the order's pending upkeep:
+    the boards then show the state the refusal names."""
+    await p.journal.repair(PRODUCTION_ORDER, order_id)

@@ -3,7 +3,8 @@
 Items are cache-aside and expire inside the quiet window; a seller's edit invalidates the
 item (a tombstone at the new version, so a slow reader cannot put the old one back) and bumps
 the catalogue's generation, so no catalogue page shows the old item either. Both happen after
-the commit and before the seller is answered (the unit of work's after-commit actions).
+the commit and before the seller is answered, journalled in the edit's transaction so that they
+are repaired if they fail or the process dies first (`UnitOfWork.keep_cached`).
 """
 
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from orderflow.data.shopdb import Item
 from orderflow.kit.errors import NotFound
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page, list_body
+from orderflow.kit.upkeep import Upkeep
 from orderflow.sales.caching import CATALOGUE, CATALOGUE_PAGE, ITEM
 from orderflow.sales.catalogue.repository import ItemRepository
 from orderflow.sales.catalogue.schemas import ItemIn, item_dict
@@ -44,9 +46,14 @@ async def search_items(sales: Sales, category: str | None, q: str | None, page: 
 
 
 async def create_item(sales: Sales, data: ItemIn) -> bytes:
+    """A new item: only the catalogue pages change (its id was never cached; a repair of the
+    journal row would tombstone it at version 1, which refuses nothing)."""
     async with sales.unit() as uow:
         item = await uow.repository(ItemRepository).add(Item(**data.model_dump()))
-        uow.after_commit(lambda: sales.cache.bump([CATALOGUE]))
+        await uow.keep_cached(
+            Upkeep(ITEM, item.id, item.version, (CATALOGUE,)),
+            lambda: sales.cache.bump([CATALOGUE]),
+        )
     return dumps(item_dict(item))
 
 
@@ -56,8 +63,12 @@ async def replace_item(sales: Sales, item_id: int, data: ItemIn) -> bytes:
         if item is None:
             raise NotFound(f"item {item_id} does not exist")
         version = item.version
-        uow.after_commit(lambda: sales.cache.invalidate(ITEM, item_id, version))
-        uow.after_commit(lambda: sales.cache.bump([CATALOGUE]))
+
+        async def apply() -> bool:
+            dropped = await sales.cache.invalidate(ITEM, item_id, version)
+            return await sales.cache.bump([CATALOGUE]) and dropped
+
+        await uow.keep_cached(Upkeep(ITEM, item_id, version, (CATALOGUE,)), apply)
     return dumps(item_dict(item))
 
 

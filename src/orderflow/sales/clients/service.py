@@ -4,6 +4,7 @@ from sqlalchemy.exc import IntegrityError
 
 from orderflow.kit.errors import Conflict, NotFound
 from orderflow.kit.http import dumps
+from orderflow.kit.upkeep import Upkeep
 from orderflow.sales.caching import CLIENT, CLIENT_TTL
 from orderflow.sales.clients.repository import ClientReads, ClientRepository
 from orderflow.sales.clients.schemas import ClientIn, ClientPatch, client_dict, client_row_dict
@@ -38,7 +39,10 @@ async def update_client(sales: Sales, client_id: int, patch: ClientPatch) -> byt
                 raise NotFound(f"client {client_id} does not exist")
             if values:
                 version = client.version
-                uow.after_commit(lambda: sales.cache.invalidate(CLIENT, client_id, version))
+                await uow.keep_cached(
+                    Upkeep(CLIENT, client_id, version),
+                    lambda: sales.cache.invalidate(CLIENT, client_id, version),
+                )
     except IntegrityError as exc:  # the unique index on email decides, even between racers
         raise Conflict(f"a client with email {values.get('email')} already exists") from exc
     return dumps(client_dict(client))

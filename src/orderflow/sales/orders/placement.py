@@ -12,7 +12,7 @@ from orderflow.sales.clients.repository import ClientRepository
 from orderflow.sales.context import Sales
 from orderflow.sales.orders.repository import OrderRepository
 from orderflow.sales.orders.schemas import OrderIn, order_dict
-from orderflow.sales.orders.upkeep import keep_order_cached
+from orderflow.sales.orders.upkeep import keep_order_cached, repair_order
 
 
 def request_hash(data: OrderIn) -> str:
@@ -24,12 +24,21 @@ async def place_order(sales: Sales, data: OrderIn, key: str | None) -> tuple[byt
 
     Returns the order's JSON and whether it was created now. Concurrent repeats of one key
     serialise on the key's unique index: the loser's insert waits, finds the row, returns it.
+    A replay first re-applies the order's pending cache upkeep: the first attempt's process
+    may have died between its commit and its cache writes (a retry is how a client finds out).
     """
+    body, order_id, created = await _place(sales, data, key)
+    if not created:
+        await repair_order(sales, order_id)
+    return body, created
+
+
+async def _place(sales: Sales, data: OrderIn, key: str | None) -> tuple[bytes, int, bool]:
     digest = request_hash(data)
     async with sales.unit() as uow:
         orders = uow.repository(OrderRepository)
         if key and (earlier := await orders.by_idempotency_key(key)) is not None:
-            return await _replay(orders, earlier, digest), False
+            return await _replay(orders, earlier, digest), earlier.id, False
         prices = await _validate(uow, data)
         lines = [(line.item_id, line.quantity, prices[line.item_id]) for line in data.lines]
         total = sum(quantity * price for _, quantity, price in lines)
@@ -39,14 +48,15 @@ async def place_order(sales: Sales, data: OrderIn, key: str | None) -> tuple[byt
             assert key is not None
             earlier = await orders.by_idempotency_key(key)
             assert earlier is not None
-            return await _replay(orders, earlier, digest), False
+            return await _replay(orders, earlier, digest), earlier.id, False
         rows = [
             OrderLine(order_id=order.id, line_no=n, item_id=i, quantity=q, unit_price=p)
             for n, (i, q, p) in enumerate(lines, start=1)
         ]
         await orders.add_lines(rows)
         families = created_families(order.client_id)
-        return keep_order_cached(uow, sales, order_dict(order, rows), families), True
+        body = await keep_order_cached(uow, sales, order_dict(order, rows), families)
+        return body, order.id, True
 
 
 async def _validate(uow: UnitOfWork, data: OrderIn) -> dict[int, int]:

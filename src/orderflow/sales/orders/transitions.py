@@ -16,13 +16,26 @@ from orderflow.sales.orders.lifecycle import (
 )
 from orderflow.sales.orders.repository import OrderRepository
 from orderflow.sales.orders.schemas import line_dict, order_dict
-from orderflow.sales.orders.upkeep import keep_order_cached
+from orderflow.sales.orders.upkeep import keep_order_cached, repair_order
 
 HANDED_TO_PRODUCTION = (OrderStatus.CONFIRMED, OrderStatus.CANCELLED)
 
 
 async def transition(sales: Sales, order_id: int, action: str) -> bytes:
-    """Apply `action` (confirm, ship, deliver, cancel); 409 and no change when it is forbidden."""
+    """Apply `action` (confirm, ship, deliver, cancel); 409 and no change when it is forbidden.
+
+    A 409 first re-applies the order's pending cache upkeep: it is often a retry whose first
+    attempt committed but died before its cache writes, and the state it names must be the one
+    every reader sees.
+    """
+    try:
+        return await _transition(sales, order_id, action)
+    except Conflict:
+        await repair_order(sales, order_id)
+        raise
+
+
+async def _transition(sales: Sales, order_id: int, action: str) -> bytes:
     allowed_from, target = ACTIONS[action]
     async with sales.unit() as uow:
         orders = uow.repository(OrderRepository)
@@ -44,7 +57,7 @@ async def transition(sales: Sales, order_id: int, action: str) -> bytes:
             }
             await orders.add_outbox(f"order_{target.value}", order_id, payload)
         families = moved_families(allowed_from, target)
-        return keep_order_cached(uow, sales, order_dict(order, lines), families)
+        return await keep_order_cached(uow, sales, order_dict(order, lines), families)
 
 
 async def apply_production_event(
@@ -68,5 +81,5 @@ async def apply_production_event(
             lines = (await orders.lines_of([order_id]))[order_id]
             now = OrderStatus(order.status)
             families = moved_families(statuses_before(now), now)
-            keep_order_cached(uow, sales, order_dict(order, lines), families)
+            await keep_order_cached(uow, sales, order_dict(order, lines), families)
     return True

@@ -1,0 +1,87 @@
+"""What a write owes the cache, as one journal row: the pure part of the upkeep journal.
+
+`Upkeep` names one entry (entity, key, committed version), the view families to bump and, for
+the MES, the stream event to announce with the order's JSON. `UnitOfWork.keep_cached` writes
+it in the write's own transaction; `kit/upkeep_journal.py` deletes it once applied and repairs
+it when it was not.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from orderflow.cache import Entity, Key
+
+
+@dataclass(frozen=True)
+class Upkeep:
+    entity: Entity
+    key: Key
+    version: int
+    families: tuple[str, ...] = ()
+    event: str | None = None  # an MES stream event type, announced with `body`
+    body: dict[str, Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The journal row's values."""
+        return {
+            "entity": self.entity.name,
+            "key": encode_key(self.key),
+            "version": self.version,
+            "families": list(self.families),
+            "event": self.event,
+            "body": self.body if self.event else None,
+        }
+
+
+def encode_key(key: Key) -> str:
+    """An entry key as JSON text; `decode_key` gives it back, tuples included."""
+    return orjson.dumps(key).decode()
+
+
+def decode_key(text: str) -> Key:
+    value = orjson.loads(text)
+    return _tuples(value)  # type: ignore[no-any-return]
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+@dataclass
+class AppliedIds:
+    """Ids of journal rows whose upkeep fully applied, waiting for one batched delete.
+
+    `take` empties it for a delete; `give_back` returns ids whose delete failed, up to `limit`
+    kept in memory (beyond it a row is left for the workers, whose repair is idempotent).
+    """
+
+    limit: int = 100_000
+    _ids: set[int] = field(default_factory=set)
+
+    def add(self, row_id: int) -> None:
+        if len(self._ids) < self.limit:
+            self._ids.add(row_id)
+
+    def __contains__(self, row_id: object) -> bool:
+        return row_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def take(self) -> list[int]:
+        ids, self._ids = sorted(self._ids), set()
+        return ids
+
+    def give_back(self, ids: Iterable[int]) -> None:
+        for row_id in ids:
+            self.add(row_id)
+
+
+def union(families: Iterable[Iterable[str]]) -> list[str]:
+    """Each family once, in the order first seen: one bump for a whole batch of rows."""
+    return list(dict.fromkeys(f for group in families for f in group))

@@ -1,0 +1,208 @@
+"""The cache upkeep journal: an outbox for the cache (docs/caching.md, rule 9).
+
+Every write records what it owes the cache (`Upkeep`) in its own transaction
+(`UnitOfWork.keep_cached`), then applies it after the commit, before answering, as before. When
+every Redis call of that apply succeeded, the row's id goes to an in-memory set that a flusher
+deletes in batches (every `upkeep_flush_every_s`), so the answer waits for no extra round trip.
+
+A row still there after `upkeep_repair_after_s` is one whose writer died after its commit, or
+whose cache calls failed: the repair worker of every API process of that database takes such
+rows every `upkeep_repair_every_s` (`FOR UPDATE SKIP LOCKED`: processes share the work) and
+re-applies them idempotently: a tombstone at the row's version (never a stored body: a newer
+write may have committed since), a bump of its families, its MES event announced again (the
+stream skips an event it already has). A row whose repair fails stays for the next tick.
+
+A retry that takes a path doing no cache work (an idempotent replay, a 409) repairs the rows of
+its entry itself, waiting for any process repairing them now, before it answers (`repair`).
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from orderflow.cache import Cache, Entity, Key
+from orderflow.data.base import UpkeepTable
+from orderflow.kit import metrics
+from orderflow.kit.caching import ServiceCache
+from orderflow.kit.settings import Settings
+from orderflow.kit.upkeep import AppliedIds, Upkeep, decode_key, union
+from orderflow.kit.upkeep_repository import Model, UpkeepRepository
+
+log = logging.getLogger(__name__)
+Republish = Callable[[str, dict[str, Any]], Awaitable[bool]]  # (event type, order) -> announced
+BATCH = 100  # rows per repair transaction
+BATCHES_PER_TICK = 10
+
+
+def exit_now() -> None:
+    """What `ORDERFLOW_CRASH_AFTER_COMMIT` does: die like kill -9, nothing flushed or closed."""
+    sys.stderr.write("orderflow: crash after commit (ORDERFLOW_CRASH_AFTER_COMMIT)\n")
+    os._exit(137)
+
+
+def _closed(cache: Cache) -> bool:
+    return cache.breaker.state == "closed"
+
+
+class UpkeepJournal:
+    """One database's journal, as one process uses it (through its domain's context)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        model: Model,
+        cache: ServiceCache,
+        entities: Iterable[Entity],
+        settings: Settings,
+        *,
+        database: str,
+        republish: Republish | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.model = model
+        self.cache = cache
+        self.entities = {entity.name: entity for entity in entities}
+        self.republish = republish
+        self.database = database
+        self.repair_after_s = settings.upkeep_repair_after_s
+        self.repair_every_s = settings.upkeep_repair_every_s
+        self.flush_every_s = settings.upkeep_flush_every_s
+        self.crash_after_commit = settings.crash_after_commit
+        self.crash: Callable[[], None] = exit_now
+        self.applied_ids = AppliedIds()
+        self._flusher = False  # applied ids are kept only while a flusher deletes them
+
+    async def record(self, session: AsyncSession, upkeep: Upkeep) -> int:
+        """Journal `upkeep` in the transaction of `session`; returns the row's id."""
+        return await UpkeepRepository(session, self.model).record(upkeep)
+
+    def crash_point(self) -> None:
+        """Right after a commit with upkeep, before it runs: tests may kill the process here."""
+        if self.crash_after_commit > 0 and random.random() < self.crash_after_commit:
+            self.crash()
+
+    def applied(self, row_id: int) -> None:
+        """The upkeep of `row_id` fully applied: delete its row with the next batch."""
+        if self._flusher:
+            self.applied_ids.add(row_id)
+
+    async def flush(self) -> None:
+        """Delete the rows of applied upkeep, in one statement."""
+        if not (ids := self.applied_ids.take()):
+            return
+        try:
+            async with self.sessions() as session, session.begin():
+                await UpkeepRepository(session, self.model, background=True).delete(ids)
+        except Exception as exc:  # noqa: BLE001  a database outage: keep them for the next try
+            log.warning("could not delete %d applied upkeep rows, will retry: %s", len(ids), exc)
+            self.applied_ids.give_back(ids)
+
+    async def repair(self, entity: Entity, key: Key) -> int:
+        """Re-apply the pending upkeep of one entry now (a replay or a 409 is about to answer:
+        the state it shows must be cached right). Waits for a process repairing it meanwhile."""
+        async with self.sessions() as session, session.begin():
+            repository = UpkeepRepository(session, self.model)
+            rows = await repository.lock_entry(entity.name, key)
+            done = await self._apply(rows)
+            await repository.delete(done)
+        metrics.UPKEEP_REPAIRED.labels(self.database, "retry").inc(len(done))
+        return len(done)
+
+    async def tick(self) -> int:
+        """One round of the worker: repair the rows left for `repair_after_s`; how many."""
+        if not await self._cache_usable():
+            return 0
+        repaired = 0
+        for _ in range(BATCHES_PER_TICK):
+            async with self.sessions() as session, session.begin():
+                repository = UpkeepRepository(session, self.model, background=True)
+                rows = await repository.lock_due(self.repair_after_s, BATCH)
+                done = await self._apply(rows)
+                await repository.delete(done)
+            repaired += len(done)
+            if len(rows) < BATCH or len(done) < len(rows):
+                break
+        metrics.UPKEEP_REPAIRED.labels(self.database, "worker").inc(repaired)
+        return repaired
+
+    async def _cache_usable(self) -> bool:
+        """While the breaker is not closed, let its probe through (an idle process recovers by
+        itself: the probe bumps the epoch); repair only once it is closed."""
+        cache = self.cache.cache
+        if cache is None or not cache.enabled or _closed(cache):
+            return True
+        await cache.health()
+        return _closed(cache)
+
+    async def _apply(self, rows: Sequence[UpkeepTable]) -> list[int]:
+        """Re-apply `rows` idempotently; the ids of those that fully applied (rows this process
+        applied itself and has not deleted yet are done already)."""
+        done = [row.id for row in rows if row.id in self.applied_ids]
+        rows = [row for row in rows if row.id not in self.applied_ids]
+        if not rows:
+            return done
+        ok = {row.id: await self._tombstone(row) for row in rows}
+        if not await self.cache.bump(union(row.families for row in rows)):
+            return done
+        for row in rows:
+            if ok[row.id] and row.event:
+                ok[row.id] = await self._announce(row)
+        return done + [row_id for row_id, applied in ok.items() if applied]
+
+    async def _tombstone(self, row: UpkeepTable) -> bool:
+        entity = self.entities.get(row.entity)
+        if entity is None:  # nothing here can apply it: drop it rather than retry forever
+            log.error("cache upkeep row %d names unknown entity %r: dropped", row.id, row.entity)
+            return True
+        return await self.cache.invalidate(entity, decode_key(row.key), row.version)
+
+    async def _announce(self, row: UpkeepTable) -> bool:
+        if self.republish is None or row.event is None or row.body is None:
+            return True
+        return await self.republish(row.event, row.body)
+
+    @asynccontextmanager
+    async def running(self, *, repair: bool = True) -> AsyncIterator[None]:
+        """The flusher (and with `repair`, the worker) until the block ends. Stopping lets a
+        round in progress finish (no transaction is cancelled midway), then deletes once more."""
+        stop = asyncio.Event()
+        loops = [(self.flush, self.flush_every_s)]
+        if repair:
+            loops.append((self._tick_logged, self.repair_every_s))
+        tasks = [
+            asyncio.create_task(_every(every, work, stop), name=f"upkeep:{self.database}")
+            for work, every in loops
+        ]
+        self._flusher = True
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.flush()
+            self._flusher = False
+
+    async def _tick_logged(self) -> None:
+        try:
+            await self.tick()
+        except Exception as exc:  # noqa: BLE001  a database outage must not end the worker
+            log.warning("cache upkeep repair failed, will retry: %s", exc)
+
+
+async def _every(
+    interval_s: float, work: Callable[[], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """`work()` every `interval_s` until `stop` is set."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+        if not stop.is_set():
+            await work()
