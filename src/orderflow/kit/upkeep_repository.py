@@ -3,7 +3,8 @@
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import BigInteger, any_, bindparam, delete, func, insert, select
+import orjson
+from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +14,13 @@ from orderflow.kit.db import BACKGROUND
 from orderflow.kit.upkeep import Upkeep, encode_key
 
 Model = type[UpkeepTable]
+# Plain text: an ORM-enabled INSERT of the model cost about 1 ms more per write in the write's
+# transaction (measured; this one costs its round trip). Both databases' tables are named alike.
+RECORD = text(
+    "INSERT INTO cache_upkeep (entity, key, version, families, event, body) "
+    "VALUES (:entity, :key, :version, CAST(:families AS jsonb), :event, CAST(:body AS jsonb)) "
+    "RETURNING id"
+)
 
 
 class UpkeepRepository:
@@ -25,9 +33,10 @@ class UpkeepRepository:
 
     async def record(self, upkeep: Upkeep) -> int:
         """Journal `upkeep` in the session's transaction; returns the row's id."""
-        m = self.model
-        statement = insert(m).values(**upkeep.row()).returning(m.id)
-        row_id = await self.session.scalar(statement, execution_options=self.options)
+        row = upkeep.row()
+        row["families"] = orjson.dumps(row["families"]).decode()
+        row["body"] = None if row["body"] is None else orjson.dumps(row["body"]).decode()
+        row_id = await self.session.scalar(RECORD, row, execution_options=self.options)
         assert row_id is not None
         return int(row_id)
 
