@@ -112,17 +112,25 @@ class FaultPlatform:
                 self.routes.pop(service, None)
 
     async def keep_alive(self, died: Callable[[str, int], None], until: asyncio.Event) -> None:
-        """Start again every process that exited on its own, until `until` is set."""
+        """Start again every process that exited on its own (each on its own, at once), until
+        `until` is set; then wait for the starts under way."""
+
+        async def restart(name: str) -> None:
+            async with self.lock(name):
+                code = self.procs[name].poll()
+                if code is not None:
+                    died(name, code)
+                    await asyncio.to_thread(self.start, name)
+
+        starting: set[asyncio.Task[None]] = set()
         while not until.is_set():
             await asyncio.sleep(0.2)
             for name, proc in list(self.procs.items()):
-                if proc.poll() is None or self.lock(name).locked():
-                    continue
-                async with self.lock(name):
-                    code = self.procs[name].poll()
-                    if code is not None:
-                        died(name, code)
-                        await asyncio.to_thread(self.start, name)
+                if proc.poll() is not None and not self.lock(name).locked():
+                    task = asyncio.create_task(restart(name))
+                    starting.add(task)
+                    task.add_done_callback(starting.discard)
+        await asyncio.gather(*starting)
 
     def stop_all(self) -> None:
         for proc in self.procs.values():

@@ -87,15 +87,19 @@ FAULTS = [
 
 
 async def inject_faults(
-    platform: FaultPlatform, history: History, seconds: float, done: asyncio.Event
+    platform: FaultPlatform,
+    history: History,
+    seconds: float,
+    done: asyncio.Event,
+    faults: list[Fault] = FAULTS,
 ) -> None:
     """Every fault in turn, with quiet gaps between: at least once each, then until `seconds`
     are up; then, once what the last one left has been read again, `done` stops the load."""
     until = time.monotonic() + seconds
     await asyncio.sleep(1.0)
     i = 0
-    while i < len(FAULTS) or time.monotonic() < until:
-        fault = FAULTS[i % len(FAULTS)]
+    while i < len(faults) or time.monotonic() < until:
+        fault = faults[i % len(faults)]
         started = time.monotonic()
         await fault.inject(platform)
         history.fault(fault.name, started)
@@ -106,7 +110,7 @@ async def inject_faults(
     done.set()
 
 
-async def run(root: Path, seconds: float) -> tuple[Verdict, History]:
+async def run(root: Path, seconds: float, faults: list[Fault] = FAULTS) -> tuple[Verdict, History]:
     history = History()
     async with fault_platform(root) as platform:
         log("platform up")
@@ -121,7 +125,7 @@ async def run(root: Path, seconds: float) -> tuple[Verdict, History]:
         try:
             await asyncio.gather(
                 Workload(platform, history).run(done),
-                inject_faults(platform, history, seconds, done),
+                inject_faults(platform, history, seconds, done, faults),
             )
             log("load stopped")
             await settle(platform, history)
@@ -239,9 +243,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--json", type=Path, default=Path("docs/bench/faults.json"))
+    parser.add_argument(
+        "--only", metavar="WORD", help="only the faults whose name holds WORD (e.g. crash)"
+    )
     args = parser.parse_args()
+    faults = [f for f in FAULTS if (args.only or "").lower() in f.name.lower()]
+    if not faults:
+        parser.error(f"no fault's name holds {args.only!r}")
     with tempfile.TemporaryDirectory(prefix="orderflow-faults-") as root:
-        verdict, history = asyncio.run(run(Path(root), args.seconds))
+        verdict, history = asyncio.run(run(Path(root), args.seconds, faults))
     print(table(verdict, history))
     print(examples(verdict), file=sys.stderr)
     args.json.parent.mkdir(parents=True, exist_ok=True)
