@@ -54,8 +54,9 @@ format: install ## apply ruff's formatting and autofixes
 	$(UV) run --frozen ruff format src tests perf
 	$(UV) run --frozen ruff check --fix src tests perf
 
-bench: install ## the cached read path side by side (ceiling, PostgreSQL, Redis, ours, cashews), then pages vs JSON; writes docs/
+bench: install ## the cached read path side by side (ceiling, PostgreSQL, Redis, ours, cashews), cold keys off vs on, then pages vs JSON; writes docs/
 	$(UV) run --frozen python -m perf.bench.reads
+	$(UV) run --frozen python -m perf.bench.cold
 	$(UV) run --frozen python -m perf.pages
 
 bench-claims: install ## MES claims per second and claim-to-event latency, N operators and M boards

@@ -15,6 +15,8 @@ routing and parameter parsing cost the same for all of them:
     redis     one bare `GET` of the same bytes with the platform's Redis client
     cashews   cashews' `@cache` around the `off` loader, on the same Redis
     redis:<probe>  a bare `GET` through a differently configured client (the p99 tail study)
+    asyncpg   (an order only) the statement a miss runs, `fetchrow` on a bare asyncpg pool, the
+              row rendered as the service renders it: the floor of an uncached read
 
 Control routes under /bench/ warm the caches, list the keys of a kind and report counters.
 Run with `python -m perf.bench.app --port P --cpu 0` (settings from ORDERFLOW_* variables).
@@ -33,6 +35,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
+import asyncpg
 import cashews
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
@@ -44,20 +47,24 @@ from orderflow.kit import metrics as kit_metrics
 from orderflow.kit.app import create_app
 from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.caching import ServiceCache
+from orderflow.kit.db import asyncpg_dsn
 from orderflow.kit.errors import NotFound
-from orderflow.kit.http import JSONBytes
+from orderflow.kit.http import JSONBytes, dumps
 from orderflow.kit.pagination import Page
 from orderflow.kit.redis import create_redis
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings, get_settings
 from orderflow.kit.unit_of_work import UnitOfWork
-from orderflow.sales.caching import NEAR, item_ttl
+from orderflow.sales.caching import NEAR
 from orderflow.sales.catalogue import service as items
 from orderflow.sales.context import Sales
 from orderflow.sales.orders import reads as views
 from orderflow.sales.orders.lifecycle import OrderStatus
+from orderflow.sales.orders.repository import ORDER_BY_ID
+from orderflow.sales.orders.schemas import order_row_dict
 
 PAGE = Page(limit=20, offset=0)
+LIST_PAGE = Page(limit=50, offset=0)  # a client's orders as the endpoints default them
 RAW_TTL_S = 3600  # the bare-GET copies; far longer than any run
 Fetch = Callable[[str], Awaitable[bytes]]
 
@@ -86,11 +93,27 @@ async def _counts(shop: Sales, key: str) -> bytes:
     return await views.counts_by_status(shop)
 
 
+async def _order(shop: Sales, key: str) -> bytes:
+    return await views.get_order(shop, int(key))
+
+
+async def _client_orders(shop: Sales, key: str) -> bytes:
+    return await views.orders_of_client(shop, int(key), LIST_PAGE)
+
+
+async def _crm_client_orders(shop: Sales, key: str) -> bytes:
+    return await views.list_orders(shop, client_id=int(key), page=LIST_PAGE)
+
+
 KINDS = {
     "item": Kind("shop", _item),  # GET /items/{id}
     "catalogue": Kind("shop", _catalogue),  # GET /items?category=...&limit=20
     "orders": Kind("crm", _orders),  # CRM GET /orders?status=...&limit=20
     "counts": Kind("crm", _counts),  # CRM GET /orders/stats
+    # The cold-key bench's (perf/bench/cold.py): keys over the whole data set, nearly all misses.
+    "order": Kind("shop", _order),  # Shop GET /orders/{id}
+    "client-orders": Kind("shop", _client_orders),  # Shop GET /clients/{id}/orders
+    "crm-client-orders": Kind("crm", _crm_client_orders),  # CRM GET /orders?client_id=
 }
 VARIANTS = ("ceiling", "off", "ours", "near", "ours-redis", "redis", "cashews")
 NEAR_KINDS = ("item", "catalogue")  # what the platform keeps near; "near" is measured for these
@@ -136,6 +159,7 @@ class Bench:
         self.cashews.setup(settings.redis_url)  # the library's defaults, the bench's Redis
         self.probes = probe_clients(settings.redis_url, settings)
         self.fetches: dict[tuple[str, str], Fetch] = {}
+        self.pool: asyncpg.Pool | None = None  # the asyncpg variant's (`open_pool`)
         for kind in KINDS:
             self.fetches |= {(v, kind): self._fetch(v, kind) for v in VARIANTS}
             self.fetches |= {
@@ -149,15 +173,16 @@ class Bench:
         """A Sales context whose ServiceCache reads obey `mode` ("on"/"off") for `service`;
         with `near`, it also keeps the platform's near-cached entities in the process, as
         `create_app` sets it up (drops broadcast on the namespace's bus), for `near_ttl_s`
-        (default: the platform's setting)."""
-        cache = ServiceCache(self.resources.caches.get("shop"), self.modes[mode], service)
+        (default: the platform's setting). Opened as the platform opens it (`Sales.open`)."""
+        sales = Sales.open(self.resources, self.modes[mode], service)
+        cache = sales.cache
         settings = self.settings
         if near_ttl_s is not None:
             settings = settings.model_copy(update={"near_cache_ttl_s": near_ttl_s})
         if near and settings.near_cache_ttl_s > 0:
             cache.keep_near(NEAR, settings, "shop")
             self.near_caches.append(cache)
-        return Sales(self.resources.sessions["shopdb"], cache, item_ttl(self.settings))
+        return sales
 
     def _fetch(self, variant: str, kind: str) -> Fetch:
         spec = KINDS[kind]
@@ -174,6 +199,21 @@ class Bench:
         else:
             shop = self.shop("on" if variant == "ours-redis" else "off", spec.service)
         return lambda key: spec.load(shop, key)
+
+    async def open_pool(self) -> None:
+        """The bare asyncpg pool of the `asyncpg` variant, as large as the engine's pool."""
+        size = self.settings.db_pool_size
+        self.pool = await asyncpg.create_pool(
+            asyncpg_dsn(self.settings.shop_dsn), min_size=size, max_size=size
+        )
+        self.fetches["asyncpg", "order"] = self._bare_order
+
+    async def _bare_order(self, key: str) -> bytes:
+        assert self.pool is not None
+        row = await self.pool.fetchrow(ORDER_BY_ID, int(key))
+        if row is None:
+            raise NotFound(f"order {key} does not exist")
+        return dumps(order_row_dict(row))
 
     def _ceiling(self, kind: str) -> Fetch:
         async def fetch(key: str) -> bytes:
@@ -211,6 +251,10 @@ class Bench:
             sql = "SELECT DISTINCT category FROM items ORDER BY category"
         elif kind == "orders":
             return [s.value for s in OrderStatus]
+        elif kind == "order":
+            sql = "SELECT id::text FROM orders ORDER BY id"
+        elif kind in ("client-orders", "crm-client-orders"):
+            sql = "SELECT id::text FROM clients ORDER BY id"
         else:
             return ["all"]
         async with UnitOfWork(self.resources.sessions["shopdb"]) as uow:
@@ -246,6 +290,8 @@ class Bench:
         for client in self.probes.values():
             await client.aclose()
         await self.cashews.close()
+        if self.pool is not None:
+            await self.pool.close()
 
 
 def raw_key(kind: str, key: str) -> str:
@@ -373,6 +419,7 @@ def build(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def bench_state(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
         app.state.bench = Bench(settings, resources)
+        await app.state.bench.open_pool()
         try:
             yield
         finally:
