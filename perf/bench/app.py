@@ -202,7 +202,7 @@ class Bench:
 
     async def open_pool(self) -> None:
         """The bare asyncpg pool of the `asyncpg` variant, as large as the engine's pool."""
-        size = self.settings.db_pool_size
+        size = 2 * self.settings.db_pool_size  # kit/db.py: twice the setting, all kept
         self.pool = await asyncpg.create_pool(
             asyncpg_dsn(self.settings.shop_dsn), min_size=size, max_size=size
         )

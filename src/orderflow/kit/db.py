@@ -33,11 +33,16 @@ def create_engine(dsn: str, settings: Settings, *, database: str) -> AsyncEngine
     ROLLBACK) on every checkout, more than the read it guarded. A connection that PostgreSQL
     closed (a restart, a terminated backend) is known closed to asyncpg, and `_drop_closed`
     replaces it at checkout for free; one that died unnoticed fails its statement, which
-    answers 503 (`kit.errors`), and SQLAlchemy then invalidates the pool's connections."""
+    answers 503 (`kit.errors`), and SQLAlchemy then invalidates the pool's connections.
+
+    Up to twice `db_pool_size` connections, opened as the load needs them and then kept: an
+    overflow connection, closed whenever it came back to a pool with `db_pool_size` idle,
+    made a steady load above that size reconnect (and prepare its statements again) every
+    few requests, doubling the CPU of a read. PostgreSQL must allow that many either way."""
     engine = create_async_engine(
         sqlalchemy_url(dsn),
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        pool_size=2 * settings.db_pool_size,
+        max_overflow=0,
         pool_timeout=settings.db_connect_timeout_s,
         connect_args={
             "timeout": settings.db_connect_timeout_s,
