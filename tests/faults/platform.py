@@ -90,21 +90,26 @@ class FaultPlatform:
             await asyncio.to_thread(self.start, name)
 
     async def start_crashing(self) -> None:
-        """Start the second process of each API, the one made to crash (in the background while
-        the first faults run: seven processes starting at once slow a small machine down)."""
+        """Start the second process of each API, the one made to crash, where it is not running
+        (the first time in the background while the first faults run: seven processes starting
+        at once slow a small machine down)."""
 
         async def start(name: str) -> None:
             async with self.lock(name):
-                await asyncio.to_thread(self.start, name)
+                if name not in self.procs or self.procs[name].poll() is not None:
+                    await asyncio.to_thread(self.start, name)
 
         await asyncio.gather(*(start(s + CRASHING) for s in APIS))
 
     async def crashing(self, services: tuple[str, ...], on: bool) -> None:
         """Send `services`' clients to (or back from) the second process of each, started with
-        ORDERFLOW_CRASH_AFTER_COMMIT (once `start_crashing` is done; after a crash, by
-        `keep_alive`)."""
-        if self.crashers is not None:
-            await self.crashers
+        ORDERFLOW_CRASH_AFTER_COMMIT: started first where it is not running; one that dies while
+        clients are sent to it is started again by `keep_alive`, one that died at the end of a
+        window only when the next one begins (no start for nothing at the end of a run)."""
+        if on:
+            if self.crashers is not None:
+                await self.crashers
+            await self.start_crashing()
         for service in services:
             if on:
                 self.routes[service] = service + CRASHING
@@ -112,21 +117,31 @@ class FaultPlatform:
                 self.routes.pop(service, None)
 
     async def keep_alive(self, died: Callable[[str, int], None], until: asyncio.Event) -> None:
-        """Start again every process that exited on its own (each on its own, at once), until
-        `until` is set; then wait for the starts under way."""
+        """Start again every process that exited on its own (each on its own, at once; a
+        crashing one only while clients are sent to it), until `until` is set; then wait for
+        the starts under way."""
+        told: set[int] = set()  # pids whose exit was reported
 
         async def restart(name: str) -> None:
             async with self.lock(name):
-                code = self.procs[name].poll()
-                if code is not None:
-                    died(name, code)
+                proc = self.procs[name]
+                if proc.poll() is None:
+                    return
+                if proc.pid not in told:
+                    told.add(proc.pid)
+                    died(name, proc.returncode)
+                if wanted(name):
                     await asyncio.to_thread(self.start, name)
+
+        def wanted(name: str) -> bool:
+            return not name.endswith(CRASHING) or name in self.routes.values()
 
         starting: set[asyncio.Task[None]] = set()
         while not until.is_set():
             await asyncio.sleep(0.2)
             for name, proc in list(self.procs.items()):
-                if proc.poll() is not None and not self.lock(name).locked():
+                dead = proc.poll() is not None and not self.lock(name).locked()
+                if dead and (proc.pid not in told or wanted(name)):
                     task = asyncio.create_task(restart(name))
                     starting.add(task)
                     task.add_done_callback(starting.discard)

@@ -102,13 +102,17 @@ async def _lists(
         *((f"shop client {c}", "shop", {"client_id": c}, shop, by_client) for c in clients),
         *((f"mes status={p}", "mes", {"status": p.value}, mes, queue) for p in ProductionStatus),
     ]
+    truths = [[r["id"] for r in await db.fetch(sql, *p.values(), PAGE)] for *_, p, db, sql in pages]
+    bodies = await asyncio.gather(
+        *(
+            api.get(service, f"/clients/{params['client_id']}/orders", limit=PAGE)
+            if "client_id" in params
+            else api.get(service, "/orders", limit=PAGE, **params)
+            for _, service, params, *_ in pages
+        )
+    )
     differ = []
-    for name, service, params, db, sql in pages:
-        truth = [r["id"] for r in await db.fetch(sql, *params.values(), PAGE)]
-        if "client_id" in params:
-            body = await api.get(service, f"/clients/{params['client_id']}/orders", limit=PAGE)
-        else:
-            body = await api.get(service, "/orders", limit=PAGE, **params)
+    for (name, *_), truth, body in zip(pages, truths, bodies, strict=True):
         served = [item["id"] for item in body.get("items", [])]
         if served != truth:
             missing, extra = sorted(set(truth) - set(served)), sorted(set(served) - set(truth))

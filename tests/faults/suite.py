@@ -119,7 +119,7 @@ async def run(root: Path, seconds: float, faults: list[Fault] = FAULTS) -> tuple
 
         def died(name: str, code: int) -> None:
             history.crashes.append((time.monotonic(), name, code))
-            log(f"{name} exited ({code}): starting it again")
+            log(f"{name} exited ({code})")
 
         watchdog = asyncio.create_task(platform.keep_alive(died, finished))
         try:
@@ -211,7 +211,7 @@ def table(verdict: Verdict, history: History) -> str:
     ]
     crashed = sorted({name for _, name, _ in history.crashes})
     lines += [
-        f"| {name} died and was restarted | {sum(1 for c in history.crashes if c[1] == name)} |"
+        f"| {name} exited on its own | {sum(1 for c in history.crashes if c[1] == name)} |"
         for name in crashed
     ]
     learned = sum(1 for a in history.acks if a.via_409)
