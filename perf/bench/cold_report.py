@@ -36,7 +36,7 @@ def cpu_ms(row: dict[str, Any]) -> float:
 
 def section(results: dict[str, Any]) -> str:
     """Our whole section, heading included, ending in a newline."""
-    parts = [HEADING, "", *_how(results), "", *_summary(results)]
+    parts = [HEADING, "", *_how(results), "", *_summary(results), "", *_machine_load(results)]
     for kind, title in KIND_TITLES.items():
         if kind in results["kinds"]:
             parts += ["", f"### {title}", "", *_kind_table(results, kind)]
@@ -97,6 +97,22 @@ def _summary(results: dict[str, Any]) -> list[str]:
             f"| {verdict} | {cpu} | {floor} |"
         )
     return lines
+
+
+def _machine_load(results: dict[str, Any]) -> list[str]:
+    """How much of the machine other work took: the rates are the server's share of it."""
+    rows = [row for kind in results["kinds"].values() for row in kind["rows"]]
+    if not rows:
+        return []
+    others = [row["others_cpu"] for row in rows]
+    server = [row["server_cpu"] for row in rows]
+    return [
+        f"Processes outside the bench took {min(others):.2f} to {max(others):.2f} of the "
+        f"{results['machine']['nproc']} cores meanwhile, and the server's core was "
+        f"{min(server):.0%} to {max(server):.0%} busy: the rates are what this server got of a "
+        "shared machine. The ratios, and the CPU per request, are the figures to compare "
+        "across runs.",
+    ]
 
 
 def _kind_table(results: dict[str, Any], kind: str) -> list[str]:
