@@ -1,19 +1,26 @@
 """The short fault suite: every fault once, under load, and nothing acknowledged goes wrong."""
 
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.faults.suite import FAULTS, run, table
+from tests.faults.suite import FAULTS, examples, run, table
 
 
 @pytest.mark.timeout(600)
-async def test_nothing_acknowledged_is_lost_and_nothing_stale_is_served(tmp_path: Path) -> None:
-    verdict, history = await run(tmp_path, seconds=0)  # each fault once
+async def test_nothing_acknowledged_is_lost_and_nothing_stale_is_served() -> None:
+    # Not under pytest's tmp_path: every pytest that starts on the machine makes
+    # /tmp/pytest-of-<user> private again (0o700), and the PostgreSQL user, locked out of its
+    # data directory, then PANICs at the restart fault's checkpoint (commits lost: fsync off).
+    with tempfile.TemporaryDirectory(prefix="orderflow-faults-") as root:
+        verdict, history = await run(Path(root), seconds=0)  # each fault once
     print(table(verdict, history))
+    print(examples(verdict, n=20))
     assert {f.name for f in history.faults} == {f.name for f in FAULTS}
     assert verdict.orders_acknowledged > 20
     assert history.confirmed and history.completed
     assert history.crashes  # the crash-after-commit fault made some API exit
-    assert verdict.failures() == dict.fromkeys(verdict.failures(), 0), verdict
+    failed = {name: n for name, n in verdict.failures().items() if n}
+    assert not failed, f"{failed}\n{examples(verdict)}"
     assert verdict.slowest_s < 10  # no hang past the client timeout

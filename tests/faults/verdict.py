@@ -67,7 +67,11 @@ def check(
     'queued' history rows per order; `shop_status`: ShopDB status per order id; `baseline`:
     counts by status before the load; `at_rest`: what the quiet end found differing from
     PostgreSQL (`rest.py`: entries, lists, counts)."""
-    lost = [k for k in history.placed if not orders_by_key.get(k)]
+    lost = [
+        f"{k}: order {order['id']} (v{order['version']})"
+        for k, order in history.placed.items()
+        if not orders_by_key.get(k)
+    ]
     duplicates = [k for k, rows in orders_by_key.items() if len(rows) > 1]
     wrong = [
         k
