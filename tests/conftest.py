@@ -104,6 +104,9 @@ def settings(
         redis_url=redis_url,
         data_dir=tmp_path_factory.mktemp("data"),
         db_statement_timeout_s=10,
+        # These tests check what the cache does on a read, from the first read on: every key is
+        # admitted. Admission on second sight has its own tests (tests/cache/test_admission.py).
+        cache_admit_after=0,
     )
 
 

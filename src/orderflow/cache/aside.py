@@ -246,10 +246,12 @@ async def bypass(m: EntityMetrics, loader: Loader, result: Counter | None = None
     return (await loader())[1]
 
 
-async def bypass_many(m: EntityMetrics, loader: ManyLoader, n: int) -> list[bytes]:
+async def bypass_many(
+    m: EntityMetrics, loader: ManyLoader, n: int, *, first_sight: bool = False
+) -> list[bytes]:
     """A batch of `n` read without the cache: every index goes to the loader."""
     loaded = await _load_many(m, loader, list(range(n)))
-    m.bypass.inc(n)
+    (m.first_sight if first_sight else m.bypass).inc(n)
     return [loaded[i][1] for i in range(n)]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from orderflow.cache.admission import Doorkeeper
 from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass, bypass_many
 from orderflow.cache.breaker import CircuitBreaker
 from orderflow.cache.epoch import Epoch
@@ -35,6 +36,8 @@ class Cache:
     `timeout_s` bounds every Redis round trip. A miss takes a lease of `lease_ms` so that one
     caller across all processes loads the value; the others poll every `poll_ms` for up to
     `wait_ms`, then load it themselves. Invalidations leave a tombstone for `tombstone_ttl_ms`.
+    With `admit_after` > 0 a key's first read in a while skips Redis (`admission.Doorkeeper`,
+    remembering up to twice that many keys); single reads, views and listings only.
     Set `enabled = False` at run time to bypass Redis completely.
     """
 
@@ -50,6 +53,7 @@ class Cache:
         poll_ms: int = 5,
         tombstone_ttl_ms: int = 60_000,
         enabled: bool = True,
+        admit_after: int = 0,
     ) -> None:
         self.namespace = namespace
         self.breaker = breaker or CircuitBreaker()
@@ -71,6 +75,7 @@ class Cache:
         self._gens = Generations(keys, self._epoch, scripts)
         self._reader = Reader(self._store, wait_ms=wait_ms, poll_ms=poll_ms)
         self._views = Views(keys, self._store, self._reader)
+        self._doorkeeper = Doorkeeper(admit_after)
         self._enabled = enabled
 
     @property
@@ -95,6 +100,8 @@ class Cache:
         m = for_entity(entity.name)
         if not self._enabled:
             return await bypass(m, loader)
+        if not self._doorkeeper.admit((entity.key_prefix, key)):
+            return await bypass(m, loader, m.first_sight)
         epoch = self._epoch.value
         return await self._reader.read(m, epoch, self._keys.entry(entity, epoch, key), loader, ttl)
 
@@ -126,6 +133,9 @@ class Cache:
         """
         if not self._enabled:
             return await bypass(for_entity(entity.name), loader)
+        if not self._doorkeeper.admit((entity.key_prefix, key, *families)):
+            m = for_entity(entity.name)
+            return await bypass(m, loader, m.first_sight)
         return await self._views.read(self._epoch.value, entity, key, families, loader, ttl)
 
     async def get_or_load_listing(
@@ -143,11 +153,13 @@ class Cache:
         with single reads and kept current by every write. A hit on the view and all its
         members is one round trip, a cold page three (see `views`).
         """
-        if not self._enabled:
-            view = orjson.loads(await bypass(for_entity(listing.view.name), loader))
-            ids = view["ids"]
-            many = by_index(ids, members)
-            return view, await bypass_many(for_entity(listing.members.name), many, len(ids))
+        if not self._enabled or not self._doorkeeper.admit((listing.view.key_prefix, key)):
+            m, mm = for_entity(listing.view.name), for_entity(listing.members.name)
+            first = self._enabled  # else: off
+            view = orjson.loads(await bypass(m, loader, m.first_sight if first else m.bypass))
+            many = by_index(view["ids"], members)
+            bodies = await bypass_many(mm, many, len(view["ids"]), first_sight=first)
+            return view, bodies
         epoch = self._epoch.value
         return await self._views.read_listing(epoch, listing, key, families, loader, members)
 
@@ -171,6 +183,7 @@ class Cache:
         if not self._enabled:
             return False
         m = for_entity(entity.name)
+        self._doorkeeper.saw((entity.key_prefix, key))  # its writer will likely read it
         try:
             await self._store.put(m, entity, key, version, payload, ttl.ttl_ms(), seen_epoch)
         except CacheError:

@@ -2,6 +2,8 @@
 
     orderflow_cache_requests_total{entity,result}      hit | miss | bypass (cache off or failing)
                                                        | near_hit (never left the process)
+                                                       | first_sight (a key's first read in a
+                                                       while: not admitted, see admission.py)
     orderflow_cache_loads_total{entity}                loader calls, i.e. database loads
     orderflow_cache_fills_total{entity,outcome}        stored | stale | epoch | lease (fills, puts)
     orderflow_cache_invalidations_total{entity}        tombstones, deletes and generation bumps
@@ -69,6 +71,7 @@ class EntityMetrics:
         self.miss = REQUESTS.labels(name, "miss")
         self.bypass = REQUESTS.labels(name, "bypass")
         self.near_hit = REQUESTS.labels(name, "near_hit")  # served by the in-process near cache
+        self.first_sight = REQUESTS.labels(name, "first_sight")  # not admitted: see admission
         self.loads = LOADS.labels(name)
         self.invalidations = INVALIDATIONS.labels(name)
         self.fills = {outcome: FILLS.labels(name, outcome) for outcome in FILL_OUTCOMES}

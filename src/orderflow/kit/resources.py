@@ -43,6 +43,7 @@ class Resources:
                     res.redis,
                     namespace,
                     timeout_s=settings.redis_timeout_s,
+                    admit_after=settings.cache_admit_after,
                     breaker=CircuitBreaker(
                         failure_threshold=settings.cache_breaker_failures,
                         reset_after_s=settings.cache_breaker_reset_s,
