@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     warm_popular_items: int = 500
     near_cache_ttl_s: float = Field(5.0, description="0 turns the in-process near cache off")
     near_cache_size: int = 10_000
+    # A key's first read in a while skips Redis (cache/admission.py); 0 admits every read.
+    cache_admit_after: int = 100_000
     upkeep_repair_after_s: float = Field(
         1.0,
         description="journal rows of cache upkeep older than this are repaired by a worker: a "
