@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.suite import FAULTS, examples, run, table
+from tests.faults.workload import TIMEOUT_S
 
 
 @pytest.mark.timeout(600)
@@ -23,4 +24,7 @@ async def test_nothing_acknowledged_is_lost_and_nothing_stale_is_served() -> Non
     assert history.crashes  # the crash-after-commit fault made some API exit
     failed = {name: n for name, n in verdict.failures().items() if n}
     assert not failed, f"{failed}\n{examples(verdict)}"
-    assert verdict.slowest_s < 10  # no hang past the client timeout
+    # No hang past the client's timeouts: httpx times each phase (a connect the busy server's
+    # backlog holds, then the answer) up to TIMEOUT_S; on a saturated machine an attempt that
+    # timed out was measured at 10.7 s, and one that connected slowly at 14.5 s.
+    assert verdict.slowest_s < 2 * TIMEOUT_S

@@ -24,6 +24,7 @@ from tests.faults.history import Ack, Call, History
 from tests.faults.platform import VOLUMES, FaultPlatform
 
 RETRY_FOR_S = 20.0  # longer than any fault we inject: an order is never given up on
+TIMEOUT_S = 10.0  # per phase of a request (httpx): connect, send, wait for the answer
 PAGE = 100  # status pages and client lists read by the watcher
 
 
@@ -32,7 +33,7 @@ class Workload:
         self.platform = platform
         self.history = history
         self.rng = random.Random(seed)
-        self.http = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=200))
+        self.http = httpx.AsyncClient(timeout=TIMEOUT_S, limits=httpx.Limits(max_connections=200))
         self.created: list[int] = []  # acknowledged, still to be confirmed or cancelled
         self.known: list[int] = []  # every acknowledged order id
         self.client_of: dict[int, int] = {}  # order id -> client id
