@@ -22,8 +22,13 @@ import pytest
 from redis.asyncio import Redis
 
 from orderflow.cache import CacheConnectionError
+from orderflow.data.shopdb import ShopUpkeep
 from orderflow.kit.caching import ServiceCache
+from orderflow.kit.deps import Sessions
 from orderflow.kit.settings import Settings
+from orderflow.kit.upkeep import encode_key
+from orderflow.kit.upkeep_journal import LOCK_WAIT_MS
+from orderflow.kit.upkeep_repository import UpkeepRepository
 from orderflow.production.events.stream import STREAM_KEY, EventStream
 from orderflow.relay.relay import Direction, drain
 from tests.cachecheck import cache_of
@@ -205,3 +210,26 @@ async def test_a_failed_tombstone_is_repaired_by_another_process(
         took = await poll(new_price)
         print(f"edit repaired in {took:.2f} s")
         assert (await shop.get(path)).json() == edited.json()
+
+
+async def test_a_retry_waits_for_a_repair_in_progress_but_not_forever(
+    settings: Settings, shop_sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows locked by a process repairing them: the 409 waits for it, at most LOCK_WAIT_MS."""
+    async with apps(settings, "shop", **NO_WORKER_IN_TIME) as (shop,):
+        order = await new_order(shop)
+        with crashed_before_upkeep(monkeypatch):
+            assert (await shop.post(f"/orders/{order['id']}/cancel")).status_code == 200
+        async with shop_sessions() as session, session.begin():
+            rows = UpkeepRepository(session, ShopUpkeep)
+            assert await rows.lock_entry(
+                "order", encode_key(order["id"]), wait_ms=0
+            )  # the cancel (and more)
+            started = time.monotonic()
+            retry = await shop.post(f"/orders/{order['id']}/cancel")
+            waited = time.monotonic() - started
+        assert retry.status_code == 409
+        assert LOCK_WAIT_MS / 1000 <= waited < LOCK_WAIT_MS / 1000 + 2
+        retry = await shop.post(f"/orders/{order['id']}/cancel")  # nothing holds them now
+        assert retry.status_code == 409
+        assert (await shop.get(f"/orders/{order['id']}")).json()["status"] == "cancelled"

@@ -1,6 +1,7 @@
 """The upkeep journal's pure parts: keys as JSON, rows, the applied set, and the unit of work's
 order of things (commit, crash point, upkeep, applied) over a fake session."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 from orderflow.cache import Entity
 from orderflow.kit.settings import Settings
 from orderflow.kit.unit_of_work import UnitOfWork
-from orderflow.kit.upkeep import AppliedIds, Upkeep, decode_key, encode_key, union
+from orderflow.kit.upkeep import AppliedIds, Coalescer, Upkeep, decode_key, encode_key, union
 from orderflow.kit.upkeep_journal import UpkeepJournal
 
 ORDER = Entity("order")
@@ -77,6 +78,13 @@ class FakeJournal(UpkeepJournal):
         self.log.append(f"record {upkeep.key}")
         return 40 + int(upkeep.key)  # type: ignore[call-overload]
 
+    async def pending(self, session: Any, entity: Entity, key: Any) -> bool:
+        return bool(key % 2)
+
+    async def repair(self, entity: Entity, key: Any) -> int:
+        self.log.append(f"repair {key}")
+        return 1
+
 
 def unit(log: list[str], journal: UpkeepJournal) -> UnitOfWork:
     @asynccontextmanager
@@ -138,3 +146,80 @@ async def test_a_failing_upkeep_is_left_to_the_journal_not_raised() -> None:
     async with unit(log, journal) as uow:
         await uow.keep_cached(Upkeep(ORDER, 3, 1), apply)
     assert journal.applied_ids.take() == []
+
+
+class Runs:
+    """A run per call of `run`, held until released; remembers when each started."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.gates: list[asyncio.Event] = []
+        self.fail = False
+
+    async def run(self, key: str) -> int:
+        self.started.append(key)
+        number = len(self.started)
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        await gate.wait()
+        if self.fail:
+            raise ConnectionResetError("the repair failed")
+        return number
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_callers_during_a_run_share_the_next_one() -> None:
+    runs = Runs()
+    repair = Coalescer(runs.run)
+    first = asyncio.create_task(repair("a"))
+    await settle()
+    late = [asyncio.create_task(repair("a")) for _ in range(20)]  # asked while run 1 runs
+    other = asyncio.create_task(repair("b"))
+    await settle()
+    assert runs.started == ["a", "b"]  # "a"'s next run waits for the first to end
+    runs.gates[0].set()
+    await settle()
+    assert await first == 1 and runs.started == ["a", "b", "a"]
+    runs.gates[1].set()
+    runs.gates[2].set()
+    assert await asyncio.gather(*late) == [3] * 20  # the run that started after they asked
+    assert await other == 2
+    assert len(runs.started) == 3
+
+
+async def test_a_failed_run_fails_its_callers_and_the_next_call_runs_again() -> None:
+    runs = Runs()
+    repair = Coalescer(runs.run)
+    runs.fail = True
+    calls = [asyncio.create_task(repair("a")) for _ in range(3)]
+    await settle()
+    runs.gates[0].set()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, ConnectionResetError) for r in results)
+    runs.fail = False
+    again = asyncio.create_task(repair("a"))
+    await settle()
+    runs.gates[1].set()
+    assert await again == 2
+
+
+async def test_a_refusal_repairs_pending_upkeep_after_its_transaction_ends() -> None:
+    log: list[str] = []
+    journal = FakeJournal(log, 0.0)
+
+    async def refused() -> None:
+        async with unit(log, journal) as uow:
+            await uow.repair_pending(ORDER, 7)  # pending: repaired
+            await uow.repair_pending(ORDER, 8)  # nothing pending: no second transaction
+            raise RuntimeError("409")
+
+    with pytest.raises(RuntimeError):
+        await refused()
+    assert log == ["repair 7"]  # after the rollback (the fake logs commits only)
+    async with unit(log, journal) as uow:
+        await uow.repair_pending(ORDER, 9)
+    assert log == ["repair 7", "commit", "repair 9"]

@@ -14,7 +14,9 @@ the event stream.
 `keep_cached` also writes the upkeep into the journal inside the transaction (rule 9), so that
 what the cache is owed survives the process: if `apply` reports that every Redis call applied,
 the journal row is deleted in the background; otherwise (or if the process died before running
-it) every API process repairs it within about 2 s (`kit/upkeep_journal.py`).
+it) every API process repairs it within about 2 s (`kit/upkeep_journal.py`). A unit that answers
+about a state it did not write (a replay, a 409) calls `repair_pending`: rows its entry still has
+are re-applied as the unit ends, before the answer.
 """
 
 import logging
@@ -25,6 +27,7 @@ from typing import Any, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orderflow.cache import Entity, Key
 from orderflow.kit.upkeep import Upkeep
 from orderflow.kit.upkeep_journal import UpkeepJournal
 
@@ -41,6 +44,7 @@ class UnitOfWork:
         self._journal = journal
         self._stack = AsyncExitStack()
         self._after_commit: list[tuple[AfterCommit | Apply, int | None]] = []
+        self._repairs: list[tuple[Entity, Key]] = []
         self._repositories: dict[Callable[[AsyncSession], Any], Any] = {}
         self.session: AsyncSession
 
@@ -58,6 +62,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)  # commits, or rolls back on an error
+        await self._repair()
         if exc_type is not None:
             return
         journal = self._journal
@@ -68,6 +73,22 @@ class UnitOfWork:
                 await action()
             elif journal is not None and await _applied(action):
                 journal.applied(row)
+
+    async def repair_pending(self, entity: Entity, key: Key) -> None:
+        """This unit answers about a state it did not write (an idempotent replay, a refusal):
+        if the entry has upkeep left in the journal (its writer may have died after its commit),
+        re-apply it once this unit ends, before its caller answers, error or not."""
+        if self._journal is not None and await self._journal.pending(self.session, entity, key):
+            self._repairs.append((entity, key))
+
+    async def _repair(self) -> None:
+        if (journal := self._journal) is None:
+            return
+        for entity, key in self._repairs:
+            try:
+                await journal.repair(entity, key)
+            except Exception:  # the answer stands; the journal's workers repair it soon
+                log.exception("could not repair the cache upkeep of %s %r", entity.name, key)
 
     def repository(self, kind: Callable[[AsyncSession], R]) -> R:
         """The repository of `kind` over this unit's session (one per kind)."""

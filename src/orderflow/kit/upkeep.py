@@ -6,13 +6,16 @@ it in the write's own transaction; `kit/upkeep_journal.py` deletes it once appli
 it when it was not.
 """
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
 from orderflow.cache import Entity, Key
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -85,3 +88,43 @@ class AppliedIds:
 def union(families: Iterable[Iterable[str]]) -> list[str]:
     """Each family once, in the order first seen: one bump for a whole batch of rows."""
     return list(dict.fromkeys(f for group in families for f in group))
+
+
+class Coalescer(Generic[K]):
+    """Overlapping calls for one key share runs of `run(key)`: a caller waits for a run that
+    started after it asked (so the run sees whatever was committed before), and per key at most
+    one run is in flight and one more queued, which every caller arriving meanwhile joins.
+
+    A 409 repairs its entry this way: fifty operators refused the same claim at once cost two
+    repairs per process, not fifty connections waiting on the same row locks.
+    """
+
+    def __init__(self, run: Callable[[K], Awaitable[int]]) -> None:
+        self._run = run
+        self._last: dict[K, asyncio.Future[int]] = {}  # the newest run of each key
+        self._queued: dict[K, asyncio.Future[int]] = {}  # a run not started yet: joinable
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, key: K) -> int:
+        run = self._queued.get(key)
+        if run is None:
+            run = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._start(key, run, self._last.get(key)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            self._queued[key] = self._last[key] = run
+        return await asyncio.shield(run)
+
+    async def _start(
+        self, key: K, run: asyncio.Future[int], previous: asyncio.Future[int] | None
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # whatever its outcome
+        del self._queued[key]  # from now on, a caller queues the next run
+        try:
+            run.set_result(await self._run(key))
+        except Exception as exc:  # noqa: BLE001  every caller of this run gets it
+            run.set_exception(exc)
+        finally:
+            if self._last.get(key) is run:
+                del self._last[key]

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.cache import Cache, Entity, Key
@@ -33,13 +34,16 @@ from orderflow.data.base import UpkeepTable
 from orderflow.kit import metrics
 from orderflow.kit.caching import ServiceCache
 from orderflow.kit.settings import Settings
-from orderflow.kit.upkeep import AppliedIds, Upkeep, decode_key, union
+from orderflow.kit.upkeep import AppliedIds, Coalescer, Upkeep, decode_key, encode_key, union
 from orderflow.kit.upkeep_repository import Model, UpkeepRepository
 
 log = logging.getLogger(__name__)
 Republish = Callable[[str, dict[str, Any]], Awaitable[bool]]  # (event type, order) -> announced
-BATCH = 100  # rows per repair transaction
-BATCHES_PER_TICK = 10
+# Rows per repair transaction: its row locks are held through the rows' Redis calls, and a
+# replay or 409 repairing one of them waits for them; small batches keep that wait short.
+BATCH = 20
+BATCHES_PER_TICK = 50
+LOCK_WAIT_MS = 1000  # a replay or 409 waits this long at most for a repair in progress
 
 
 def exit_now() -> None:
@@ -79,6 +83,7 @@ class UpkeepJournal:
         self.crash: Callable[[], None] = exit_now
         self.applied_ids = AppliedIds()
         self._flusher = False  # applied ids are kept only while a flusher deletes them
+        self._repairs = Coalescer(self._repair_now)
 
     async def record(self, session: AsyncSession, upkeep: Upkeep) -> int:
         """Journal `upkeep` in the transaction of `session`; returns the row's id."""
@@ -105,14 +110,30 @@ class UpkeepJournal:
             log.warning("could not delete %d applied upkeep rows, will retry: %s", len(ids), exc)
             self.applied_ids.give_back(ids)
 
+    async def pending(self, session: AsyncSession, entity: Entity, key: Key) -> bool:
+        """Whether the entry has upkeep rows left, in the transaction of `session` (one cheap
+        statement; usually False: a row lives about 0.2 s when its upkeep applies)."""
+        return await UpkeepRepository(session, self.model).pending(entity.name, encode_key(key))
+
     async def repair(self, entity: Entity, key: Key) -> int:
         """Re-apply the pending upkeep of one entry now (a replay or a 409 is about to answer:
-        the state it shows must be cached right). Waits for a process repairing it meanwhile."""
-        async with self.sessions() as session, session.begin():
-            repository = UpkeepRepository(session, self.model)
-            rows = await repository.lock_entry(entity.name, key)
-            done = await self._apply(rows)
-            await repository.delete(done)
+        the state it shows must be cached right). Waits for a process repairing those rows
+        meanwhile, up to `LOCK_WAIT_MS`; after that, it answers and leaves them to that process.
+        Callers in this process at the same time share repairs (`Coalescer`)."""
+        return await self._repairs((entity.name, encode_key(key)))
+
+    async def _repair_now(self, entry: tuple[str, str]) -> int:
+        try:
+            async with self.sessions() as session, session.begin():
+                repository = UpkeepRepository(session, self.model)
+                rows = await repository.lock_entry(*entry, wait_ms=LOCK_WAIT_MS)
+                done = await self._apply(rows)
+                await repository.delete(done)
+        except DBAPIError as exc:
+            if not UpkeepRepository.lock_timed_out(exc):
+                raise
+            log.warning("upkeep of %s %s is being repaired elsewhere: not waited", *entry)
+            return 0
         metrics.UPKEEP_REPAIRED.labels(self.database, "retry").inc(len(done))
         return len(done)
 

@@ -6,12 +6,12 @@ from datetime import timedelta
 import orjson
 from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orderflow.cache import Key
 from orderflow.data.base import UpkeepTable
 from orderflow.kit.db import BACKGROUND
-from orderflow.kit.upkeep import Upkeep, encode_key
+from orderflow.kit.upkeep import Upkeep
 
 Model = type[UpkeepTable]
 # Plain text: an ORM-enabled INSERT of the model cost about 1 ms more per write in the write's
@@ -21,6 +21,7 @@ RECORD = text(
     "VALUES (:entity, :key, :version, CAST(:families AS jsonb), :event, CAST(:body AS jsonb)) "
     "RETURNING id"
 )
+PENDING = text("SELECT EXISTS (SELECT 1 FROM cache_upkeep WHERE entity = :entity AND key = :key)")
 
 
 class UpkeepRepository:
@@ -40,6 +41,11 @@ class UpkeepRepository:
         assert row_id is not None
         return int(row_id)
 
+    async def pending(self, entity: str, key: str) -> bool:
+        """Whether one entry (`key` as `encode_key` writes it) has rows, in this transaction."""
+        found = await self.session.scalar(PENDING, {"entity": entity, "key": key})
+        return bool(found)
+
     async def lock_due(self, older_than_s: float, limit: int) -> Sequence[UpkeepTable]:
         """The oldest rows left for `older_than_s`, locked; other processes skip them."""
         m = self.model
@@ -53,16 +59,25 @@ class UpkeepRepository:
         )
         return (await self.session.scalars(statement, execution_options=self.options)).all()
 
-    async def lock_entry(self, entity: str, key: Key) -> Sequence[UpkeepTable]:
-        """Every row of one entry, locked; waits for a process that is repairing them now."""
+    async def lock_entry(self, entity: str, key: str, *, wait_ms: int) -> Sequence[UpkeepTable]:
+        """Every row of one entry (`key` as `encode_key` writes it), locked; waits up to
+        `wait_ms` for a process repairing them now (then `lock_timed_out`)."""
         m = self.model
+        await self.session.execute(
+            select(func.set_config("lock_timeout", str(wait_ms), True)),
+            execution_options=self.options,
+        )
         statement = (
-            select(m)
-            .where(m.entity == entity, m.key == encode_key(key))
-            .order_by(m.id)
-            .with_for_update()
+            select(m).where(m.entity == entity, m.key == key).order_by(m.id).with_for_update()
         )
         return (await self.session.scalars(statement, execution_options=self.options)).all()
+
+    @staticmethod
+    def lock_timed_out(exc: DBAPIError) -> bool:
+        """`exc` is the lock wait of `lock_entry` running out (SQLSTATE 55P03), or a deadlock
+        PostgreSQL broke (40P01: a batched delete that took the same rows in another order)."""
+        orig = getattr(exc.orig, "__cause__", None) or exc.orig
+        return getattr(orig, "sqlstate", None) in ("55P03", "40P01")
 
     async def delete(self, ids: Sequence[int]) -> None:
         if ids:

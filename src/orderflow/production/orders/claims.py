@@ -8,12 +8,11 @@ A refusal (409) first re-applies the order's pending cache upkeep: it is often a
 first attempt committed but died before its cache writes, and boards must show what it names.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from orderflow.data.mesdb import ProductionOrder
 from orderflow.kit.errors import Conflict, InvalidInput, NotFound
+from orderflow.kit.unit_of_work import UnitOfWork
 from orderflow.production.context import Production
 from orderflow.production.orders.repository import ProductionRepository
 from orderflow.production.orders.schemas import (
@@ -28,13 +27,13 @@ S = ProductionStatus
 
 async def claim(p: Production, order_id: int, operator_id: int) -> bytes:
     """Exactly one operator wins: the update matches only a queued, unassigned row."""
-    async with _repaired_if_refused(p, order_id), p.unit() as uow:
+    async with p.unit() as uow:
         repo = uow.repository(ProductionRepository)
         if not await repo.operator_exists(operator_id):
             raise InvalidInput(f"operator {operator_id} does not exist", field="operator_id")
         order = await repo.claim_if_queued(order_id, operator_id)
         if order is None:
-            raise await _refusal(repo, order_id, "claim")
+            raise await _refusal(uow, repo, order_id, "claim")
         await repo.open_assignment(order_id, operator_id)
         await repo.record(order_id, S.QUEUED, S.IN_PROGRESS, operator_id)
         await repo.add_outbox("in_production", order_id, _event(order))
@@ -44,13 +43,13 @@ async def claim(p: Production, order_id: int, operator_id: int) -> bytes:
 
 async def release(p: Production, order_id: int, action: OperatorAction) -> bytes:
     """The holder gives the order back to the queue."""
-    async with _repaired_if_refused(p, order_id), p.unit() as uow:
+    async with p.unit() as uow:
         repo = uow.repository(ProductionRepository)
         order = await repo.update_if_held(
             order_id, action.operator_id, action.version, status=S.QUEUED, operator_id=None
         )
         if order is None:
-            raise await _refusal(repo, order_id, "release", action)
+            raise await _refusal(uow, repo, order_id, "release", action)
         await repo.close_assignment(order_id, "released")
         await repo.record(order_id, S.IN_PROGRESS, S.QUEUED, action.operator_id)
         data = production_order_dict(order)
@@ -62,13 +61,13 @@ async def release(p: Production, order_id: int, action: OperatorAction) -> bytes
 
 async def complete(p: Production, order_id: int, action: OperatorAction) -> bytes:
     """The holder finishes the order; the Shop order becomes `ready`."""
-    async with _repaired_if_refused(p, order_id), p.unit() as uow:
+    async with p.unit() as uow:
         repo = uow.repository(ProductionRepository)
         order = await repo.update_if_held(
             order_id, action.operator_id, action.version, status=S.DONE
         )
         if order is None:
-            raise await _refusal(repo, order_id, "complete", action)
+            raise await _refusal(uow, repo, order_id, "complete", action)
         await repo.close_assignment(order_id, "completed")
         await repo.record(order_id, S.IN_PROGRESS, S.DONE, action.operator_id)
         await repo.add_outbox("ready", order_id, _event(order))
@@ -79,23 +78,19 @@ async def complete(p: Production, order_id: int, action: OperatorAction) -> byte
         )
 
 
-@asynccontextmanager
-async def _repaired_if_refused(p: Production, order_id: int) -> AsyncIterator[None]:
-    """On a 409, once the refused transaction has ended: repair the order's cache upkeep."""
-    try:
-        yield
-    except Conflict:
-        await repair_production_order(p, order_id)
-        raise
-
-
 async def _refusal(
-    repo: ProductionRepository, order_id: int, verb: str, action: OperatorAction | None = None
+    uow: UnitOfWork,
+    repo: ProductionRepository,
+    order_id: int,
+    verb: str,
+    action: OperatorAction | None = None,
 ) -> Exception:
-    """Why a conditional update matched nothing, as the error to answer with."""
+    """Why a conditional update matched nothing, as the error to answer with (a 409 repairs the
+    order's pending cache upkeep first)."""
     current = await repo.get(order_id)
     if current is None:
         return NotFound(f"production order {order_id} does not exist")
+    await repair_production_order(uow, order_id)
     state = {"order_status": current.status, "holder": current.operator_id}
     state["version"] = current.version
     if current.status == S.IN_PROGRESS and (

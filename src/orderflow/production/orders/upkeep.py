@@ -54,7 +54,7 @@ async def keep_boards_current(
     return body
 
 
-async def repair_production_order(p: Production, order_id: int) -> None:
-    """A refused claim, release or completion (409) re-applies the order's pending upkeep:
-    the boards then show the state the refusal names."""
-    await p.journal.repair(PRODUCTION_ORDER, order_id)
+async def repair_production_order(uow: UnitOfWork, order_id: int) -> None:
+    """A refused claim, release or completion (409) re-applies the order's pending upkeep once
+    `uow` ends: the boards then show the state the refusal names."""
+    await uow.repair_pending(PRODUCTION_ORDER, order_id)

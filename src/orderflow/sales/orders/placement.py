@@ -27,18 +27,11 @@ async def place_order(sales: Sales, data: OrderIn, key: str | None) -> tuple[byt
     A replay first re-applies the order's pending cache upkeep: the first attempt's process
     may have died between its commit and its cache writes (a retry is how a client finds out).
     """
-    body, order_id, created = await _place(sales, data, key)
-    if not created:
-        await repair_order(sales, order_id)
-    return body, created
-
-
-async def _place(sales: Sales, data: OrderIn, key: str | None) -> tuple[bytes, int, bool]:
     digest = request_hash(data)
     async with sales.unit() as uow:
         orders = uow.repository(OrderRepository)
         if key and (earlier := await orders.by_idempotency_key(key)) is not None:
-            return await _replay(orders, earlier, digest), earlier.id, False
+            return await _replay(uow, orders, earlier, digest), False
         prices = await _validate(uow, data)
         lines = [(line.item_id, line.quantity, prices[line.item_id]) for line in data.lines]
         total = sum(quantity * price for _, quantity, price in lines)
@@ -48,15 +41,14 @@ async def _place(sales: Sales, data: OrderIn, key: str | None) -> tuple[bytes, i
             assert key is not None
             earlier = await orders.by_idempotency_key(key)
             assert earlier is not None
-            return await _replay(orders, earlier, digest), earlier.id, False
+            return await _replay(uow, orders, earlier, digest), False
         rows = [
             OrderLine(order_id=order.id, line_no=n, item_id=i, quantity=q, unit_price=p)
             for n, (i, q, p) in enumerate(lines, start=1)
         ]
         await orders.add_lines(rows)
         families = created_families(order.client_id)
-        body = await keep_order_cached(uow, sales, order_dict(order, rows), families)
-        return body, order.id, True
+        return await keep_order_cached(uow, sales, order_dict(order, rows), families), True
 
 
 async def _validate(uow: UnitOfWork, data: OrderIn) -> dict[int, int]:
@@ -69,10 +61,11 @@ async def _validate(uow: UnitOfWork, data: OrderIn) -> dict[int, int]:
     return prices
 
 
-async def _replay(orders: OrderRepository, order: Order, digest: str) -> bytes:
+async def _replay(uow: UnitOfWork, orders: OrderRepository, order: Order, digest: str) -> bytes:
     if order.request_hash != digest:
         raise InvalidInput(
             "this Idempotency-Key was used with a different body", field="Idempotency-Key"
         )
+    await repair_order(uow, order.id)
     lines = await orders.lines_of([order.id])
     return dumps(order_dict(order, lines[order.id]))

@@ -28,14 +28,6 @@ async def transition(sales: Sales, order_id: int, action: str) -> bytes:
     attempt committed but died before its cache writes, and the state it names must be the one
     every reader sees.
     """
-    try:
-        return await _transition(sales, order_id, action)
-    except Conflict:
-        await repair_order(sales, order_id)
-        raise
-
-
-async def _transition(sales: Sales, order_id: int, action: str) -> bytes:
     allowed_from, target = ACTIONS[action]
     async with sales.unit() as uow:
         orders = uow.repository(OrderRepository)
@@ -44,6 +36,7 @@ async def _transition(sales: Sales, order_id: int, action: str) -> bytes:
             current = await orders.get(order_id)
             if current is None:
                 raise NotFound(f"order {order_id} does not exist")
+            await repair_order(uow, order_id)
             raise Conflict(
                 f"cannot {action} order {order_id}: it is {current.status}",
                 order_status=current.status,

@@ -35,7 +35,8 @@ async def keep_order_cached(
     return body
 
 
-async def repair_order(sales: Sales, order_id: int) -> None:
-    """A retry that changes nothing (a replay, a 409) re-applies the order's pending upkeep:
-    the state it answers about is then what every reader sees."""
-    await sales.journal.repair(ORDER, order_id)
+async def repair_order(uow: UnitOfWork, order_id: int) -> None:
+    """A path that answers about the order without writing it (a replay, a 409) re-applies its
+    pending upkeep once `uow` ends: the state it answers about is then what every reader sees,
+    even if the write that made it died between its commit and its cache writes."""
+    await uow.repair_pending(ORDER, order_id)
