@@ -60,7 +60,9 @@ async def test_redis_stopped_then_restarted(
     for _ in range(3):
         value, took = await timed(fragile.get_or_load(entity, 7, loader, TTL))
         assert value == b'{"v":1}'
-        assert took < TIMEOUT_S + 0.05
+        # At most one timeout, not redis-py's retries or a connect timeout (2 s); the slack is
+        # the scheduling of a shared 2-core machine (0.23 s seen once in CI).
+        assert took < TIMEOUT_S + 0.25
     assert fragile.breaker.state == "open"
     assert sample("orderflow_cache_breaker_state", namespace=fragile.namespace) == 2
     assert await fragile.health() == "degraded: breaker open"
