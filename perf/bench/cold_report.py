@@ -63,9 +63,12 @@ def _how(results: dict[str, Any]) -> list[str]:
         "way, through the same route and middleware. "
         "Keys are uniform over the whole data set and **never repeat**: the ids of a kind are "
         "shuffled and cut into disjoint runs, one for each share's warm-up and one for its "
-        "measurement, and Redis is emptied before each kind. So every read with the cache on "
-        "is a miss that fills (a client's list: the client, the list's page of ids and the "
-        "order entries it names), what a seller looking up a client at random meets.",
+        "measurement; the two list kinds name the same cache entries, so they split the "
+        "clients between them; Redis is emptied before each kind. So every read with the "
+        "cache on is a key's first sight, what a seller looking up a client at random meets: "
+        "admission on second sight (`ORDERFLOW_CACHE_ADMIT_AFTER` at its default) sends it "
+        "to PostgreSQL without a round trip to Redis, and the hit ratio column reads 0. What "
+        "a miss that fills costs in round trips is in docs/caching.md.",
         "",
         f"uvicorn, 1 worker, uvloop + httptools, pinned to core 0; the closed-loop load "
         f"generator (`perf/bench/loadgen.py`, {p['connections']} keep-alive connections) "
@@ -118,7 +121,7 @@ def _machine_load(results: dict[str, Any]) -> list[str]:
 def _kind_table(results: dict[str, Any], kind: str) -> list[str]:
     data = results["kinds"][kind]
     lines = [
-        f"{data['keys']:,} keys, {data['keys_per_share']:,} per share of a variant.",
+        f"{data['keys']:,} keys, {data['keys_per_share']:,} per measured share of a variant.",
         "",
         "| variant | req/s | server CPU ms/req | p50 ms | p99 ms | p99.9 ms | hit ratio "
         "| cache reads/req | DB q/req | errors | CPU server / gen / others |",
