@@ -2,7 +2,7 @@
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orderflow.cache import Cache, CircuitBreaker
 from orderflow.kit.db import create_engine, session_factory
-from orderflow.kit.redis import create_redis
+from orderflow.kit.redis import RedisClient, create_redis
 from orderflow.kit.settings import Settings
 
 
@@ -19,7 +19,7 @@ class Resources:
     settings: Settings
     engines: dict[str, AsyncEngine] = field(default_factory=dict)
     sessions: dict[str, async_sessionmaker[AsyncSession]] = field(default_factory=dict)
-    redis: Redis | None = None
+    redis: RedisClient | None = None
     caches: dict[str, Cache] = field(default_factory=dict)
 
     @classmethod
@@ -40,7 +40,9 @@ class Resources:
             res.redis = create_redis(settings.redis_url, settings, name=name)
             for namespace in namespaces:
                 res.caches[namespace] = Cache(
-                    res.redis,
+                    # The cache library takes a single-node client for now; on a cluster its
+                    # scripts need keys of one slot (issue 13).
+                    cast(Redis, res.redis),
                     namespace,
                     timeout_s=settings.redis_timeout_s,
                     admit_after=settings.cache_admit_after,

@@ -28,7 +28,17 @@ class Settings(BaseSettings):
 
     shop_dsn: str = Field("", description="ShopDB, e.g. postgresql://user@127.0.0.1:5432/shopdb")
     mes_dsn: str = Field("", description="MES db, e.g. postgresql://user@127.0.0.1:5432/mesdb")
-    redis_url: str = Field("", description="Redis, e.g. redis://127.0.0.1:6379/0")
+    redis_url: str = Field(
+        "",
+        description="Redis, e.g. redis://127.0.0.1:6379/0; with redis_cluster, any one node "
+        "of the cluster (the client finds the others)",
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="Redis is a Redis Cluster (ORDERFLOW_REDIS_CLUSTER=true): the clients are "
+        "redis-py's RedisCluster; with no redis_url, `orderflow up` starts an embedded cluster "
+        "of 3 masters and 3 replicas on embedded_redis_cluster_port and the 5 ports after it",
+    )
     data_dir: Path = Path(".orderflow")
 
     host: str = "127.0.0.1"
@@ -37,6 +47,13 @@ class Settings(BaseSettings):
     mes_port: int = 8003
     embedded_pg_port: int = 55432
     embedded_redis_port: int = 56379
+    embedded_redis_cluster_port: int = Field(
+        17000,
+        description="the embedded cluster's first node; its 6 nodes use this port and the 5 "
+        "after it, and their cluster bus ports 10000 higher (Redis 6.2 has no cluster-port), "
+        "so it must be at most 55530",
+        le=55_530,
+    )
 
     db_pool_size: int = 10
     db_connect_timeout_s: float = 2.0
