@@ -20,12 +20,22 @@ app = typer.Typer(help="orderflow: Shop, CRM and MES over PostgreSQL, cached in 
 @app.command()
 def up(
     data_dir: Annotated[Path | None, typer.Option(help="where embedded servers keep data")] = None,
+    redis_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--redis-cluster",
+            help="Redis is a cluster (ORDERFLOW_REDIS_CLUSTER): with no ORDERFLOW_REDIS_URL, "
+            "start 3 masters + 3 replicas of the embedded redis-server",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole platform: servers (embedded unless configured), migrations, demo data,
     the three APIs and the relay. Ctrl-C stops everything; the data stays."""
     settings = get_settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
+    if redis_cluster:
+        settings = settings.model_copy(update={"redis_cluster": True})
     platform.up(settings)
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orderflow.data.migrations import upgrade
-from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis
+from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedRedisCluster
 from orderflow.kit.settings import ServiceName, Settings
 from orderflow.seed import Volumes, is_empty, seed
 
@@ -26,7 +26,7 @@ SERVICES: tuple[ServiceName, ...] = ("shop", "crm", "mes")
 @contextmanager
 def servers(settings: Settings) -> Iterator[Settings]:
     """Yield settings whose URLs point at running servers, starting embedded ones as needed."""
-    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    started: list[EmbeddedPostgres | EmbeddedRedis | EmbeddedRedisCluster] = []
     updates: dict[str, str] = {}
     try:
         if not (settings.shop_dsn and settings.mes_dsn):
@@ -38,7 +38,11 @@ def servers(settings: Settings) -> Iterator[Settings]:
                 pg.create_database(db)
             updates |= {"shop_dsn": settings.shop_dsn or pg.dsn("shopdb")}
             updates |= {"mes_dsn": settings.mes_dsn or pg.dsn("mesdb")}
-        if not settings.redis_url:
+        if not settings.redis_url and settings.redis_cluster:
+            cluster = start_redis_cluster(settings)
+            started.append(cluster)
+            updates["redis_url"] = cluster.url
+        elif not settings.redis_url:
             redis = EmbeddedRedis(
                 settings.data_dir.resolve() / "redis", settings.embedded_redis_port
             )
@@ -50,6 +54,26 @@ def servers(settings: Settings) -> Iterator[Settings]:
     finally:
         for server in reversed(started):
             server.stop()
+
+
+def start_redis_cluster(settings: Settings) -> EmbeddedRedisCluster:
+    """3 masters and 3 replicas of the embedded redis-server, a fresh cluster every time."""
+    cluster = EmbeddedRedisCluster(
+        settings.data_dir.resolve() / "redis-cluster", settings.embedded_redis_cluster_port
+    )
+    first, last = cluster.nodes[0], cluster.nodes[-1]
+    console.print(
+        f"starting a Redis Cluster of 3 masters and 3 replicas on 127.0.0.1:{first}-{last}"
+    )
+    started = time.perf_counter()
+    cluster.start()
+    masters = cluster.master_ports()
+    pairs = ", ".join(f"{m} (replica {cluster.replica_of(m)})" for m in masters)
+    console.print(
+        f"Redis Cluster up after {time.perf_counter() - started:.1f}s: masters {pairs}; "
+        "all 16384 slots served"
+    )
+    return cluster
 
 
 def migrate(settings: Settings) -> None:
@@ -91,6 +115,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["ORDERFLOW_SHOP_DSN"] = settings.shop_dsn
     env["ORDERFLOW_MES_DSN"] = settings.mes_dsn
     env["ORDERFLOW_REDIS_URL"] = settings.redis_url
+    env["ORDERFLOW_REDIS_CLUSTER"] = "true" if settings.redis_cluster else "false"
     return env
 
 
@@ -193,4 +218,6 @@ def _announce(settings: Settings, elapsed_s: float) -> None:
     for service in SERVICES:
         base = f"http://{settings.host}:{settings.port_of(service)}"
         console.print(f"  {service:<5} {base}   (API docs: {base}/docs)")
+    kind = "Redis Cluster (any node)" if settings.redis_cluster else "Redis"
+    console.print(f"  {kind}: {settings.redis_url}")
     console.print("press Ctrl-C to stop")
