@@ -31,7 +31,13 @@ class CacheModes:
         }
         self.defaults = dict(self.values)
         self.broadcast = (
-            Broadcast(redis_url, CHANNEL, self._changed, on_subscribe=self.reload)
+            Broadcast(
+                redis_url,
+                CHANNEL,
+                self._changed,
+                on_subscribe=self.reload,
+                cluster=settings.redis_cluster,
+            )
             if redis_url
             else None
         )
@@ -51,7 +57,8 @@ class CacheModes:
         return dict(self.values)
 
     async def set(self, changes: dict[str, str]) -> int:
-        """Store the change, and return once every process applied it (how many did)."""
+        """Store the change, and return once every process applied it: how many did, counted
+        from the processes registered as listening (every worker of every API, the relay)."""
         if self.broadcast is None:
             raise RuntimeError("the cache switch needs Redis")
         mapping: dict[Any, Any] = dict(changes)  # redis-py's Mapping key type is invariant

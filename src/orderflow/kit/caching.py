@@ -58,7 +58,12 @@ class ServiceCache:
         """Keep `policy`'s entities in the process too; drops arrive on the namespace's bus."""
         self.near = NearCache(maxsize=settings.near_cache_size, ttl_s=settings.near_cache_ttl_s)
         self.near_policy = policy
-        self.bus = Broadcast(settings.redis_url, f"{namespace}:near", self.on_near_message)
+        self.bus = Broadcast(
+            settings.redis_url,
+            f"{namespace}:near",
+            self.on_near_message,
+            cluster=settings.redis_cluster,
+        )
         self.bus.start()
 
     async def close(self) -> None:

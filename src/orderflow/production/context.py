@@ -67,8 +67,12 @@ def announcer(events: EventStream | None) -> Republish:
 @asynccontextmanager
 async def live_boards(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
     """The process's one reader of the event stream, fanning it out to its boards."""
-    redis_url = resources.settings.redis_url
-    fanout = EventFanout(redis_url) if redis_url else None
+    settings = resources.settings
+    fanout = (
+        EventFanout(settings.redis_url, cluster=settings.redis_cluster)
+        if settings.redis_url
+        else None
+    )
     app.state.fanout = fanout
     if fanout is not None:
         fanout.start()

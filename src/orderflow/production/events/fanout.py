@@ -7,9 +7,9 @@ then skips live events it already had, so nothing falls between replay and live 
 import asyncio
 import logging
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from orderflow.kit.broadcast import connect
 from orderflow.kit.tasks import cancel
 from orderflow.production.events.stream import EventStream, StreamEvent
 
@@ -34,9 +34,10 @@ class Subscription:
 
 
 class EventFanout:
-    def __init__(self, redis_url: str, *, block_ms: int = 2_000) -> None:
-        # Its own connection: a blocking read must outlast the cache's short socket timeout.
-        self.redis = Redis.from_url(redis_url, socket_timeout=block_ms / 1000 + 2)
+    def __init__(self, redis_url: str, *, block_ms: int = 2_000, cluster: bool = False) -> None:
+        # Its own connection: a blocking read must outlast the cache's short socket timeout. On
+        # a cluster, the stream's one slot names the node every read goes to.
+        self.redis = connect(redis_url, cluster=cluster, socket_timeout=block_ms / 1000 + 2)
         self.stream = EventStream(self.redis)
         self.block_ms = block_ms
         self.subscribers: set[Subscription] = set()

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any, cast
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 from redis.typing import EncodableT
 
@@ -20,7 +20,9 @@ from orderflow.cache import CircuitBreaker
 from orderflow.cache.breaker import Ticket
 
 log = logging.getLogger(__name__)
-STREAM_KEY = "mes:events:v1"
+# Every key of the stream (the stream, the appended-once markers) under one hash tag: one slot,
+# so that APPEND_ONCE works on a Redis Cluster as on a single node.
+STREAM_KEY = "{mes:events}:v1"
 SENT_TTL_MS = 300_000  # how long an event is remembered as appended (see APPEND_ONCE)
 
 # KEYS: the stream, the event's marker. ARGV: maxlen, the marker's TTL in ms, the event's JSON.
@@ -80,7 +82,7 @@ class EventStream:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         *,
         maxlen: int = 100_000,
         timeout_s: float = 0.25,
