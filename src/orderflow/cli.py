@@ -2,17 +2,26 @@
 
 import asyncio
 import logging
+import os
+import shutil
 import signal
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
 from prometheus_client import start_http_server
 
 from orderflow import platform
+from orderflow.kit.metrics import MULTIPROC_DIR
 from orderflow.kit.settings import ServiceName, Settings, get_settings
 from orderflow.seed import Volumes
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(help="orderflow: Shop, CRM and MES over PostgreSQL, cached in Redis.")
 
@@ -28,12 +37,18 @@ def up(
             "start 3 masters + 3 replicas of the embedded redis-server",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="processes of each API on its port (ORDERFLOW_WORKERS, 1)"),
+    ] = None,
 ) -> None:
     """Run the whole platform: servers (embedded unless configured), migrations, demo data,
     the three APIs and the relay. Ctrl-C stops everything; the data stays."""
     settings = get_settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
     if redis_cluster:
         settings = settings.model_copy(update={"redis_cluster": True})
     platform.up(settings)
@@ -43,23 +58,69 @@ def up(
 def serve(
     service: Annotated[str, typer.Argument(help="shop | crm | mes")],
     port: Annotated[int | None, typer.Option(help="default: ORDERFLOW_<SERVICE>_PORT")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="processes on the port (ORDERFLOW_WORKERS, 1)")
+    ] = None,
 ) -> None:
-    """Run one API process against configured servers."""
+    """Run one API (one process, or `--workers N` processes sharing its port) against
+    configured servers."""
     if service not in ("shop", "crm", "mes"):
         raise typer.BadParameter("choose shop, crm or mes", param_hint="SERVICE")
     settings = _configured()
     name: ServiceName = service  # type: ignore[assignment]
-    uvicorn.run(
-        build_app(name, settings),
-        host=settings.host,
-        port=port or settings.port_of(name),
-        access_log=False,
-        log_level="warning",
+    processes = workers or settings.workers
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": port or settings.port_of(name),
+        "access_log": False,
+        "log_level": "warning",
         # Longer than clients keep idle connections (httpx: 5 s): a server that closes first
         # races the client's next request on that connection, which then fails unanswered.
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=10,
-    )
+        "timeout_keep_alive": 75,
+        "timeout_graceful_shutdown": 10,
+    }
+    if processes == 1:
+        uvicorn.run(build_app(name, settings), **options)
+        return
+    # uvicorn's supervisor spawns the workers (and starts a dead one again): each imports the
+    # factory below and builds the app from ORDERFLOW_* variables, which it inherits. Each runs
+    # the whole lifespan: its own near cache, switch listener, upkeep journal worker, boards'
+    # stream reader; the broadcast's registry counts every one of them (kit/broadcast.py).
+    with multiprocess_metrics(name):
+        uvicorn.run(f"orderflow.cli:{name}_app", factory=True, workers=processes, **options)
+
+
+@contextmanager
+def multiprocess_metrics(service: str) -> Iterator[None]:
+    """Prometheus's multiprocess mode for the workers: each writes its samples to files in
+    PROMETHEUS_MULTIPROC_DIR and `/metrics`, whichever worker answers, adds up every worker's
+    (counters and histograms summed, dead workers' counts kept; gauges one series per `pid`).
+    A fresh directory per run and API (under the variable's directory if it is set, so that
+    the APIs of one `up` never add up each other's samples), removed at the end."""
+    parent = os.environ.get(MULTIPROC_DIR)
+    directory = tempfile.mkdtemp(prefix=f"orderflow-{service}-metrics-", dir=parent or None)
+    os.environ[MULTIPROC_DIR] = directory  # read by the spawned workers' prometheus_client
+    try:
+        yield
+    finally:
+        if parent:
+            os.environ[MULTIPROC_DIR] = parent
+        else:
+            del os.environ[MULTIPROC_DIR]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def shop_app() -> "FastAPI":
+    """The factory each worker of `serve shop --workers N` calls."""
+    return build_app("shop", get_settings())  # type: ignore[no-any-return]
+
+
+def crm_app() -> "FastAPI":
+    return build_app("crm", get_settings())  # type: ignore[no-any-return]
+
+
+def mes_app() -> "FastAPI":
+    return build_app("mes", get_settings())  # type: ignore[no-any-return]
 
 
 def build_app(service: ServiceName, settings: Settings):  # type: ignore[no-untyped-def]

@@ -115,6 +115,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["ORDERFLOW_SHOP_DSN"] = settings.shop_dsn
     env["ORDERFLOW_MES_DSN"] = settings.mes_dsn
     env["ORDERFLOW_REDIS_URL"] = settings.redis_url
+    env["ORDERFLOW_WORKERS"] = str(settings.workers)  # `serve` runs that many of each API
     env["ORDERFLOW_REDIS_CLUSTER"] = "true" if settings.redis_cluster else "false"
     return env
 

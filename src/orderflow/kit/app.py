@@ -7,7 +7,6 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from orderflow import __version__
 from orderflow.kit import admin
@@ -16,6 +15,7 @@ from orderflow.kit.caching import NearPolicy, ServiceCache
 from orderflow.kit.deps import ResourcesDep
 from orderflow.kit.errors import install_handlers
 from orderflow.kit.http import JSONBytes, dumps
+from orderflow.kit.metrics import exposition
 from orderflow.kit.middleware import BodyLimit, RequestMetrics
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings
@@ -50,8 +50,10 @@ async def health(resources: ResourcesDep) -> Response:
 
 @ops.get("/metrics", response_class=PlainTextResponse)
 async def prometheus_metrics() -> Response:
-    """Prometheus text format: HTTP latency, DB queries, relay deliveries."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text format: HTTP latency, DB queries, relay deliveries; with several
+    workers, the sum of all of them (multiprocess mode, kit/metrics.py)."""
+    body, media_type = exposition()
+    return Response(body, media_type=media_type)
 
 
 class DomainContext(Protocol):

@@ -1,6 +1,23 @@
-"""Prometheus metrics shared by every process; exported on `/metrics`."""
+"""Prometheus metrics shared by every process; exported on `/metrics`.
 
-from prometheus_client import Counter, Histogram
+With several workers per API (`serve --workers N`), prometheus_client runs in multiprocess
+mode: PROMETHEUS_MULTIPROC_DIR is set before the workers start, each worker writes its samples
+there, and `/metrics` adds up every worker's, whichever worker answers the scrape (counters and
+histograms summed; a gauge, such as the cache breaker's state, one series per `pid`).
+"""
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 DB_QUERIES = Counter("orderflow_db_queries", "SQL statements sent to PostgreSQL", ["database"])
 HTTP_REQUESTS = Histogram(
@@ -21,3 +38,12 @@ UPKEEP_REPAIRED = Counter(
     ["database", "by"],
 )
 RELAY_EVENTS = Counter("orderflow_relay_events", "Outbox events delivered", ["direction"])
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text a scrape gets: this process's metrics, or every worker's in multiprocess mode."""
+    if not os.environ.get(MULTIPROC_DIR):
+        return generate_latest(), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST

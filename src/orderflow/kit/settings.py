@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     shop_port: int = 8001
     crm_port: int = 8002
     mes_port: int = 8003
+    workers: int = Field(
+        1, ge=1, description="uvicorn processes of each API on its one port (`up --workers N`)"
+    )
     embedded_pg_port: int = 55432
     embedded_redis_port: int = 56379
     embedded_redis_cluster_port: int = Field(
