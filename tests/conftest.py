@@ -3,6 +3,8 @@
 With ORDERFLOW_TEST_PG_URL (a server the tests may create databases on) and
 ORDERFLOW_TEST_REDIS_URL set, those servers are used; otherwise the session starts an
 embedded PostgreSQL and redis-server in a temporary directory and stops them at the end.
+Tests that need a Redis Cluster get one the same way: ORDERFLOW_TEST_REDIS_CLUSTER_URL (any
+node of a cluster), or else an embedded cluster of 3 masters and 3 replicas.
 """
 
 import asyncio
@@ -20,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orderflow.data.migrations import upgrade
 from orderflow.kit.db import asyncpg_dsn, create_engine, session_factory
 from orderflow.kit.deps import Sessions
-from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from orderflow.kit.embedded import (
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    EmbeddedRedisCluster,
+    free_port,
+    free_port_range,
+)
 from orderflow.kit.settings import Settings
 from orderflow.relay.relay import Direction, opened
 from orderflow.seed import Volumes, seed
@@ -78,6 +86,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 @pytest.fixture(scope="session")
 def redis_url(redis_server: EmbeddedRedis | None) -> str:
     return redis_server.url if redis_server else os.environ["ORDERFLOW_TEST_REDIS_URL"]
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[EmbeddedRedisCluster | None]:
+    """An embedded Redis Cluster (3 masters, 3 replicas, started on first use), or None when
+    ORDERFLOW_TEST_REDIS_CLUSTER_URL names one. Tests that kill nodes restore it before
+    they end, since the session shares it."""
+    if os.environ.get("ORDERFLOW_TEST_REDIS_CLUSTER_URL"):
+        yield None
+        return
+    cluster = EmbeddedRedisCluster(tmp_path_factory.mktemp("redis-cluster"), free_port_range(6))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: EmbeddedRedisCluster | None) -> str:
+    """Any node of the test cluster: a cluster client finds the others from it."""
+    return redis_cluster.url if redis_cluster else os.environ["ORDERFLOW_TEST_REDIS_CLUSTER_URL"]
 
 
 @pytest.fixture(scope="session")

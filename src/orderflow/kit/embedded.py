@@ -426,6 +426,13 @@ class EmbeddedRedisCluster:
             proc.kill()
             proc.wait()
 
+    def freeze(self, port: int) -> None:
+        """SIGSTOP one node: it keeps its sockets but answers nothing (a hung server)."""
+        self.procs[port].send_signal(signal.SIGSTOP)
+
+    def thaw(self, port: int) -> None:
+        self.procs[port].send_signal(signal.SIGCONT)
+
     def restart(self, port: int, timeout_s: float = 30.0) -> None:
         """Start a killed node again with its node table: it rejoins (a replica, if its
         slots were taken over meanwhile). Returns once it says cluster_state:ok."""
@@ -441,6 +448,7 @@ class EmbeddedRedisCluster:
     def stop(self, timeout_s: float = 10.0) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a frozen node would not see SIGTERM
                 proc.terminate()
         for proc in self.procs.values():
             try:
