@@ -22,13 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orderflow.data.migrations import upgrade
 from orderflow.kit.db import asyncpg_dsn, create_engine, session_factory
 from orderflow.kit.deps import Sessions
-from orderflow.kit.embedded import (
-    EmbeddedPostgres,
-    EmbeddedRedis,
-    EmbeddedRedisCluster,
-    free_port,
-    free_port_range,
-)
+from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, free_port_range
+from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
 from orderflow.kit.settings import Settings
 from orderflow.relay.relay import Direction, opened
 from orderflow.seed import Volumes, seed

@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orderflow.data.migrations import upgrade
-from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedRedisCluster
+from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis
+from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
 from orderflow.kit.settings import ServiceName, Settings
 from orderflow.seed import Volumes, is_empty, seed
 

@@ -41,4 +41,4 @@ async def test_re_enabling_starts_a_new_epoch(
     loader = Loader(2, b'{"v":2}')
     assert await cache.get_or_load(entity, 7, loader, TTL) == b'{"v":2}'
     assert cache.epoch == 1
-    assert await client.get(f"{ns}:item:v1:e0:7") == b'1|{"v":1}'  # unreachable now
+    assert await client.get(f"{ns}:item:v1:e0:{{7}}") == b'1|{"v":1}'  # unreachable now

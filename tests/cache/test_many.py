@@ -69,7 +69,7 @@ async def test_all_hits_come_from_one_round_trip_after_a_first_load(
     expected = [body(3), body(1), body(2)]
     assert await cache.get_or_load_many(entity, keys, loader, TTL) == expected
     assert loader.calls == [[0, 1, 2]]
-    assert await private_client.get(f"{ns}:item:v1:e0:1") == b"1|" + body(1)
+    assert await private_client.get(f"{ns}:item:v1:e0:{{1}}") == b"1|" + body(1)
 
     before = await command_calls(private_client)
     assert await cache.get_or_load_many(entity, keys, loader, TTL) == expected
@@ -122,8 +122,8 @@ async def test_a_tombstone_is_a_miss_and_a_stale_load_overwrites_nothing(
     # row 1's fill is older than its tombstone; row 2's lease was revoked by the writer's put
     assert sample("orderflow_cache_fills_total", entity=entity.name, outcome="stale") == 1
     assert sample("orderflow_cache_fills_total", entity=entity.name, outcome="lease") == 1
-    assert await client.get(f"{ns}:item:v1:e0:1") == b"2|"
-    assert await client.get(f"{ns}:item:v1:e0:2") == b"5|" + body(2, 5)
+    assert await client.get(f"{ns}:item:v1:e0:{{1}}") == b"2|"
+    assert await client.get(f"{ns}:item:v1:e0:{{2}}") == b"5|" + body(2, 5)
 
     fresh = BatchLoader(keys, {1: (2, body(1, 2))})
     assert await cache.get_or_load_many(entity, keys, fresh, TTL) == [
@@ -132,7 +132,7 @@ async def test_a_tombstone_is_a_miss_and_a_stale_load_overwrites_nothing(
         body(3),
     ]
     assert fresh.calls == [[0]]  # the tombstone announced version 2: that one may be filled
-    assert await client.get(f"{ns}:item:v1:e0:1") == b"2|" + body(1, 2)
+    assert await client.get(f"{ns}:item:v1:e0:{{1}}") == b"2|" + body(1, 2)
 
 
 async def test_an_epoch_move_makes_all_misses_and_fills_nothing(
@@ -145,9 +145,9 @@ async def test_an_epoch_move_makes_all_misses_and_fills_nothing(
     assert await cache.get_or_load_many(entity, keys, loader, TTL) == [body(1), body(2)]
     assert loader.calls == [[0, 1], [0, 1]]
     assert cache.epoch == 1
-    assert not await client.exists(f"{ns}:item:v1:e1:1", f"{ns}:item:v1:e1:2")
+    assert not await client.exists(f"{ns}:item:v1:e1:{{1}}", f"{ns}:item:v1:e1:{{2}}")
     assert await cache.get_or_load_many(entity, keys, loader, TTL) == [body(1), body(2)]
-    assert await client.exists(f"{ns}:item:v1:e1:1", f"{ns}:item:v1:e1:2") == 2
+    assert await client.exists(f"{ns}:item:v1:e1:{{1}}", f"{ns}:item:v1:e1:{{2}}") == 2
 
 
 async def test_fills_survive_redis_forgetting_its_scripts(
@@ -160,7 +160,7 @@ async def test_fills_survive_redis_forgetting_its_scripts(
 
     loader = BatchLoader(keys, rows_of(keys), during=flush)
     await cache.get_or_load_many(entity, keys, loader, TTL)
-    assert await client.get(f"{ns}:item:v1:e0:2") == b"1|" + body(2)
+    assert await client.get(f"{ns}:item:v1:e0:{{2}}") == b"1|" + body(2)
 
 
 async def test_breaker_open_sends_every_index_to_the_loader(cache: Cache, entity: Entity) -> None:
@@ -185,7 +185,7 @@ async def test_a_breaker_opening_during_the_load_skips_the_fills(
 
     loader = BatchLoader(keys, rows_of(keys), during=trip)
     assert await cache.get_or_load_many(entity, keys, loader, TTL) == [body(1), body(2)]
-    assert not await client.exists(f"{ns}:item:v1:e0:1")
+    assert not await client.exists(f"{ns}:item:v1:e0:{{1}}")
     errors = "orderflow_cache_errors_total"
     assert sample(errors, entity=entity.name, op="fill_many", kind="unavailable") == 1
 

@@ -113,7 +113,7 @@ async def test_after_a_partition_no_pre_outage_entry_is_served(
         value, took = await timed(fragile.get_or_load(entity, "a", v2, TTL))
         assert (value, took < 0.02) == (b'{"v":2}', True)
 
-    old_b = f"{ns}:item:v1:e{before}:b"
+    old_b = f"{ns}:item:v1:e{before}:{{b}}"
     assert await private_client.get(old_b) == b'1|{"v":1}'  # survived the pause
     await asyncio.sleep(RESET_S)
     for key in ("a", "b"):

@@ -84,12 +84,16 @@ def test_entry_format_round_trip_and_tombstones() -> None:
 def test_key_layout() -> None:
     keys = KeySpace("shop")
     assert keys.epoch == "shop:epoch"
-    assert keys.entry(Entity("item"), 3, 17) == "shop:item:v1:e3:17"
+    assert keys.entry(Entity("item"), 3, 17) == "shop:item:v1:e3:{17}"  # every key has a tag
     order = Entity("order", version=2, client_tagged=True)
     assert keys.entry(order, 0, (42, 1001)) == "shop:order:v2:e0:{c:42}:1001"
     view = Entity("orders_by_status", prefix="crm:obs")
-    assert keys.entry(view, 1, ("queued", 20), gens=(4, 2)) == "shop:crm:obs:v1:e1:g4.2:queued:20"
+    families = ["status:queued", "c:42"]  # a view is tagged by its first family
+    assert keys.entry(view, 1, ("queued", 20), gens=(4, 2), families=families) == (
+        "shop:crm:obs:v1:e1:{status:queued}:g4.2:queued:20"
+    )
     assert keys.entry(Entity("x"), 0, ("a:b",)) != keys.entry(Entity("x"), 0, ("a", "b"))
-    assert keys.entry(Entity("x"), 0, "{c:1}") == "shop:x:v1:e0:%7Bc%3A1%7D"
-    assert keys.generation(5, "orders") == "shop:gen:e5:orders"
+    assert keys.entry(Entity("x"), 0, "{c:1}") == "shop:x:v1:e0:{%7Bc%3A1%7D}"
+    assert keys.generation(5, "orders") == "shop:gen:e5:{orders}"
+    assert keys.generation(5, "c:42") == "shop:gen:e5:{c:42}"  # a client's counter: its slot
     assert keys.lease("shop:order:v2:e0:{c:42}:1001") == "lease:shop:order:v2:e0:{c:42}:1001"

@@ -33,7 +33,7 @@ async def test_entries_are_versioned_json_with_a_ttl(
     cache: Cache, entity: Entity, client: Redis, ns: str
 ) -> None:
     await cache.get_or_load(entity, 7, Loader(3, b'{"id":7}'), TTL)
-    key = f"{ns}:item:v1:e0:7"
+    key = f"{ns}:item:v1:e0:{{7}}"
     assert await client.get(key) == b'3|{"id":7}'
     assert 50_000 < await client.pttl(key) <= 60_000
     assert not await client.exists(f"lease:{key}")  # released after the fill
@@ -99,7 +99,7 @@ async def test_stampede_across_processes_loads_once(
 async def test_a_lease_holder_that_never_fills_costs_others_only_wait_ms(
     cache: Cache, entity: Entity, client: Redis, ns: str
 ) -> None:
-    key = f"{ns}:item:v1:e0:9"
+    key = f"{ns}:item:v1:e0:{{9}}"
     await client.set(f"lease:{key}", "someone-who-crashed", px=60_000)
     quick = Cache(client, ns, wait_ms=50)
     loader = Loader(1, b"{}")

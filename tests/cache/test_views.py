@@ -36,13 +36,14 @@ async def test_a_view_filled_from_before_a_bump_is_never_read(
     assert await cache.bump(["orders"])  # a writer commits, then bumps
     old.gate.set()
     assert await reader == b'{"count":1}'
-    assert await client.get(f"{ns}:crm:orders_by_status:v1:e0:g0:stats") == b'0|{"count":1}'
+    view = f"{ns}:crm:orders_by_status:v1:e0:{{orders}}"
+    assert await client.get(f"{view}:g0:stats") == b'0|{"count":1}'
 
     new = Loader(0, b'{"count":2}')
     assert await cache.get_or_load_view(BY_STATUS, "stats", ["orders"], new, TTL) == b'{"count":2}'
-    generation = int(await client.get(f"{ns}:gen:e0:orders"))
+    generation = int(await client.get(f"{ns}:gen:e0:{{orders}}"))
     assert generation > 0  # the first bump starts the counter on a never-used value
-    assert await client.get(f"{ns}:crm:orders_by_status:v1:e0:g{generation}:stats") == (
+    assert await client.get(f"{ns}:crm:orders_by_status:v1:e0:{{orders}}:g{generation}:stats") == (
         b'0|{"count":2}'
     )
 
@@ -51,12 +52,13 @@ async def test_generations_of_several_families_are_all_in_the_key(
     cache: Cache, client: Redis, ns: str
 ) -> None:
     await cache.bump(["orders"])
-    first = int(await client.get(f"{ns}:gen:e0:orders"))
+    first = int(await client.get(f"{ns}:gen:e0:{{orders}}"))
     await cache.bump(["orders", "clients"])
-    clients = int(await client.get(f"{ns}:gen:e0:clients"))
+    clients = int(await client.get(f"{ns}:gen:e0:{{clients}}"))
     loader = Loader(0, b"{}")
     await cache.get_or_load_view(BY_STATUS, "x", ["orders", "clients", "never"], loader, TTL)
-    assert await client.exists(f"{ns}:crm:orders_by_status:v1:e0:g{first + 1}.{clients}.0:x")
+    view = f"{ns}:crm:orders_by_status:v1:e0:{{orders}}"
+    assert await client.exists(f"{view}:g{first + 1}.{clients}.0:x")
 
 
 async def test_an_expired_generation_never_comes_back_to_an_old_number(
@@ -64,7 +66,7 @@ async def test_an_expired_generation_never_comes_back_to_an_old_number(
 ) -> None:
     """Counters expire (one per client and operator would pile up for ever); one that comes
     back must not reuse a number under which a view is still cached."""
-    counter = f"{ns}:gen:e0:orders"
+    counter = f"{ns}:gen:e0:{{orders}}"
     await cache.bump(["orders"])
     assert await client.pttl(counter) > 0  # counters expire
     old = Loader(0, b'{"count":1}')

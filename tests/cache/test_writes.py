@@ -35,7 +35,7 @@ async def test_a_fill_that_read_before_a_commit_cannot_overwrite_it(
 async def test_put_is_compare_and_set_on_the_version(
     cache: Cache, entity: Entity, client: Redis, ns: str
 ) -> None:
-    key = f"{ns}:item:v1:e0:7"
+    key = f"{ns}:item:v1:e0:{{7}}"
     assert await cache.put(entity, 7, 2, b'{"v":2}', TTL)
     assert await cache.put(entity, 7, 1, b'{"v":1}', TTL)  # the cache holds a newer one: fine
     assert await client.get(key) == b'2|{"v":2}'
@@ -49,7 +49,7 @@ async def test_put_is_compare_and_set_on_the_version(
 async def test_invalidate_leaves_a_tombstone_that_only_fresh_fills_replace(
     cache: Cache, entity: Entity, client: Redis, ns: str
 ) -> None:
-    key = f"{ns}:item:v1:e0:7"
+    key = f"{ns}:item:v1:e0:{{7}}"
     assert await cache.put(entity, 7, 4, b'{"v":4}', TTL)
     assert await cache.invalidate(entity, 7, 5)
     assert await client.get(key) == b"5|"
@@ -70,13 +70,13 @@ async def test_invalidate_never_replaces_a_newer_value(
 ) -> None:
     assert await cache.put(entity, 7, 6, b'{"v":6}', TTL)
     assert await cache.invalidate(entity, 7, 5)
-    assert await client.get(f"{ns}:item:v1:e0:7") == b'6|{"v":6}'
+    assert await client.get(f"{ns}:item:v1:e0:{{7}}") == b'6|{"v":6}'
 
 
 async def test_delete(cache: Cache, entity: Entity, client: Redis, ns: str) -> None:
     await cache.put(entity, 7, 1, b'{"v":1}', TTL)
     assert await cache.delete(entity, 7)
-    assert not await client.exists(f"{ns}:item:v1:e0:7")
+    assert not await client.exists(f"{ns}:item:v1:e0:{{7}}")
     loader = Loader(1, b'{"v":1}')
     await cache.get_or_load(entity, 7, loader, TTL)
     assert loader.calls == 1
@@ -95,7 +95,7 @@ async def test_writes_follow_an_epoch_moved_by_another_process(
     await client.incr(f"{ns}:epoch")  # another process healed and bumped
     assert await cache.invalidate(entity, 7, 2)
     assert cache.epoch == 1
-    assert await client.get(f"{ns}:item:v1:e1:7") == b"2|"
+    assert await client.get(f"{ns}:item:v1:e1:{{7}}") == b"2|"
 
 
 async def test_a_read_in_a_moved_epoch_loads_without_filling_the_old_key(
@@ -106,7 +106,7 @@ async def test_a_read_in_a_moved_epoch_loads_without_filling_the_old_key(
     loader = Loader(2, b'{"v":2}')
     assert await cache.get_or_load(entity, 7, loader, TTL) == b'{"v":2}'  # not the e0 value
     assert cache.epoch == 1
-    assert await client.get(f"{ns}:item:v1:e0:7") == b'1|{"v":1}'
+    assert await client.get(f"{ns}:item:v1:e0:{{7}}") == b'1|{"v":1}'
     await cache.get_or_load(entity, 7, loader, TTL)  # now in e1: a miss that fills
     await cache.get_or_load(entity, 7, loader, TTL)  # and a hit
     assert loader.calls == 2
@@ -132,7 +132,7 @@ async def test_a_lost_epoch_never_comes_back_to_an_old_number(
     """An eviction or an empty restart loses the epoch key: the next epoch must be one never
     used before, or an entry left from that earlier epoch would be served again."""
     await client.set(f"{ns}:epoch", 3)  # the namespace lived through epochs 0 to 3
-    await client.set(f"{ns}:item:v1:e1:7", b'1|{"v":"old"}', px=60_000)  # left from epoch 1
+    await client.set(f"{ns}:item:v1:e1:{{7}}", b'1|{"v":"old"}', px=60_000)  # left from epoch 1
     await client.delete(f"{ns}:epoch")
     cache.breaker.trip(probe_now=True)  # an outage ends: the probe starts a new epoch
     new = Loader(2, b'{"v":"new"}')
@@ -147,7 +147,7 @@ async def test_a_stale_fill_stays_out_once_the_tombstone_is_gone(
     """Finding 4: a fill used to be refused only by a tombstone or entry still there. A
     tombstone expires after 60 s and is the first thing a volatile-* eviction drops; then the
     stale fill of a reader that loaded before the write landed. Now the write revokes its lease."""
-    key = f"{ns}:item:v1:e0:7"
+    key = f"{ns}:item:v1:e0:{{7}}"
     old = Loader(1, b'{"v":1}', gated=True)
     reader = asyncio.create_task(cache.get_or_load(entity, 7, old, TTL))
     await old.entered.wait()  # loaded version 1 under its lease...
@@ -176,7 +176,7 @@ async def test_a_put_pinned_to_an_epoch_that_ended_writes_a_tombstone(
     assert await cache.put(entity, 7, 4, b'{"v":4}', TTL)  # writer B
     await client.incr(f"{ns}:epoch")  # an outage ends: a new, empty epoch
     assert await cache.put(entity, 7, 3, b'{"v":3}', TTL, seen_epoch=seen)
-    new_key = f"{ns}:item:v1:e{seen + 1}:7"
+    new_key = f"{ns}:item:v1:e{seen + 1}:{{7}}"
     assert await client.get(new_key) == b"3|"  # a tombstone: "v3 was committed", no value
     assert sample("orderflow_cache_fills_total", entity=entity.name, outcome="epoch") == 1
     fresh = Loader(4, b'{"v":4}')
@@ -188,4 +188,4 @@ async def test_a_put_in_the_epoch_it_saw_writes_its_value(
     cache: Cache, entity: Entity, client: Redis, ns: str
 ) -> None:
     assert await cache.put(entity, 7, 3, b'{"v":3}', TTL, seen_epoch=cache.epoch)
-    assert await client.get(f"{ns}:item:v1:e0:7") == b'3|{"v":3}'
+    assert await client.get(f"{ns}:item:v1:e0:{{7}}") == b'3|{"v":3}'

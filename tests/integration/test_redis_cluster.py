@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
-from orderflow.kit.embedded import EmbeddedRedisCluster
+from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
 from orderflow.kit.redis import create_redis, is_cluster
 from orderflow.kit.settings import Settings
 

@@ -31,9 +31,10 @@ def test_a_client_tagged_key_hashes_by_its_client_only(key: int | tuple[int | st
 def test_every_key_of_one_client_lands_on_one_shard() -> None:
     keys = [
         KEYS.entry(CLIENT, 0, 42),
-        KEYS.entry(CLIENT_VIEW, 0, (42, "", 50, 0), gens=(3, 1)),
+        KEYS.entry(CLIENT_VIEW, 0, (42, "", 50, 0), gens=(3, 1), families=["c:42", "status:x"]),
         KEYS.lease(KEYS.entry(CLIENT, 0, 42)),
-        "".join(KEYS.view_entry(CLIENT_VIEW, 0, (42, "x"))),
+        "".join(KEYS.view_entry(CLIENT_VIEW, 0, (42, "x"), ["c:42"])),
+        KEYS.generation(7, "c:42"),  # the client's family: its lists' counter
     ]
     assert {hash_tag(k) for k in keys} == {"c:42"}
     assert hash_tag(KEYS.entry(CLIENT, 0, 43)) != hash_tag(KEYS.entry(CLIENT, 0, 42))
@@ -41,8 +42,9 @@ def test_every_key_of_one_client_lands_on_one_shard() -> None:
 
 def test_braces_in_a_part_never_make_a_hash_tag() -> None:
     key = KEYS.entry(ITEM, 0, ("{x}", "}{"))
-    assert "{" not in key and "}" not in key
-    assert hash_tag(key) == key
+    assert key.count("{") == key.count("}") == 1  # the key's own tag only: its first part
+    assert hash_tag(key) == "%7Bx%7D"
+    assert hash_tag(KEYS.generation(0, "{c:1}")) == "%7Bc:1%7D"
     tagged = KEYS.entry(CLIENT, 0, (42, "{c:7}"))
     assert hash_tag(tagged) == "c:42"
 
@@ -88,10 +90,10 @@ def test_entries_of_different_namespaces_versions_epochs_or_generations_differ()
         KeySpace("mes").entry(ITEM, 0, 1),
         KEYS.entry(Entity("item", version=2), 0, 1),
         KEYS.entry(ITEM, 1, 1),
-        KEYS.entry(ITEM, 0, 1, gens=(1,)),
-        KEYS.entry(ITEM, 0, 1, gens=(2,)),
-        KEYS.entry(ITEM, 0, 1, gens=(1, 2)),
-        KEYS.entry(ITEM, 0, 1, gens=(12,)),
+        KEYS.entry(ITEM, 0, 1, gens=(1,), families=["f"]),
+        KEYS.entry(ITEM, 0, 1, gens=(2,), families=["f"]),
+        KEYS.entry(ITEM, 0, 1, gens=(1, 2), families=["f", "g"]),
+        KEYS.entry(ITEM, 0, 1, gens=(12,), families=["f"]),
     }
     assert len(keys) == 8
 
@@ -106,12 +108,12 @@ def test_a_prefix_replaces_the_name_but_the_name_labels_metrics() -> None:
 def test_a_script_finishes_a_view_key_like_entry_does() -> None:
     """A script reads the generations, then joins head + "g" + gens + tail in one round trip."""
     for entity, key in [(ITEM, ("created", 50, 0)), (CLIENT_VIEW, (42, 50, 0))]:
-        head, tail = KEYS.view_entry(entity, 5, key)
-        assert head + "g4.2" + tail == KEYS.entry(entity, 5, key, gens=(4, 2))
+        head, tail = KEYS.view_entry(entity, 5, key, ["f", "g"])
+        assert head + "g4.2" + tail == KEYS.entry(entity, 5, key, gens=(4, 2), families=["f", "g"])
 
 
 def test_a_script_appends_an_id_to_the_member_head() -> None:
-    assert KEYS.member_head(ITEM, 3) + "17" == KEYS.entry(ITEM, 3, 17)
+    assert KEYS.member_head(ITEM, 3) + "{17}" == KEYS.entry(ITEM, 3, 17)
 
 
 def test_generation_counters_live_under_the_epoch() -> None:

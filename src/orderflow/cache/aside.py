@@ -28,8 +28,9 @@ from prometheus_client import Counter
 
 from orderflow.cache import entry
 from orderflow.cache.errors import CacheError
+from orderflow.cache.found import Busy, Fill, Found, Miss, Pinned
 from orderflow.cache.metrics import EntityMetrics
-from orderflow.cache.store import Busy, Fill, Found, Miss, Store
+from orderflow.cache.store import Store
 from orderflow.cache.ttl import TTLPolicy
 
 T = TypeVar("T")
@@ -54,11 +55,11 @@ class _HolderGone(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """One read: its key, in the epoch seen before loading, its lease token, how to load it."""
+    """One read: its key, pinned to the epoch seen before loading, its lease token, how to
+    load it."""
 
     m: EntityMetrics
-    epoch: int
-    key: str
+    pin: Pinned
     token: str
     loader: Loader
     ttl: TTLPolicy
@@ -78,13 +79,11 @@ class Reader:
         """A fresh lease token, unique across processes, for a batch (nobody waits on it)."""
         return next(self._tokens)
 
-    async def read(
-        self, m: EntityMetrics, epoch: int, key: str, loader: Loader, ttl: TTLPolicy
-    ) -> bytes:
-        """The value at `key` (in `epoch`), loaded and filled on a miss; never a cache error."""
+    async def read(self, m: EntityMetrics, pin: Pinned, loader: Loader, ttl: TTLPolicy) -> bytes:
+        """The value at `pin`, loaded and filled on a miss; never a cache error."""
         try:
             token, found = await self.looked_up(
-                lambda token: self._store.lookup(m, epoch, key, token),
+                lambda token: self._store.lookup(m, pin, token),
                 lambda found: found is Miss.LEASED,
             )
         except CacheError:
@@ -92,7 +91,7 @@ class Reader:
         if isinstance(found, bytes):
             m.hit.inc()
             return entry.body(found)
-        return await self.read_missed(Read(m, epoch, key, token, loader, ttl), found)
+        return await self.read_missed(Read(m, pin, token, loader, ttl), found)
 
     async def looked_up(
         self, lookup: Callable[[str], Awaitable[F]], leased: Callable[[F], bool]
@@ -125,7 +124,7 @@ class Reader:
                 return await bypass(read.m, read.loader, read.m.miss)
             await asyncio.sleep(self._poll_s)
             try:
-                found_again = await self._store.lookup(read.m, read.epoch, read.key, read.token)
+                found_again = await self._store.lookup(read.m, read.pin, read.token)
             except CacheError:
                 return await bypass(read.m, read.loader)
             if isinstance(found_again, bytes):
@@ -136,13 +135,10 @@ class Reader:
     async def _load_and_fill(self, read: Read) -> bytes:
         version, payload = await self.load_leased(read)
         if version is None:  # not to be cached: give the lease back
-            await quietly(self._store.release(read.m, read.key, read.token))
+            await quietly(self._store.release(read.m, read.pin, read.token))
         else:
             ttl_ms = read.ttl.ttl_ms()
-            fill = self._store.fill(
-                read.m, read.epoch, read.key, read.token, version, payload, ttl_ms
-            )
-            await quietly(fill)
+            await quietly(self._store.fill(read.m, read.pin, read.token, version, payload, ttl_ms))
         return payload
 
     async def load_leased(self, read: Read) -> tuple[int | None, bytes]:
@@ -157,7 +153,7 @@ class Reader:
             # A NotFound reaches every waiter unchanged; a cancelled load sends them back.
             load.set_exception(exc if isinstance(exc, Exception) else _HolderGone())
             load.exception()  # retrieved: there may be no waiter, and that is fine
-            await quietly(self._store.release(read.m, read.key, read.token))
+            await quietly(self._store.release(read.m, read.pin, read.token))
             raise
         finally:
             del self._loading[read.token]
@@ -178,16 +174,11 @@ class Reader:
         return payload
 
     async def read_many(
-        self,
-        m: EntityMetrics,
-        epoch: int,
-        keys: Sequence[str],
-        loader: ManyLoader,
-        ttl: TTLPolicy,
+        self, m: EntityMetrics, pins: Sequence[Pinned], loader: ManyLoader, ttl: TTLPolicy
     ) -> list[bytes]:
-        """The values at `keys` (in `epoch`), in order; never a cache error. One lookup round
-        trip (leasing the missing entries), then one `loader` call for the misses and one
-        pipelined round trip filling those leased.
+        """The values at `pins`, in order; never a cache error. One lookup round trip
+        (leasing the missing entries), then one `loader` call for the misses and one
+        pipelined round trip filling those leased (on a cluster: one per shard, at once).
 
         No waiting: the bodies behind a list view are small primary-key loads, so loading an
         entry another caller holds the lease on costs little, while waiting for each would make
@@ -195,42 +186,40 @@ class Reader:
         """
         token = self.token()
         try:
-            found = await self._store.lookup_many(m, epoch, keys, token)
+            found = await self._store.lookup_many(m, pins, token)
         except CacheError:
-            return await bypass_many(m, loader, len(keys))
-        if found is Miss.MOVED:  # our keys are in an epoch nobody reads: all miss, none fill
-            found = [Miss.BUSY] * len(keys)
-        return await self.complete_many(m, epoch, token, keys, found, loader, ttl)
+            return await bypass_many(m, loader, len(pins))
+        return await self.complete_many(m, token, pins, found, loader, ttl)
 
     async def complete_many(
         self,
         m: EntityMetrics,
-        epoch: int,
         token: str,
-        keys: Sequence[str],
+        pins: Sequence[Pinned],
         found: Sequence[Found],
         loader: ManyLoader,
         ttl: TTLPolicy,
     ) -> list[bytes]:
-        """`read_many` once the entries at `keys` were looked up with `token`: the payloads in
+        """`read_many` once the entries at `pins` were looked up with `token`: the payloads in
         order, the misses loaded in one call, those leased to `token` filled in one trip."""
         misses = [i for i, raw in enumerate(found) if not isinstance(raw, bytes)]
-        leased = [keys[i] for i in misses if found[i] is Miss.LEASED]
+        leased = [pins[i] for i in misses if found[i] is Miss.LEASED]
         try:
             loaded = await _load_many(m, loader, misses) if misses else {}
         except BaseException:
             if leased:
-                await quietly(self._store.fill_many(m, epoch, token, [], leased))
+                await quietly(self._store.fill_many(m, token, [], leased))
             raise
         fills: list[Fill] = [
-            (keys[i], version, loaded[i][1], ttl.ttl_ms())  # a TTL each: jitter spreads expiry
+            (pins[i], version, loaded[i][1], ttl.ttl_ms())  # a TTL each: jitter spreads expiry
             for i in misses
             if found[i] is Miss.LEASED and (version := loaded[i][0]) is not None
         ]
         if leased:
-            unfilled = sorted(set(leased) - {key for key, *_ in fills})
-            await quietly(self._store.fill_many(m, epoch, token, fills, unfilled))
-        m.hit.inc(len(keys) - len(misses))
+            filled = {pin for pin, *_ in fills}
+            unfilled = [pin for pin in leased if pin not in filled]
+            await quietly(self._store.fill_many(m, token, fills, unfilled))
+        m.hit.inc(len(pins) - len(misses))
         m.miss.inc(len(misses))
         return [_payload(raw, loaded, i) for i, raw in enumerate(found)]
 

@@ -49,6 +49,10 @@ class CircuitBreaker:
         self._since = 0.0  # when the breaker opened, or when the current probe started
 
     @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    @property
     def state(self) -> State:
         """`closed` (normal), `open` (rejecting) or `half_open` (one probe in flight)."""
         return self._state

@@ -7,26 +7,32 @@ the epoch is bumped before Redis is used again (rules 4 and 5).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from orderflow.cache.admission import Doorkeeper
 from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass, bypass_many
-from orderflow.cache.breaker import CircuitBreaker
-from orderflow.cache.epoch import Epoch
+from orderflow.cache.breaker import CircuitBreaker, State
+from orderflow.cache.epoch import Epochs
 from orderflow.cache.errors import CacheError, CacheUnavailable, kind
-from orderflow.cache.generations import Generations
+from orderflow.cache.generations import GENERATION_TTL_MS
 from orderflow.cache.guard import Guard
 from orderflow.cache.keys import Entity, Key, KeySpace
+from orderflow.cache.layout import layout_of
 from orderflow.cache.listing import Listing, MembersLoader, by_index
 from orderflow.cache.metrics import breaker_listener, for_entity
 from orderflow.cache.scripts import Scripts
 from orderflow.cache.store import Store
 from orderflow.cache.ttl import TTLPolicy
+from orderflow.cache.view_store import ViewStore
 from orderflow.cache.views import Views
 
 
@@ -43,7 +49,7 @@ class Cache:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         namespace: str,
         *,
         timeout_s: float = 0.25,
@@ -60,21 +66,21 @@ class Cache:
         self.breaker.on_change = self.breaker.on_change or breaker_listener(namespace)
         self.breaker.on_change(self.breaker.state)
         self._redis = redis
-        self._epoch = Epoch(redis, f"{namespace}:epoch")
-        self._guard = Guard(self.breaker, timeout_s, self._epoch.bump)
-        keys, scripts = KeySpace(namespace), Scripts.register(redis)
-        self._keys = keys
+        self._layout = layout = layout_of(redis)
+        scripts = Scripts.register(redis)
+        self._epochs = Epochs(redis, namespace, layout, scripts)
+        self._guard = Guard(self.breaker, timeout_s, self._probe, layout)
         self._store = Store(
-            keys,
-            self._epoch,
+            KeySpace(namespace),
+            self._epochs,
             scripts,
             self._guard,
             lease_ms=lease_ms,
             tombstone_ttl_ms=tombstone_ttl_ms,
         )
-        self._gens = Generations(keys, self._epoch, scripts)
         self._reader = Reader(self._store, wait_ms=wait_ms, poll_ms=poll_ms)
-        self._views = Views(keys, self._store, self._reader)
+        self._views = Views(self._store, self._reader)
+        self._view_store = ViewStore(self._store)
         self._doorkeeper = Doorkeeper(admit_after)
         self._enabled = enabled
 
@@ -87,13 +93,27 @@ class Cache:
     def enabled(self, on: bool) -> None:
         if on and not self._enabled:
             # Writes skipped Redis while off, so entries may be stale: a new epoch before use.
-            self.breaker.trip(probe_now=True)
+            self.trip(probe_now=True)
         self._enabled = on
 
     @property
     def epoch(self) -> int:
-        """The epoch this process currently believes in."""
-        return self._epoch.value
+        """The epoch this process currently believes in; on a cluster, a number that changes
+        whenever it adopts a new epoch in any slot (`Epochs.mark`)."""
+        return self._epochs.mark
+
+    def key_of(self, entity: Entity, key: Key) -> str:
+        """The Redis key this process reads `entity` `key` at now (for tests and debugging)."""
+        return self._store.pin(entity, key).key
+
+    @property
+    def breaker_state(self) -> State:
+        """The breaker's state; on a cluster, the worst of its shards' breakers."""
+        return self._guard.state
+
+    def trip(self, *, probe_now: bool = False) -> None:
+        """Open every breaker: each probe then bumps its shard's epochs before Redis is used."""
+        self._guard.trip(probe_now=probe_now)
 
     async def get_or_load(self, entity: Entity, key: Key, loader: Loader, ttl: TTLPolicy) -> bytes:
         """Cache-aside read: the cached JSON bytes, or `loader()`'s, which are then cached."""
@@ -102,8 +122,7 @@ class Cache:
             return await bypass(m, loader)
         if not self._doorkeeper.admit((entity.key_prefix, key)):
             return await bypass(m, loader, m.first_sight)
-        epoch = self._epoch.value
-        return await self._reader.read(m, epoch, self._keys.entry(entity, epoch, key), loader, ttl)
+        return await self._reader.read(m, self._store.pin(entity, key), loader, ttl)
 
     async def get_or_load_many(
         self, entity: Entity, keys: Sequence[Key], loader: ManyLoader, ttl: TTLPolicy
@@ -119,9 +138,8 @@ class Cache:
         m = for_entity(entity.name)
         if not self._enabled:
             return await bypass_many(m, loader, len(keys))
-        epoch = self._epoch.value
-        entry_keys = [self._keys.entry(entity, epoch, key) for key in keys]
-        return await self._reader.read_many(m, epoch, entry_keys, loader, ttl)
+        pins = [self._store.pin(entity, key) for key in keys]
+        return await self._reader.read_many(m, pins, loader, ttl)
 
     async def get_or_load_view(
         self, entity: Entity, key: Key, families: Sequence[str], loader: Loader, ttl: TTLPolicy
@@ -136,7 +154,7 @@ class Cache:
         if not self._doorkeeper.admit((entity.key_prefix, key, *families)):
             m = for_entity(entity.name)
             return await bypass(m, loader, m.first_sight)
-        return await self._views.read(self._epoch.value, entity, key, families, loader, ttl)
+        return await self._views.read(entity, key, families, loader, ttl)
 
     async def get_or_load_listing(
         self,
@@ -160,8 +178,7 @@ class Cache:
             many = by_index(view["ids"], members)
             bodies = await bypass_many(mm, many, len(view["ids"]), first_sight=first)
             return view, bodies
-        epoch = self._epoch.value
-        return await self._views.read_listing(epoch, listing, key, families, loader, members)
+        return await self._views.read_listing(listing, key, families, loader, members)
 
     async def put(
         self,
@@ -217,7 +234,7 @@ class Cache:
         if not self._enabled:
             return False
         m = for_entity("generations")
-        if ok := await self._write(self._guard.run(m, "bump", lambda: self._gens.bump(families))):
+        if ok := await self._write(self._view_store.bump(m, families, GENERATION_TTL_MS)):
             m.invalidations.inc()
         return ok
 
@@ -225,22 +242,42 @@ class Cache:
         """Learn the namespace's epoch before the first read, so that a process's first reads
         do not each find out that it moved. Best effort: if Redis does not answer, the first
         script reply corrects the guess all the same."""
-        if self._enabled:
+        if not self._enabled:
+            return
+        if not self._layout.cluster:
             with contextlib.suppress(CacheError):
-                await self._guard.run(for_entity("epoch"), "epoch", self._epoch.sync)
+                await self._guard.run(for_entity("epoch"), "epoch", self._epochs.sync)
+            return
+        # Every slot's epoch, once: thousands of scripts, so not under one call's timeout.
+        with contextlib.suppress(RedisError, OSError):
+            async with asyncio.timeout(10):
+                await self._layout.start()
+                await self._epochs.sync()
 
     async def health(self) -> str:
         """`ok`, `disabled`, or `degraded: ...` saying why. Also lets a due probe through, so
         /health polling alone heals the breaker and bumps the epoch after an outage."""
         if not self._enabled:
             return "disabled"
-        try:
-            await self._guard.run(for_entity("health"), "ping", self._redis.ping)
-        except CacheUnavailable:
-            return f"degraded: breaker {self.breaker.state}"
-        except CacheError as exc:
-            return f"degraded: redis {kind(exc)}"
-        return "ok"
+        m, slots = for_entity("health"), self._layout.shard_slots
+        problems = []
+        for shard in self._layout.shards():
+            slot = slots(shard)[0]
+            ping = functools.partial(self._layout.ping, self._redis, slot)
+            try:
+                await self._guard.run(m, "ping", ping, slot)
+            except CacheUnavailable:
+                problems.append(f"breaker {self._guard.breaker_of(shard).state}")
+            except CacheError as exc:
+                problems.append(f"redis {kind(exc)}")
+        if not problems:
+            return "ok"
+        where = (
+            ""
+            if len(problems) == 1 and not self._layout.cluster
+            else f" in {len(problems)} shard(s)"
+        )
+        return f"degraded{where}: {problems[0]}"
 
     async def _write(self, write: Awaitable[object]) -> bool:
         try:
@@ -249,8 +286,12 @@ class Cache:
             # Rejected by the open breaker: its probe will bump the epoch once, whatever the
             # number of writes it rejected. Tripping it again would restart that wait.
             return False
-        except CacheError:
+        except CacheError as exc:
             # The old value may still be cached. Open the breaker: its probe bumps the epoch.
-            self.breaker.trip()
+            self._guard.trip(exc.shard)
             return False
         return True
+
+    async def _probe(self, shard: str) -> None:
+        """The half-open probe's first step: new epochs for every slot of `shard`."""
+        await self._epochs.bump(self._layout.shard_slots(shard))

@@ -1,62 +1,98 @@
-"""The epoch: a counter in every key of a namespace, so one INCR makes all entries unreachable.
+"""Epochs: a counter in every key of a namespace, so one INCR makes all its entries unreachable.
 
-Each process keeps the epoch it believes in; every script reply that touches an entry checks
+On a Redis Cluster each slot has its own epoch (`layout`), on one node there is one. Each
+process keeps the epoch it believes in per slot; every script reply that touches an entry checks
 that belief in the same round trip and, if it is out of date, hands back the current value.
-When this process's breaker closes after an outage its probe bumps the epoch first, so no entry
+When a breaker closes after an outage its probe bumps the epochs of its shard first, so no entry
 written before the outage (possibly missing an invalidation it could not receive) is served
 again (rule 5).
 
 Epochs only move forward. A missing key (an empty restart, an eviction) starts again from the
-server's clock in milliseconds, above any epoch counted up before (`scripts.FRESH`), so no entry
-left from an earlier epoch of the same number can ever be served.
+server's clock in milliseconds, above any epoch counted up before (`scripts.FRESH`); an epoch
+found below what its caller believed (a replica promoted before it received the last bump) is
+moved past that belief. So no entry left from an earlier epoch of the same number is served.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from orderflow.cache.errors import CacheProtocolError
-from orderflow.cache.scripts import CURRENT_EPOCH, NEW_EPOCH
+from orderflow.cache.layout import Layout
+from orderflow.cache.scripts import CURRENT_EPOCH, NEW_EPOCH, Call, Scripts
 
 log = logging.getLogger(__name__)
 
 
-class Epoch:
-    """This process's view of `{namespace}:epoch`."""
+class Epochs:
+    """This process's view of a namespace's epoch keys, one per slot."""
 
-    def __init__(self, redis: Redis, key: str) -> None:
-        self.key = key
-        self.value = 0  # a guess; the first script reply corrects it
+    def __init__(
+        self, redis: Redis | RedisCluster, namespace: str, layout: Layout, scripts: Scripts
+    ) -> None:
+        self.namespace = namespace
+        self.layout = layout
+        self._values: dict[int, int] = {}  # a missing slot is a guess of 0: replies correct it
+        self._moves = 0
+        self._scripts = scripts
         self._new_epoch = redis.register_script(NEW_EPOCH)
         self._current_epoch = redis.register_script(CURRENT_EPOCH)
 
-    def adopt(self, value: int) -> None:
-        """Believe `value` from now on (reported by Redis, so it is the truth)."""
-        if value != self.value:
-            log.info("cache epoch %s: %d -> %d", self.key, self.value, value)
-            self.value = value
+    def key(self, slot: int) -> str:
+        return self.layout.epoch_key(self.namespace, slot)
 
-    async def sync(self) -> int:
-        """Learn the current epoch (starting one if Redis has none) and believe it."""
-        self.adopt(int(await self._current_epoch(keys=[self.key])))
-        return self.value
+    def value(self, slot: int) -> int:
+        return self._values.get(slot, 0)
 
-    async def bump(self) -> int:
-        """Start a new epoch: every entry of the namespace becomes unreachable at once."""
-        self.adopt(int(await self._new_epoch(keys=[self.key])))
-        return self.value
+    @property
+    def mark(self) -> int:
+        """Changes whenever this process adopts a new epoch in any slot (on one node, the epoch
+        itself). A writer notes it before committing: if it is unchanged at the put, the put's
+        slot still has the epoch the writer saw."""
+        return self._values.get(0, 0) if not self.layout.cluster else self._moves
 
-    async def write(self, attempt: Callable[[int], Awaitable[Any]]) -> Any:
-        """Run a write script at the believed epoch; if the reply says the epoch moved (a
-        one-element list), adopt it and run once more. Writes must land in the current epoch,
-        or an invalidation would miss the entries that readers actually see."""
+    def adopt(self, slot: int, value: int) -> None:
+        """Believe `value` for `slot` from now on (reported by Redis, so it is the truth)."""
+        if value != self._values.get(slot, 0):
+            if not self.layout.cluster:
+                log.info("cache epoch %s: %d -> %d", self.key(slot), self.value(slot), value)
+            self._values[slot] = value
+            self._moves += 1
+
+    async def sync(self) -> None:
+        """Learn every slot's epoch (starting those Redis has none of) and believe them."""
+        slots = list(self.layout.slots())
+        if len(slots) == 1:
+            self.adopt(slots[0], int(await self._current_epoch(keys=[self.key(slots[0])])))
+            return
+        calls: list[Call] = [(self._current_epoch, [self.key(slot)], []) for slot in slots]
+        for slot, value in zip(slots, await self._scripts.pipelined(calls), strict=True):
+            self.adopt(slot, int(value))
+
+    async def bump(self, slots: Iterable[int] | None = None) -> None:
+        """Start a new epoch in `slots` (default: all): every entry there becomes unreachable."""
+        chosen = list(self.layout.slots() if slots is None else slots)
+        calls: list[Call] = [(self._new_epoch, [self.key(s)], [self.value(s)]) for s in chosen]
+        if len(calls) == 1:
+            replies = [await self._new_epoch(keys=calls[0][1], args=calls[0][2])]
+        else:
+            replies = await self._scripts.pipelined(calls)
+        for slot, value in zip(chosen, replies, strict=True):
+            self.adopt(slot, int(value))
+        log.info("cache epochs of %s bumped in %d slot(s)", self.namespace, len(chosen))
+
+    async def write(self, slot: int, attempt: Callable[[int], Awaitable[Any]]) -> Any:
+        """Run a write script at the believed epoch of `slot`; if the reply says the epoch
+        moved (a one-element list), adopt it and run once more. Writes must land in the current
+        epoch, or an invalidation would miss the entries that readers actually see."""
         for _ in range(2):
-            reply = await attempt(self.value)
+            reply = await attempt(self.value(slot))
             if not isinstance(reply, list):
                 return reply
-            self.adopt(int(reply[0]))
-        raise CacheProtocolError(f"{self.key} moved twice during one write")
+            self.adopt(slot, int(reply[0]))
+        raise CacheProtocolError(f"{self.key(slot)} moved twice during one write")

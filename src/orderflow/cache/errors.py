@@ -18,7 +18,11 @@ import redis.exceptions
 
 
 class CacheError(Exception):
-    """Base class: a cache operation did not complete."""
+    """Base class: a cache operation did not complete; `shard` names where, if known."""
+
+    def __init__(self, message: str = "", shard: str | None = None) -> None:
+        super().__init__(message)
+        self.shard = shard
 
 
 class CacheUnavailable(CacheError):
@@ -43,14 +47,14 @@ class CacheProtocolError(CacheError):
     """Redis answered with an error, or with a reply the cache protocol does not expect."""
 
 
-def translate(exc: BaseException) -> CacheError:
+def translate(exc: BaseException, shard: str | None = None) -> CacheError:
     """Map an exception from redis-py or the socket layer to the matching `CacheError`."""
     # Timeouts first: the builtin TimeoutError (what asyncio.timeout raises) is also an OSError.
     if isinstance(exc, TimeoutError | redis.exceptions.TimeoutError):
-        return CacheTimeout(str(exc) or "timed out")
+        return CacheTimeout(str(exc) or "timed out", shard)
     if isinstance(exc, redis.exceptions.ConnectionError | OSError):
-        return CacheConnectionError(str(exc) or type(exc).__name__)
-    return CacheProtocolError(str(exc) or type(exc).__name__)
+        return CacheConnectionError(str(exc) or type(exc).__name__, shard)
+    return CacheProtocolError(str(exc) or type(exc).__name__, shard)
 
 
 def kind(exc: CacheError) -> str:

@@ -1,4 +1,4 @@
-"""The one door to Redis: every call passes the breaker, a timeout and error translation."""
+"""The one door to Redis: every call passes its shard's breaker, a timeout and error translation."""
 
 from __future__ import annotations
 
@@ -9,61 +9,123 @@ from typing import TypeVar
 
 from redis.exceptions import MaxConnectionsError, RedisError
 
-from orderflow.cache.breaker import CircuitBreaker, Ticket
+from orderflow.cache.breaker import CircuitBreaker, State, Ticket
 from orderflow.cache.errors import CacheBusy, CacheError, CacheUnavailable, kind, translate
+from orderflow.cache.layout import Layout
 from orderflow.cache.metrics import EntityMetrics
 
 T = TypeVar("T")
 
+PROBE_TIMEOUT_S = 5.0  # a cluster's probe bumps thousands of slots' epochs, not one
+_WORST: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
+
 
 class Guard:
-    """Runs Redis calls under `breaker` and `timeout_s`, raising only `CacheError`.
+    """Runs Redis calls under their shard's breaker and `timeout_s`, raising only `CacheError`.
 
     Every failure counts against the breaker, an error reply included: a Redis that answers
     `LOADING`, `BUSY` or `OOM` is no more usable than one that does not answer.
 
-    The half-open probe runs `on_probe` (the epoch bump) before its own call, inside the same
-    timeout, so that nothing is read or written after an outage until the new epoch is in place.
+    One node has one shard and `breaker` is its breaker. A cluster's shards each get a breaker
+    like it, so a dead master sends only its own slots to the database (`layout`). A shard whose
+    slots another node serves now (a replica promoted) is in an outage: the answer of the call
+    that found out is not trusted, and the shard's breaker opens for an immediate probe.
+
+    The half-open probe runs `on_probe(shard)` (the bump of that shard's epochs) before its own
+    call, so that nothing is read or written after an outage until the new epochs are in place.
     """
 
     def __init__(
         self,
         breaker: CircuitBreaker,
         timeout_s: float,
-        on_probe: Callable[[], Awaitable[object]],
+        on_probe: Callable[[str], Awaitable[object]],
+        layout: Layout | None = None,
     ) -> None:
         self.breaker = breaker
         self.timeout_s = timeout_s
+        self.layout = layout or Layout()
         self._on_probe = on_probe
+        self._report = breaker.on_change
+        self._breakers: dict[str, CircuitBreaker] = {}
+        if not self.layout.cluster:
+            self._breakers[self.layout.shard(0)] = breaker
 
-    async def run(self, metrics: EntityMetrics, op: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Await `call()` if the breaker allows it; record its latency or its failure."""
-        ticket = self.breaker.admit()
+    def breaker_of(self, shard: str) -> CircuitBreaker:
+        if (found := self._breakers.get(shard)) is None:
+            b = self.breaker
+            found = CircuitBreaker(b.failure_threshold, b.reset_after_s, clock=b.clock)
+            found.on_change = self._changed
+            self._breakers[shard] = found
+        return found
+
+    @property
+    def state(self) -> State:
+        """The worst state of any shard's breaker."""
+        states = [b.state for b in self._breakers.values()] or [self.breaker.state]
+        return max(states, key=_WORST.__getitem__)
+
+    def trip(self, shard: str | None = None, *, probe_now: bool = False) -> None:
+        """Open `shard`'s breaker (default: every shard's) so its probe bumps its epochs."""
+        shards = [shard] if shard is not None else self.layout.shards()
+        for name in shards:
+            self.breaker_of(name).trip(probe_now=probe_now)
+
+    async def run(
+        self, metrics: EntityMetrics, op: str, call: Callable[[], Awaitable[T]], slot: int = 0
+    ) -> T:
+        """Await `call()` (whose keys are in `slot`) if its shard's breaker allows it; record
+        its latency or its failure."""
+        shard = self.layout.shard(slot)
+        breaker = self.breaker_of(shard)
+        ticket = breaker.admit()
         if ticket is None:
             metrics.error(op, "unavailable")
-            raise CacheUnavailable("circuit breaker is open")
+            raise CacheUnavailable(f"circuit breaker of {shard} is open", shard)
         started = time.perf_counter()
         try:
+            if ticket is Ticket.PROBE:
+                probe_s = PROBE_TIMEOUT_S if self.layout.cluster else self.timeout_s
+                async with asyncio.timeout(probe_s):
+                    await self._on_probe(shard)
+                self.layout.settle(shard)
             async with asyncio.timeout(self.timeout_s):
-                if ticket is Ticket.PROBE:
-                    await self._on_probe()
                 result = await call()
+            if self.layout.failed_over(shard):
+                raise CacheUnavailable(f"{shard} is served by another node now", shard)
+        except CacheUnavailable as exc:  # failed over: its slots are in an outage
+            metrics.error(op, "failover")
+            breaker.trip(probe_now=True)
+            raise exc
         except CacheError as exc:  # raised by `call` itself: a reply the protocol cannot use
-            self._failed(ticket, metrics, op, exc)
+            self._failed(breaker, ticket, metrics, op, exc, shard)
             raise
         except MaxConnectionsError as exc:  # our pool is exhausted; Redis may be fine
             # Nothing reported: a probe that was busy is presumed lost and retried later.
             metrics.error(op, "busy")
-            raise CacheBusy(str(exc)) from exc
+            raise CacheBusy(str(exc), shard) from exc
         except (RedisError, OSError) as exc:  # asyncio's TimeoutError is an OSError
-            error = translate(exc)
-            self._failed(ticket, metrics, op, error)
+            error = translate(exc, shard)
+            self._failed(breaker, ticket, metrics, op, error, shard)
             raise error from exc
         # A cancelled call reports nothing: it says nothing about Redis (a lost probe expires).
-        self.breaker.succeeded(ticket)
+        breaker.succeeded(ticket)
         metrics.latency[op].observe(time.perf_counter() - started)
         return result
 
-    def _failed(self, ticket: Ticket, metrics: EntityMetrics, op: str, error: CacheError) -> None:
-        self.breaker.failed(ticket)
+    def _failed(
+        self,
+        breaker: CircuitBreaker,
+        ticket: Ticket,
+        metrics: EntityMetrics,
+        op: str,
+        error: CacheError,
+        shard: str,
+    ) -> None:
+        error.shard = shard
+        breaker.failed(ticket)
         metrics.error(op, kind(error))
+
+    def _changed(self, _: State) -> None:
+        if self._report is not None:
+            self._report(self.state)

@@ -1,14 +1,20 @@
 """Key layout, built in one place.
 
-    {ns}:epoch                                      the namespace's epoch counter (rule 5)
-    {ns}:gen:e{epoch}:{family}                      a view family's generation counter
-    {ns}:{prefix}:v{version}:e{epoch}:{parts}       an entry, e.g. shop:item:v1:e3:17
-    {ns}:{prefix}:v{version}:e{epoch}:{c:42}:1001   a client's entry: hash-tagged by client
-    {ns}:{prefix}:v{version}:e{epoch}:g4.2:{parts}  a view entry keyed by its families' generations
-    lease:{entry key}                               the single-flight lease for that entry
+    {ns}:epoch                                     the namespace's epoch (one Redis node)
+    {ns}:epoch:{1f3}                               the epoch of one slot (a cluster: `layout`)
+    {ns}:gen:e{epoch}:{family}                     a view family's generation counter
+    {ns}:{prefix}:v{version}:e{epoch}:{17}         an entry, e.g. shop:item:v1:e3:{17}
+    {ns}:{prefix}:v{version}:e{epoch}:{c:42}:1001  a client's entry: hash-tagged by client
+    {ns}:{prefix}:v{version}:e{epoch}:{family}:g4.2:{parts}
+                                                   a view entry keyed by its families'
+                                                   generations, tagged by its first family
+    lease:{entry key}                              the single-flight lease for that entry
 
-Bumping `version` (the cached JSON's schema) or the epoch makes old entries unreachable; they
-age out by TTL. On Redis Cluster the `{c:<id>}` tag keeps one client's keys on one shard.
+Every key has a hash tag, so that on a Redis Cluster its slot, and so its epoch key, is known
+before the key is built: an entry's first part (its id), a client's `{c:<id>}`, a generation
+counter's family, a view's first family. A client's entries, lists and counters share a slot
+when its family is named `c:<id>`. Bumping `version` (the cached JSON's schema) or the epoch
+makes old entries unreachable; they age out by TTL.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ Key = Part | tuple[Part, ...]
 # Parts are joined with ':', so a part must not contain one (nor braces, which would make an
 # accidental hash tag). Escaping keeps ("a:b",) and ("a", "b") apart.
 _ESCAPES = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
+_TAG_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
 
 
 @dataclass(frozen=True)
@@ -48,40 +55,64 @@ class KeySpace:
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
-        self.epoch = f"{namespace}:epoch"
+        self.epoch = f"{namespace}:epoch"  # on one node (`layout` gives a cluster's)
 
-    def entry(self, entity: Entity, epoch: int, key: Key, gens: Sequence[int] = ()) -> str:
-        """The key of one entry; `gens` are the generations of a view's families."""
-        head, tail = self.view_entry(entity, epoch, key)
-        if gens:
+    def entry(
+        self,
+        entity: Entity,
+        epoch: int,
+        key: Key,
+        gens: Sequence[int | str] = (),
+        families: Sequence[str] = (),
+    ) -> str:
+        """The key of one entry; of a view's if `families` are given, `gens` their generations."""
+        if families:
+            head, tail = self.view_entry(entity, epoch, key, families)
             return f"{head}g{'.'.join(map(str, gens))}{tail}"
-        return head[:-1] + tail
+        parts = _parts(key)
+        if not parts:
+            what = "a client id" if entity.client_tagged else "at least one part"
+            raise ValueError(f"{entity.name} keys need {what}")
+        tag = f"{{c:{parts[0]}}}" if entity.client_tagged else f"{{{parts[0]}}}"
+        rest = "".join(":" + p for p in parts[1:])
+        return f"{self.namespace}:{entity.key_prefix}:e{epoch}:{tag}{rest}"
 
-    def view_entry(self, entity: Entity, epoch: int, key: Key) -> tuple[str, str]:
+    def view_entry(
+        self, entity: Entity, epoch: int, key: Key, families: Sequence[str]
+    ) -> tuple[str, str]:
         """A view entry's key around its generations: `head + "g4.2" + tail`, so that a script
-        that reads the generations can finish the key in the same round trip."""
-        parts = [_part(p) for p in (key if isinstance(key, tuple) else (key,))]
-        if entity.client_tagged:
-            if not parts:
-                raise ValueError(f"{entity.name} keys start with a client id")
-            parts[0] = f"{{c:{parts[0]}}}"
-        head = f"{self.namespace}:{entity.key_prefix}:e{epoch}:"
-        return head, "".join(":" + p for p in parts)
+        that reads the generations can finish the key in the same round trip. A view is tagged
+        by its first family, so that family's counter shares the entry's slot."""
+        if not families:
+            raise ValueError(f"a view of {entity.name} needs a family")
+        head = f"{self.namespace}:{entity.key_prefix}:e{epoch}:{_tag(families[0])}:"
+        return head, "".join(":" + p for p in _parts(key))
 
     def member_head(self, entity: Entity, epoch: int) -> str:
-        """Where the keys of `entity`'s entries start: a script appends an id to it."""
+        """Where the keys of `entity`'s entries start: a script appends `{id}` to it."""
         if entity.client_tagged:
             raise ValueError(f"{entity.name} keys need a client id, not only an id")
         return f"{self.namespace}:{entity.key_prefix}:e{epoch}:"
 
     def generation(self, epoch: int, family: str) -> str:
-        """The counter of one view family. It lives under the epoch, like the entries."""
-        return f"{self.namespace}:gen:e{epoch}:{family}"
+        """The counter of one view family, tagged by it. It lives under the epoch of its slot,
+        like the entries."""
+        return f"{self.namespace}:gen:e{epoch}:{_tag(family)}"
 
     @staticmethod
     def lease(entry_key: str) -> str:
         """The lease key guarding the load of `entry_key` (same hash tag, same shard)."""
         return f"lease:{entry_key}"
+
+
+def _tag(family: str) -> str:
+    """A family as a hash tag: braces escaped, colons kept (a client's family `c:42` must hash
+    like its entries' tag `{c:42}`; within braces a colon separates nothing)."""
+    return "{" + family.translate(_TAG_ESCAPES) + "}"
+
+
+def _parts(key: Key) -> list[str]:
+    return [_part(p) for p in (key if isinstance(key, tuple) else (key,))]
 
 
 def _part(part: Part) -> str:

@@ -1,22 +1,17 @@
 """The Lua scripts: each check-and-write runs atomically inside Redis.
 
 Conventions shared by every script that touches entries:
-- KEYS[1] is the epoch key and ARGV[1] the epoch the process believes in. A missing epoch (an
-  empty restart, an eviction) starts from a value never used before: the server's clock in
-  milliseconds, above every epoch counted up since an earlier start. If the two differ, the
-  script changes nothing and returns a one-element array holding the current epoch, so the
-  caller adopts it in the same round trip.
+- KEYS[1] is the epoch key of the slot the script works in and ARGV[1] the epoch the process
+  believes in. A missing epoch (an empty restart, an eviction) starts from a value never used
+  before: the server's clock in milliseconds, above every epoch counted up since an earlier
+  start. An epoch below the caller's belief (a promoted replica that missed the last bump) moves
+  past it. If the two differ, the script changes nothing and returns a one-element array
+  holding the current epoch, so the caller adopts it in the same round trip.
 - Entries are `<version>|<body>`; an empty body is a tombstone. `version_of` reads the version.
 - A write never replaces an entry of a higher version (rule 2: no stale overwrite).
-
-- Leases: a lookup that misses grants the caller a lease in the same round trip; only a fill
-  carrying its live lease lands, and it releases the lease; writes revoke it (see `_LEASE`).
-
-The scripts touch the epoch key and an entry key together, which assumes a single Redis node.
-So does LOOKUP_VIEW, which also builds keys it was not given (a view's entry and lease from its
-generations, a listing's members and their leases from its ids) to save round trips.
-On Redis Cluster every slot would need its own copy of the epoch (a per-slot hash tag in the
-epoch key); that is noted, not built.
+- Leases: a miss leases in the same round trip; a fill lands with its lease only (`_LEASE`).
+- Every key a script touches is in one slot (`layout`): declared, or built with a declared key's
+  hash tag (a view's entry and lease); only on one node does LOOKUP_VIEW build its members' keys.
 """
 
 from __future__ import annotations
@@ -26,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, KeyT
@@ -44,11 +40,12 @@ _PRELUDE = (
     FRESH
     + """
 local epoch = tonumber(redis.call('GET', KEYS[1]))
-if not epoch then
-  epoch = fresh()
+local believed = tonumber(ARGV[1])
+if not epoch or epoch < believed then
+  epoch = epoch and believed + 1 or fresh()
   redis.call('SET', KEYS[1], string.format('%d', epoch))
 end
-if epoch ~= tonumber(ARGV[1]) then return {epoch} end
+if epoch ~= believed then return {epoch} end
 """
     + """local function version_of(raw)
   return tonumber(string.sub(raw, 1, string.find(raw, '|', 1, true) - 1))
@@ -107,7 +104,7 @@ return found
 # tail, member key head.
 # A view's generations, its entry and (for a listing) its members, in one round trip. The entry
 # key is head .. 'g' .. gens joined by '.' .. tail (see KeySpace.view_entry). A member head
-# ('' = not a listing) makes a hit also look up the entries at head .. id for every id in the
+# ('' = not a listing) makes a hit also look up the entries at head .. {id} for every id in the
 # view body's "ids" array, leasing the missing ones as LOOKUP_MANY does.
 # A data entry -> {entry bytes, per member: bytes, 1 or 0}. Missing or a tombstone -> {0, key,
 # 1 or holder}: the key to load into (the generations may move before the fill) and its lease.
@@ -124,7 +121,7 @@ local found = {raw}
 if ARGV[6] ~= '' then
   local body = string.sub(raw, string.find(raw, '|', 1, true) + 1)
   for i, id in ipairs(cjson.decode(body)['ids']) do
-    local member = ARGV[6] .. string.format('%d', id)  -- ids are integers
+    local member = ARGV[6] .. '{' .. string.format('%d', id) .. '}'  -- ids are integers
     local got = data(redis.call('GET', member))
     if got then found[i + 1] = got elseif lease('lease:' .. member) == 1 then
       found[i + 1] = 1 else found[i + 1] = 0 end
@@ -178,7 +175,7 @@ return 1
 """
 )
 
-# KEYS: epoch, entry, lease. ARGV: epoch. Removes the entry and revokes its lease.
+# KEYS: epoch, entry, lease. ARGV: epoch. Removes the entry, revokes its lease.
 DELETE = _PRELUDE + "\nredis.call('DEL', KEYS[2], KEYS[3])\nreturn 1\n"
 
 # KEYS: epoch, generation counters... ARGV: epoch, counter ttl_ms. Bumps every counter; one that
@@ -212,14 +209,26 @@ return epoch
 """
 )
 
-# KEYS: epoch. Starts a new epoch: one above the current, or a fresh one if it went missing.
+# KEYS: epoch. ARGV: the caller's belief. A new epoch: one above the current and the belief (a
+# promoted replica may lag), or a fresh one if it went missing.
 NEW_EPOCH = (
     FRESH
     + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCR', KEYS[1]) end
-local epoch = fresh()
+local epoch = tonumber(redis.call('GET', KEYS[1]))
+if epoch then epoch = math.max(epoch, tonumber(ARGV[1]) or 0) + 1 else epoch = fresh() end
 redis.call('SET', KEYS[1], string.format('%d', epoch))
 return epoch
+"""
+)
+
+# KEYS: epoch, counters... ARGV: epoch. {0, each counter or '0'}, or {epoch}: a view whose
+# counters are in several slots (a cluster) reads them first.
+GENERATIONS = (
+    _PRELUDE
+    + """
+local gens = {0}
+for i = 2, #KEYS do gens[i] = redis.call('GET', KEYS[i]) or '0' end
+return gens
 """
 )
 
@@ -234,7 +243,7 @@ return 0
 class Scripts:
     """The scripts registered on one client (EVALSHA, reloaded by redis-py if Redis forgot)."""
 
-    redis: Redis
+    redis: Redis | RedisCluster
     lookup: AsyncScript
     lookup_many: AsyncScript
     lookup_view: AsyncScript
@@ -244,9 +253,10 @@ class Scripts:
     delete: AsyncScript
     bump: AsyncScript
     release: AsyncScript
+    generations: AsyncScript
 
     @classmethod
-    def register(cls, redis: Redis) -> Scripts:
+    def register(cls, redis: Redis | RedisCluster) -> Scripts:
         return cls(
             redis=redis,
             lookup=redis.register_script(LOOKUP),
@@ -258,6 +268,7 @@ class Scripts:
             delete=redis.register_script(DELETE),
             bump=redis.register_script(BUMP),
             release=redis.register_script(RELEASE),
+            generations=redis.register_script(GENERATIONS),
         )
 
     async def pipelined(self, calls: Sequence[Call]) -> list[Any]:
@@ -282,6 +293,8 @@ class Scripts:
     async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for script, keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                # Not `pipe.evalsha`, which a cluster pipeline refuses: one slot per call is
+                # fine there, and redis-py routes each call to its slot's node.
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies

@@ -10,51 +10,30 @@ epoch its writer saw before committing; if that epoch is over, it writes a tombs
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from redis.commands.core import AsyncScript
 from redis.typing import EncodableT
 
 from orderflow.cache import entry
-from orderflow.cache.epoch import Epoch
+from orderflow.cache.epoch import Epochs
+from orderflow.cache.errors import CacheError
+from orderflow.cache.found import (
+    Busy,
+    Fill,
+    Found,
+    Miss,
+    Pinned,
+    by_slot,
+    entry_found,
+    text,
+)
 from orderflow.cache.guard import Guard
 from orderflow.cache.keys import Entity, Key, KeySpace
 from orderflow.cache.metrics import EntityMetrics
 from orderflow.cache.scripts import Call, Scripts
-
-
-class Miss(enum.Enum):
-    """Why a lookup found no value, and what the caller should do about it."""
-
-    LEASED = "leased"  # this caller holds the lease: load, fill (which releases it)
-    BUSY = "busy"  # another caller holds it: load without filling, or wait for its fill
-    MOVED = "moved"  # the epoch moved (now adopted): load, but do not fill the old key
-
-
-class Busy(NamedTuple):
-    """Another caller holds the lease: `holder` is its token ('' if it just went away)."""
-
-    holder: str
-
-
-Found = bytes | Literal[Miss.LEASED, Miss.BUSY]  # one entry of a batch lookup
-
-
-class ViewHit(NamedTuple):
-    """A view's stored entry, and its members' (bytes, or how they missed) if asked for."""
-
-    raw: bytes
-    members: list[Found]
-
-
-class ViewMiss(NamedTuple):
-    """A view not stored: the key to load into (its generations may move before the fill),
-    and whether this caller got its lease."""
-
-    key: str
-    lease: Literal[Miss.LEASED] | Busy
+from orderflow.cache.shards import Shards
 
 
 class Store:
@@ -63,7 +42,7 @@ class Store:
     def __init__(
         self,
         keys: KeySpace,
-        epoch: Epoch,
+        epochs: Epochs,
         scripts: Scripts,
         guard: Guard,
         *,
@@ -71,120 +50,82 @@ class Store:
         tombstone_ttl_ms: int,
     ) -> None:
         self.keys = keys
-        self.epoch = epoch
-        self._scripts = scripts
-        self._guard = guard
-        self._lease_ms = lease_ms
+        self.epochs = epochs
+        self.layout = epochs.layout
+        self.scripts = scripts
+        self.guard = guard
+        self.shards = Shards(guard, scripts)
+        self.lease_ms = lease_ms
         self._tombstone_ttl_ms = tombstone_ttl_ms
 
+    def pin(self, entity: Entity, key: Key, epoch: int | None = None) -> Pinned:
+        """`key`'s entry in the epoch this process believes its slot has (or in `epoch`)."""
+        slot = self.layout.slot(self.keys.entry(entity, 0, key))
+        epoch = self.epochs.value(slot) if epoch is None else epoch
+        return Pinned(self.keys.entry(entity, epoch, key), slot, epoch)
+
     async def lookup(
-        self, m: EntityMetrics, epoch: int, key: str, token: str
+        self, m: EntityMetrics, pin: Pinned, token: str
     ) -> bytes | Literal[Miss.LEASED, Miss.MOVED] | Busy:
-        """The stored entry at `key`; on a miss, the lease for `token` or who holds it."""
-        keys = [self.keys.epoch, key, self.keys.lease(key)]
-        args: list[EncodableT] = [epoch, token, self._lease_ms]
-        reply = await self._guard.run(m, "lookup", lambda: self._scripts.lookup(keys, args))
-        if isinstance(reply, bytes):
-            return reply
-        if reply == 1:
-            return Miss.LEASED
-        if len(reply) == 2:
-            return Busy(_text(reply[1]))
-        self.epoch.adopt(int(reply[0]))
-        return Miss.MOVED
+        """The stored entry at `pin`; on a miss, the lease for `token` or who holds it."""
+        call = self.lookup_call(pin, token)
+        reply = await self.guard.run(m, "lookup", lambda: call[0](call[1], call[2]), pin.slot)
+        return self.looked_up(pin, reply)
 
     async def lookup_many(
-        self, m: EntityMetrics, epoch: int, keys: Sequence[str], token: str
-    ) -> list[Found] | Literal[Miss.MOVED]:
-        """The stored data entry at each of `keys`, or how it missed (leased to `token`, or
-        busy: leased to another caller)."""
-        script_keys = [self.keys.epoch, *keys, *(self.keys.lease(k) for k in keys)]
-        args: list[EncodableT] = [epoch, token, self._lease_ms]
-        reply = await self._guard.run(
-            m, "lookup_many", lambda: self._scripts.lookup_many(script_keys, args)
-        )
-        return self._many(reply)
-
-    async def lookup_view(
-        self,
-        m: EntityMetrics,
-        epoch: int,
-        entity: Entity,
-        key: Key,
-        families: Sequence[str],
-        token: str,
-        members: Entity | None = None,
-    ) -> ViewHit | ViewMiss | Literal[Miss.MOVED]:
-        """A view's entry under its families' current generations, in one round trip, with
-        its members' entries if `members` is given (the view body's "ids" are their keys).
-        Missing entries, the view's or its members', are leased to `token` if free."""
-        head, tail = self.keys.view_entry(entity, epoch, key)
-        member_head = self.keys.member_head(members, epoch) if members else ""
-        script_keys = [self.keys.epoch, *(self.keys.generation(epoch, f) for f in families)]
-        args: list[EncodableT] = [epoch, token, self._lease_ms, head, tail, member_head]
-        reply = await self._guard.run(
-            m, "lookup_view", lambda: self._scripts.lookup_view(script_keys, args)
-        )
-        if isinstance(reply[0], bytes):
-            return ViewHit(reply[0], [_found(r) for r in reply[1:]])
-        if len(reply) == 1:
-            self.epoch.adopt(int(reply[0]))
-            return Miss.MOVED
-        if reply[2] == 1:
-            return ViewMiss(_text(reply[1]), Miss.LEASED)
-        return ViewMiss(_text(reply[1]), Busy(_text(reply[2])))
+        self, m: EntityMetrics, pins: Sequence[Pinned], token: str
+    ) -> list[Found]:
+        """The stored data entry at each of `pins`, or how it missed (leased to `token`, or
+        busy: leased to another caller, or in a slot whose epoch moved or whose shard failed).
+        One round trip per shard, the shards at once."""
+        groups = by_slot(pins)
+        calls = [(slot, self._lookup_many_call(group, token)) for slot, group in groups]
+        replies = await self.shards.run(m, "lookup_many", calls)
+        return self._found_many(pins, groups, replies)
 
     async def fill(
-        self,
-        m: EntityMetrics,
-        epoch: int,
-        key: str,
-        token: str,
-        version: int,
-        payload: bytes,
-        ttl_ms: int,
+        self, m: EntityMetrics, pin: Pinned, token: str, version: int, payload: bytes, ttl_ms: int
     ) -> None:
         """Compare-and-set after a miss, in the lookup's epoch, with the lookup's lease, which
         it releases (counted: stored/stale/epoch/lease)."""
-        call = self._fill_call(epoch, key, token, version, payload, ttl_ms)
-        reply = await self._guard.run(m, "fill", lambda: call[0](call[1], call[2]))
-        self._count_fill(m, reply)
+        call = self._fill_call(pin, token, version, payload, ttl_ms)
+        reply = await self.guard.run(m, "fill", lambda: call[0](call[1], call[2]), pin.slot)
+        self._count_fill(m, pin.slot, reply)
 
     async def fill_many(
         self,
         m: EntityMetrics,
-        epoch: int,
         token: str,
         fills: Sequence[Fill],
-        releases: Sequence[str] = (),
+        releases: Sequence[Pinned] = (),
     ) -> None:
-        """`fill` for several `(key, version, payload, ttl_ms)` leased to `token`, and the
-        leases on `releases` given back, pipelined in one round trip. Each fill is its own
-        compare-and-set, counted on its own."""
-        calls = [self._fill_call(epoch, f[0], token, f[1], f[2], f[3]) for f in fills]
-        calls += [(self._scripts.release, [self.keys.lease(key)], [token]) for key in releases]
-        replies = await self._guard.run(m, "fill_many", lambda: self._scripts.pipelined(calls))
-        for reply in replies[: len(fills)]:
-            self._count_fill(m, reply)
+        """`fill` for several `(pin, version, payload, ttl_ms)` leased to `token`, and the
+        leases on `releases` given back: one pipelined round trip per shard. Each fill is its
+        own compare-and-set, counted on its own."""
+        calls = [(f[0].slot, self._fill_call(f[0], token, f[1], f[2], f[3])) for f in fills]
+        calls += [(p.slot, self._release_call(p, token)) for p in releases]
+        replies = await self.shards.run(m, "fill_many", calls)
+        for fill, reply in zip(fills, replies, strict=False):
+            if not isinstance(reply, CacheError):
+                self._count_fill(m, fill[0].slot, reply)
 
     async def fill_then_lookup_many(
-        self, m: EntityMetrics, epoch: int, token: str, fill: Fill, keys: Sequence[str]
-    ) -> list[Found] | Literal[Miss.MOVED]:
+        self, m: EntityMetrics, token: str, fill: Fill, pins: Sequence[Pinned]
+    ) -> list[Found]:
         """A cold listing's middle round trip: the view's fill and its members' lookup."""
-        script_keys = [self.keys.epoch, *keys, *(self.keys.lease(k) for k in keys)]
-        lookup: Call = (self._scripts.lookup_many, script_keys, [epoch, token, self._lease_ms])
-        key, version, payload, ttl_ms = fill
-        calls = [self._fill_call(epoch, key, token, version, payload, ttl_ms), lookup]
-        filled, found = await self._guard.run(
-            m, "fill_many", lambda: self._scripts.pipelined(calls)
-        )
-        self._count_fill(m, filled)
-        return self._many(found)
+        pin, version, payload, ttl_ms = fill
+        groups = by_slot(pins)
+        calls = [(pin.slot, self._fill_call(pin, token, version, payload, ttl_ms))]
+        calls += [(slot, self._lookup_many_call(group, token)) for slot, group in groups]
+        filled, *found = await self.shards.run(m, "fill_many", calls)
+        if not isinstance(filled, CacheError):
+            self._count_fill(m, pin.slot, filled)
+        return self._found_many(pins, groups, found)
 
-    async def release(self, m: EntityMetrics, key: str, token: str) -> None:
-        """Give the lease on `key` back, if it is still ours (it may have expired meanwhile)."""
-        keys, args = [self.keys.lease(key)], [token]
-        await self._guard.run(m, "release", lambda: self._scripts.release(keys, args))
+    async def release(self, m: EntityMetrics, pin: Pinned, token: str) -> None:
+        """Give the lease on `pin` back, if it is still ours (it may have expired meanwhile)."""
+        call = self._release_call(pin, token)
+        await self.guard.run(m, "release", lambda: call[0](call[1], call[2]), pin.slot)
 
     async def put(
         self,
@@ -194,24 +135,28 @@ class Store:
         version: int,
         payload: bytes,
         ttl_ms: int,
-        seen_epoch: int | None = None,
+        seen_mark: int | None = None,
     ) -> None:
         """Write-through compare-and-set (counted: stored/stale/epoch); revokes the lease.
 
-        With `seen_epoch` (the epoch its writer saw before committing) the put lands only in
-        that epoch. If it is over, a tombstone goes to the current one instead: a new epoch has
-        no history to refuse an older version, so a delayed put must not carry its value there.
+        With `seen_mark` (`Epochs.mark` as its writer saw it before committing) the put lands
+        only in the epoch its slot had then. If that epoch is over, a tombstone goes to the
+        current one instead: a new epoch has no history to refuse an older version, so a
+        delayed put must not carry its value there.
         """
         args: list[EncodableT] = [version, entry.encode(version, payload), ttl_ms]
-        if seen_epoch is None:
-            reply = await self._current(m, "put", self._scripts.put, entity, key, args)
+        if seen_mark is None:
+            reply = await self._current(m, "put", self.scripts.put, entity, key, args)
         else:
-            keys = [self.keys.epoch, *self._entry_keys(entity, seen_epoch, key)]
-            reply = await self._guard.run(
-                m, "put", lambda: self._scripts.put(keys, [seen_epoch, *args])
-            )
+            pin = self.pin(entity, key)
+            reply = [pin.epoch]  # a move since the mark: as if the script had said so
+            if self.epochs.mark == seen_mark:
+                keys = [self.epochs.key(pin.slot), pin.key, self.keys.lease(pin.key)]
+                reply = await self.guard.run(
+                    m, "put", lambda: self.scripts.put(keys, [pin.epoch, *args]), pin.slot
+                )
             if isinstance(reply, list):
-                self._count_fill(m, reply)
+                self._count_fill(m, pin.slot, reply)
                 await self.invalidate(m, entity, key, version)
                 return
         m.fills["stored" if reply == 1 else "stale"].inc()
@@ -219,38 +164,76 @@ class Store:
     async def invalidate(self, m: EntityMetrics, entity: Entity, key: Key, version: int) -> None:
         """Tombstone the entry at `version` unless it already holds that version or newer."""
         args: list[EncodableT] = [version, entry.tombstone(version), self._tombstone_ttl_ms]
-        await self._current(m, "invalidate", self._scripts.invalidate, entity, key, args)
+        await self._current(m, "invalidate", self.scripts.invalidate, entity, key, args)
         m.invalidations.inc()
 
     async def delete(self, m: EntityMetrics, entity: Entity, key: Key) -> None:
         """Remove the entry in the current epoch."""
-        await self._current(m, "delete", self._scripts.delete, entity, key, [])
+        await self._current(m, "delete", self.scripts.delete, entity, key, [])
         m.invalidations.inc()
 
+    def lookup_call(self, pin: Pinned, token: str) -> Call:
+        keys = [self.epochs.key(pin.slot), pin.key, self.keys.lease(pin.key)]
+        return self.scripts.lookup, keys, [pin.epoch, token, self.lease_ms]
+
+    def _lookup_many_call(self, group: list[tuple[int, Pinned]], token: str) -> Call:
+        entries = [pin.key for _, pin in group]
+        keys = [*self.epoch_keys(group), *(self.keys.lease(k) for k in entries)]
+        return self.scripts.lookup_many, keys, [group[0][1].epoch, token, self.lease_ms]
+
+    def epoch_keys(self, group: list[tuple[int, Pinned]]) -> list[str]:
+        """The epoch key of the group's slot, then the group's keys."""
+        return [self.epochs.key(group[0][1].slot), *(pin.key for _, pin in group)]
+
     def _fill_call(
-        self, epoch: int, key: str, token: str, version: int, payload: bytes, ttl_ms: int
+        self, pin: Pinned, token: str, version: int, payload: bytes, ttl_ms: int
     ) -> Call:
-        keys = [self.keys.epoch, key, self.keys.lease(key)]
-        args: list[EncodableT] = [epoch, version, entry.encode(version, payload), ttl_ms, token]
-        return self._scripts.fill, keys, args
+        keys = [self.epochs.key(pin.slot), pin.key, self.keys.lease(pin.key)]
+        args: list[EncodableT] = [pin.epoch, version, entry.encode(version, payload), ttl_ms]
+        return self.scripts.fill, keys, [*args, token]
 
-    def _many(self, reply: list[Any]) -> list[Found] | Literal[Miss.MOVED]:
-        if len(reply) == 1:  # {epoch}: every other reply starts with a 0 and has entries
-            self.epoch.adopt(int(reply[0]))
-            return Miss.MOVED
-        return [_found(r) for r in reply[1:]]
+    def _release_call(self, pin: Pinned, token: str) -> Call:
+        return self.scripts.release, [self.keys.lease(pin.key)], [token]
 
-    def _count_fill(self, m: EntityMetrics, reply: Any) -> None:
+    def looked_up(self, pin: Pinned, reply: Any) -> bytes | Literal[Miss.LEASED, Miss.MOVED] | Busy:
+        if isinstance(reply, bytes):
+            return reply
+        if reply == 1:
+            return Miss.LEASED
+        if len(reply) == 2:
+            return Busy(text(reply[1]))
+        self.epochs.adopt(pin.slot, int(reply[0]))
+        return Miss.MOVED
+
+    def _found_many(
+        self,
+        pins: Sequence[Pinned],
+        groups: list[tuple[int, list[tuple[int, Pinned]]]],
+        replies: Sequence[Any],
+    ) -> list[Found]:
+        """Each entry's reply in `pins`' order. An entry whose slot's epoch moved (now adopted)
+        or whose shard failed is busy: load it, do not fill it. Raises if every shard failed."""
+        found: list[Found] = [Miss.BUSY] * len(pins)
+        failed = [r for r in replies if isinstance(r, CacheError)]
+        if failed and len(failed) == len(replies):
+            raise failed[0]
+        for (slot, group), reply in zip(groups, replies, strict=True):
+            if isinstance(reply, CacheError):
+                continue
+            if len(reply) == 1:  # {epoch}: every other reply starts with a 0 and has entries
+                self.epochs.adopt(slot, int(reply[0]))
+                continue
+            for (i, _), raw in zip(group, reply[1:], strict=True):
+                found[i] = entry_found(raw)
+        return found
+
+    def _count_fill(self, m: EntityMetrics, slot: int, reply: Any) -> None:
         if isinstance(reply, list):  # the lookup's epoch is over: the value stays out
-            self.epoch.adopt(int(reply[0]))
+            self.epochs.adopt(slot, int(reply[0]))
             outcome = "epoch"
         else:
             outcome = _FILL_OUTCOMES[reply]
         m.fills[outcome].inc()
-
-    def _entry_keys(self, entity: Entity, epoch: int, key: Key) -> list[str]:
-        entry_key = self.keys.entry(entity, epoch, key)
-        return [entry_key, self.keys.lease(entry_key)]
 
     async def _current(
         self,
@@ -262,23 +245,14 @@ class Store:
         args: list[EncodableT],
     ) -> Any:
         """Run an entry script in the current epoch, following it if it moves meanwhile."""
+        slot = self.pin(entity, key).slot
 
         async def attempt(epoch: int) -> Any:
-            keys = [self.keys.epoch, *self._entry_keys(entity, epoch, key)]
+            entry_key = self.keys.entry(entity, epoch, key)
+            keys = [self.epochs.key(slot), entry_key, self.keys.lease(entry_key)]
             return await script(keys, [epoch, *args])
 
-        return await self._guard.run(m, op, lambda: self.epoch.write(attempt))
+        return await self.guard.run(m, op, lambda: self.epochs.write(slot, attempt), slot)
 
 
-Fill = tuple[str, int, bytes, int]  # key, version, payload, ttl_ms
 _FILL_OUTCOMES = {0: "stale", 1: "stored", 2: "lease"}
-
-
-def _found(reply: Any) -> Found:
-    if isinstance(reply, bytes):
-        return reply
-    return Miss.LEASED if reply == 1 else Miss.BUSY
-
-
-def _text(reply: Any) -> str:
-    return str(reply, "utf-8") if isinstance(reply, bytes) else ""

@@ -47,7 +47,7 @@ def _state(cached: ServiceCache) -> dict[str, Any]:
         "mode": cached.modes.values[cached.service],
         "orders": cached.modes.orders,
         "modes": cached.modes.snapshot(),
-        "breaker": str(cache.breaker.state) if cache else None,
+        "breaker": str(cache.breaker_state) if cache else None,
         "epoch": cache.epoch if cache else None,
     }
 

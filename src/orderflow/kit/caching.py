@@ -201,7 +201,7 @@ class ServiceCache:
         is failing, the copies still die within the near cache's TTL. False if not sent."""
         if self.bus is None:
             return True
-        if self.cache is None or self.cache.breaker.state == "open":
+        if self.cache is None or self.cache.breaker_state == "open":
             return False
         try:
             await self.bus.send(orjson.dumps(message).decode())
@@ -241,5 +241,5 @@ async def _never_fails(op: str, cache: Cache, write: Awaitable[bool]) -> bool:
         return bool(await write)
     except (CacheError, RedisError, OSError, TimeoutError) as exc:
         log.warning("cache %s failed after the commit: %s", op, exc)
-        cache.breaker.trip()
+        cache.trip()
         return False

@@ -2,9 +2,8 @@
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -40,9 +39,7 @@ class Resources:
             res.redis = create_redis(settings.redis_url, settings, name=name)
             for namespace in namespaces:
                 res.caches[namespace] = Cache(
-                    # The cache library takes a single-node client for now; on a cluster its
-                    # scripts need keys of one slot (issue 13).
-                    cast(Redis, res.redis),
+                    res.redis,
                     namespace,
                     timeout_s=settings.redis_timeout_s,
                     admit_after=settings.cache_admit_after,

@@ -53,7 +53,7 @@ def exit_now() -> None:
 
 
 def _closed(cache: Cache) -> bool:
-    return cache.breaker.state == "closed"
+    return cache.breaker_state == "closed"
 
 
 class UpkeepJournal:

@@ -3,10 +3,9 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from redis.asyncio import Redis
 
 from orderflow.data.mesdb import MesUpkeep
 from orderflow.kit.cache_modes import CacheModes
@@ -33,7 +32,7 @@ class Production:
         events = None
         if resources.redis is not None:
             events = EventStream(
-                cast(Redis, resources.redis),  # a single-node client for now (issue 13)
+                resources.redis,
                 maxlen=settings.event_stream_maxlen,
                 timeout_s=settings.redis_timeout_s,
                 breaker=cache.breaker if cache is not None else None,

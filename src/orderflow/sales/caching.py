@@ -49,16 +49,18 @@ def status_family(status: str) -> str:
 
 
 def client_family(client_id: int) -> str:
-    return f"client:{client_id}"
+    """`c:<id>`: the counter's hash tag is then the client's, `{c:<id>}`, so a client's list,
+    its counter and the client's entry share a slot on a Redis Cluster (cache/keys.py)."""
+    return f"c:{client_id}"
 
 
 def view_families(status: str | None, client_id: int | None) -> list[str]:
     """The families whose change can change which orders a view lists."""
     families = []
+    if client_id:  # first: a view is tagged by its first family, a client's by the client
+        families.append(client_family(client_id))
     if status:
         families.append(status_family(status))
-    if client_id:
-        families.append(client_family(client_id))
     return families or [ALL_ORDERS]
 
 

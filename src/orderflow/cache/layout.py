@@ -1,0 +1,141 @@
+"""Where keys live: one Redis node, or the slots of a Redis Cluster. The two differ only here.
+
+On a cluster a script may touch only keys of one slot, and it must declare them. So:
+- every key carries a hash tag (`KeySpace`): its slot is known before its epoch is;
+- each slot has its own epoch key, `{ns}:epoch:{<tag>}`, where the tag is a short string that
+  hashes to that slot (`SLOT_TAGS`, found once by counting): the epoch check of a script is
+  made against the epoch of the slot it writes in;
+- a script never builds a key it was not given unless the key shares its slot (a view's own
+  entry and lease do; a listing's members, keyed by their own ids, do not: `builds_members`);
+- each shard (a master, its replicas and the slots they serve) has its own breaker, so a dead
+  master sends only its slots to the database;
+- a shard whose slots are now served by another node (a replica promoted after its master
+  failed) is in an outage: the promoted replica may lack the last writes its master
+  acknowledged, so its slots' epochs move forward before they are used again.
+
+On one node there is one slot, one epoch key (`{ns}:epoch`) and one shard, and a script may
+build any key. A shard is named by the lowest slot it served when the process first saw the
+cluster; slots moved between shards later (resharding) keep their first shard's breaker.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+ONE_NODE = "redis"  # the name of a single node's only shard
+
+
+@functools.cache
+def slot_tags() -> tuple[str, ...]:
+    """For every slot, the shortest hex number whose hash is that slot: found by counting up
+    (a second of CPU), so kept in `slot_tags.txt`; `tests/cache/test_layout.py` checks it."""
+    return tuple((Path(__file__).parent / "slot_tags.txt").read_text().split())
+
+
+class Layout:
+    """One Redis node: a single slot and shard (`ClusterLayout` overrides what differs)."""
+
+    cluster = False
+    builds_members = True  # a listing's script may look up its members' keys itself
+
+    def slot(self, key: str) -> int:
+        return 0
+
+    def slots(self) -> range:
+        return range(1)
+
+    def epoch_key(self, namespace: str, slot: int) -> str:
+        return f"{namespace}:epoch"
+
+    def shard(self, slot: int) -> str:
+        return ONE_NODE
+
+    def shard_slots(self, shard: str) -> list[int]:
+        return [0]
+
+    def shards(self) -> list[str]:
+        return [ONE_NODE]
+
+    def failed_over(self, shard: str) -> bool:
+        """True if another node serves `shard` now than when it was last settled."""
+        return False
+
+    def settle(self, shard: str) -> None:
+        """Accept the node serving `shard` now (after its epochs moved forward)."""
+
+    async def start(self) -> None:
+        """Learn the topology (a cluster's slots and their nodes)."""
+
+    async def ping(self, redis: Any, slot: int) -> object:
+        """PING the node serving `slot`."""
+        return await redis.ping()
+
+
+class ClusterLayout(Layout):
+    """A Redis Cluster through redis-py's `RedisCluster`, which routes each call by its keys."""
+
+    cluster = True
+    builds_members = False
+
+    def __init__(self, redis: RedisCluster) -> None:
+        self._redis = redis
+        self._shard_of: list[str] = []  # slot -> shard, from the first topology seen
+        self._slots_of: dict[str, list[int]] = {}
+        self._settled: dict[str, str] = {}  # shard -> the node accepted as its master
+
+    def slot(self, key: str) -> int:
+        return key_slot(key.encode())
+
+    def slots(self) -> range:
+        return range(REDIS_CLUSTER_HASH_SLOTS)
+
+    def epoch_key(self, namespace: str, slot: int) -> str:
+        return f"{namespace}:epoch:{{{slot_tags()[slot]}}}"
+
+    def shard(self, slot: int) -> str:
+        return self._shard_of[slot] if self._shard_of else "cluster"
+
+    def shard_slots(self, shard: str) -> list[int]:
+        return self._slots_of.get(shard) or list(self.slots())
+
+    def shards(self) -> list[str]:
+        return list(self._slots_of) or ["cluster"]
+
+    def failed_over(self, shard: str) -> bool:
+        slots = self._slots_of.get(shard)
+        return slots is not None and self._master(slots[0]) != self._settled.get(shard)
+
+    def settle(self, shard: str) -> None:
+        if slots := self._slots_of.get(shard):
+            self._settled[shard] = self._master(slots[0])
+
+    async def start(self) -> None:
+        if self._shard_of:
+            return
+        await self._redis.initialize()
+        owners = [self._master(slot) for slot in self.slots()]
+        first: dict[str, str] = {}
+        for slot, node in enumerate(owners):
+            first.setdefault(node, f"slots-{slot}")
+        self._shard_of = [first[node] for node in owners]
+        for slot, shard in enumerate(self._shard_of):
+            self._slots_of.setdefault(shard, []).append(slot)
+        self._settled = {shard: node for node, shard in first.items()}
+
+    async def ping(self, redis: Any, slot: int) -> object:
+        node = self._redis.nodes_manager.get_node_from_slot(slot)
+        return await self._redis.ping(target_nodes=node)
+
+    def _master(self, slot: int) -> str:
+        nodes: Any = self._redis.nodes_manager.slots_cache.get(slot)
+        return str(nodes[0].name) if nodes else ""
+
+
+def layout_of(redis: Redis | RedisCluster) -> Layout:
+    return ClusterLayout(redis) if isinstance(redis, RedisCluster) else Layout()

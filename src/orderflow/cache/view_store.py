@@ -1,0 +1,119 @@
+"""The Redis side of views: their lookups, keyed by generations, and the generations' bumps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from redis.typing import EncodableT
+
+from orderflow.cache.errors import CacheError
+from orderflow.cache.found import Busy, Miss, Pinned, ViewHit, ViewMiss, by_slot, entry_found, text
+from orderflow.cache.keys import Entity, Key
+from orderflow.cache.metrics import EntityMetrics
+from orderflow.cache.shards import each
+from orderflow.cache.store import Store
+
+
+class ViewStore:
+    """View lookups and generation bumps over one `Store`. Raises `CacheError`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._keys, self._epochs, self._layout = store.keys, store.epochs, store.layout
+
+    async def lookup_view(
+        self,
+        m: EntityMetrics,
+        entity: Entity,
+        key: Key,
+        families: Sequence[str],
+        token: str,
+        members: Entity | None = None,
+    ) -> ViewHit | ViewMiss | Literal[Miss.MOVED]:
+        """A view's entry under its families' current generations, in one round trip, with
+        its members' entries if `members` is given and the layout lets a script build their
+        keys (one node; else `ViewHit.members` is None). Missing entries, the view's or its
+        members', are leased to `token` if free. On a cluster, a view whose families' counters
+        are in other slots than its first family's reads them first: one more round trip."""
+        slot = self._layout.slot(self._keys.generation(0, families[0]))
+        gen_slots = [self._layout.slot(self._keys.generation(0, f)) for f in families]
+        if any(s != slot for s in gen_slots):
+            return await self._lookup_view_apart(m, entity, key, families, gen_slots, token)
+        epoch = self._epochs.value(slot)
+        head, tail = self._keys.view_entry(entity, epoch, key, families)
+        builds = members is not None and self._layout.builds_members
+        member_head = self._keys.member_head(members, epoch) if members and builds else ""
+        counters = [self._keys.generation(epoch, f) for f in families]
+        script_keys = [self._epochs.key(slot), *counters]
+        args: list[EncodableT] = [epoch, token, self._store.lease_ms, head, tail, member_head]
+        reply = await self._store.guard.run(
+            m, "lookup_view", lambda: self._store.scripts.lookup_view(script_keys, args), slot
+        )
+        if isinstance(reply[0], bytes):
+            return ViewHit(reply[0], [entry_found(r) for r in reply[1:]] if builds else None, epoch)
+        if len(reply) == 1:
+            self._epochs.adopt(slot, int(reply[0]))
+            return Miss.MOVED
+        pin = Pinned(text(reply[1]), slot, epoch)
+        return ViewMiss(pin, Miss.LEASED if reply[2] == 1 else Busy(text(reply[2])))
+
+    async def _lookup_view_apart(
+        self,
+        m: EntityMetrics,
+        entity: Entity,
+        key: Key,
+        families: Sequence[str],
+        gen_slots: list[int],
+        token: str,
+    ) -> ViewHit | ViewMiss | Literal[Miss.MOVED]:
+        """`lookup_view` of a view whose counters are in several slots: read the counters
+        (each under its slot's epoch), then look the view up by its key. A counter of another
+        slot than the view's carries its slot's epoch into the key, since an epoch bump there
+        restarts that counter from the value "0" again."""
+        epochs = [self._epochs.value(s) for s in gen_slots]
+        pins = [
+            Pinned(self._keys.generation(e, f), s, e)
+            for f, s, e in zip(families, gen_slots, epochs, strict=True)
+        ]
+        groups = by_slot(pins)
+        script = self._store.scripts.generations
+        calls = [(slot, (script, self._store.epoch_keys(g), [g[0][1].epoch])) for slot, g in groups]
+        replies = await self._store.shards.run(m, "generations", calls)
+        gens: list[str] = [""] * len(pins)
+        for (slot, group), reply in zip(groups, replies, strict=True):
+            if isinstance(reply, CacheError):
+                raise reply
+            if len(reply) == 1:
+                self._epochs.adopt(slot, int(reply[0]))
+                return Miss.MOVED
+            for (i, pin), gen in zip(group, reply[1:], strict=True):
+                gens[i] = text(gen) if pin.slot == gen_slots[0] else f"{text(gen)}x{pin.epoch}"
+        slot = gen_slots[0]
+        epoch = self._epochs.value(slot)
+        view = Pinned(self._keys.entry(entity, epoch, key, gens, families), slot, epoch)
+        found = await self._store.lookup(m, view, token)
+        if isinstance(found, bytes):
+            return ViewHit(found, None)
+        if found is Miss.MOVED:
+            return Miss.MOVED
+        return ViewMiss(view, found)
+
+    async def bump(self, m: EntityMetrics, families: Sequence[str], ttl_ms: int) -> None:
+        """Increment every family's counter under its slot's current epoch (following a move):
+        one script per slot, the shards at once. Raises the first shard's error, if any."""
+        slots: dict[int, list[str]] = {}
+        for family in families:
+            slots.setdefault(self._layout.slot(self._keys.generation(0, family)), []).append(family)
+
+        async def bump_slot(slot: int, names: list[str]) -> None:
+            async def attempt(epoch: int) -> Any:
+                keys = [
+                    self._epochs.key(slot),
+                    *(self._keys.generation(epoch, f) for f in names),
+                ]
+                return await self._store.scripts.bump(keys=keys, args=[epoch, ttl_ms])
+
+            await self._store.guard.run(m, "bump", lambda: self._epochs.write(slot, attempt), slot)
+
+        await each([bump_slot(slot, names) for slot, names in slots.items()])
