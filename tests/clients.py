@@ -31,6 +31,7 @@ def settings_env(settings: Settings, extra: dict[str, str] | None = None) -> dic
         "ORDERFLOW_SHOP_DSN": settings.shop_dsn,
         "ORDERFLOW_MES_DSN": settings.mes_dsn,
         "ORDERFLOW_REDIS_URL": settings.redis_url,
+        "ORDERFLOW_REDIS_CLUSTER": "true" if settings.redis_cluster else "false",
     }
     return env
 

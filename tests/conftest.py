@@ -24,6 +24,7 @@ from orderflow.kit.db import asyncpg_dsn, create_engine, session_factory
 from orderflow.kit.deps import Sessions
 from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, free_port_range
 from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
+from orderflow.kit.redis import create_cluster
 from orderflow.kit.settings import Settings
 from orderflow.relay.relay import Direction, opened
 from orderflow.seed import Volumes, seed
@@ -78,9 +79,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
         redis.stop()
 
 
+# `ORDERFLOW_TEST_ON_CLUSTER=1` runs the platform's tests on the Redis Cluster (`redis_cluster`):
+# `make test` runs the caching rules, the claim race and the short fault suite so, once more.
+ON_CLUSTER = os.environ.get("ORDERFLOW_TEST_ON_CLUSTER") == "1"
+
+
 @pytest.fixture(scope="session")
-def redis_url(redis_server: EmbeddedRedis | None) -> str:
-    return redis_server.url if redis_server else os.environ["ORDERFLOW_TEST_REDIS_URL"]
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The Redis the platform under test uses: one node, or a cluster (`ON_CLUSTER`)."""
+    if ON_CLUSTER:
+        return str(request.getfixturevalue("redis_cluster_url"))
+    server = request.getfixturevalue("redis_server")
+    return server.url if server else os.environ["ORDERFLOW_TEST_REDIS_URL"]
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +139,7 @@ def settings(
         shop_dsn=shop,
         mes_dsn=mes,
         redis_url=redis_url,
+        redis_cluster=ON_CLUSTER,
         data_dir=tmp_path_factory.mktemp("data"),
         db_statement_timeout_s=10,
         # These tests check what the cache does on a read, from the first read on: every key is
@@ -160,8 +171,9 @@ def mes_sessions(engines: dict[str, AsyncEngine]) -> Sessions:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
+    """A client of the Redis under test (on a cluster, a cluster client: same commands)."""
+    client = create_cluster(redis_url) if ON_CLUSTER else Redis.from_url(redis_url)
+    yield client  # type: ignore[misc]
     await client.aclose()
 
 

@@ -10,6 +10,7 @@ from redis.crc import key_slot
 
 from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.tasks import cancel
+from tests.conftest import ON_CLUSTER
 
 
 def new_channel() -> str:
@@ -23,13 +24,13 @@ async def ignore(_: str) -> None:
 @pytest.fixture
 async def sender(redis_url: str) -> AsyncIterator[Broadcast]:
     """A Broadcast that sends and never listens, so it is no receiver."""
-    broadcast = Broadcast(redis_url, new_channel(), ignore, wait_s=5)
+    broadcast = Broadcast(redis_url, new_channel(), ignore, wait_s=5, cluster=ON_CLUSTER)
     yield broadcast
     await broadcast.stop()
 
 
 async def listening(redis_url: str, channel: str, handle=ignore, **kwargs: float) -> Broadcast:  # type: ignore[no-untyped-def]
-    listener = Broadcast(redis_url, channel, handle, **kwargs)
+    listener = Broadcast(redis_url, channel, handle, cluster=ON_CLUSTER, **kwargs)
     listener.start()
     await asyncio.wait_for(listener.registered.wait(), 5)  # subscribed, then registered
     return listener
@@ -45,7 +46,7 @@ async def test_a_handler_that_fails_does_not_stop_the_listener(redis_url: str) -
 
     channel = new_channel()
     listener = await listening(redis_url, channel, handle, wait_s=0.5)
-    sender = Broadcast(redis_url, channel, handle, wait_s=0.5)
+    sender = Broadcast(redis_url, channel, handle, wait_s=0.5, cluster=ON_CLUSTER)
     try:
         assert await sender.send("poison") == 0  # not handled, so not acknowledged
         assert await sender.send("after") == 1  # the listener is still there
@@ -110,7 +111,7 @@ async def test_the_sender_does_not_wait_forever_for_a_live_listener_that_hangs(
 
     stuck = await listening(redis_url, channel, hang)
     quick = await listening(redis_url, channel)
-    sender = Broadcast(redis_url, channel, ignore, wait_s=0.3)
+    sender = Broadcast(redis_url, channel, ignore, wait_s=0.3, cluster=ON_CLUSTER)
     try:
         async with asyncio.timeout(2):
             assert await sender.send("hello") == 1  # the quick one; given up on the stuck one

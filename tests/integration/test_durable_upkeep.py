@@ -202,7 +202,7 @@ async def test_a_failed_tombstone_is_repaired_by_another_process(
         change = {"name": item["name"], "category": item["category"], "price": 99}
         edited = await crm.put(path, json=change)
         assert edited.status_code == 200
-        assert broken.breaker.state == "open"  # the failure is this process's to remember
+        assert broken.breaker_state == "open"  # the failure is this process's to remember
 
         async def new_price() -> bool:
             return bool((await shop.get(path)).json()["price"] == 99)

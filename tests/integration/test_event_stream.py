@@ -1,21 +1,11 @@
 """The MES event stream shares the cache's breaker: no append waits on a Redis known to fail."""
 
-from collections.abc import AsyncIterator
-
-import pytest
 from redis.asyncio import Redis
 
 from orderflow.cache import CircuitBreaker
 from orderflow.production.events.stream import STREAM_KEY, EventStream
 
 ORDER = {"id": 7, "operator_id": 3, "version": 2, "status": "in_progress"}
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_no_append_while_the_breaker_is_open(redis: Redis) -> None:

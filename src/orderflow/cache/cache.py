@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ from orderflow.cache.store import Store
 from orderflow.cache.ttl import TTLPolicy
 from orderflow.cache.view_store import ViewStore
 from orderflow.cache.views import Views
+
+log = logging.getLogger(__name__)
 
 
 class Cache:
@@ -249,10 +252,14 @@ class Cache:
                 await self._guard.run(for_entity("epoch"), "epoch", self._epochs.sync)
             return
         # Every slot's epoch, once: thousands of scripts, so not under one call's timeout.
-        with contextlib.suppress(RedisError, OSError):
+        try:
             async with asyncio.timeout(10):
                 await self._layout.start()
                 await self._epochs.sync()
+        except (RedisError, OSError) as exc:  # the first replies correct the beliefs all the same
+            log.warning(
+                "cache %s: the cluster's epochs were not learnt at start: %r", self.namespace, exc
+            )
 
     async def health(self) -> str:
         """`ok`, `disabled`, or `degraded: ...` saying why. Also lets a due probe through, so

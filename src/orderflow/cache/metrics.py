@@ -8,7 +8,8 @@
     orderflow_cache_fills_total{entity,outcome}        stored | stale | epoch | lease (fills, puts)
     orderflow_cache_invalidations_total{entity}        tombstones, deletes and generation bumps
     orderflow_cache_errors_total{entity,op,kind}       unavailable | busy | timeout | connection
-                                                       | protocol
+                                                       | protocol | failover (a cluster's shard
+                                                       is served by another node now)
     orderflow_cache_latency_seconds{entity,op}         one Redis round trip
     orderflow_cache_breaker_state{namespace}           0 closed, 1 half-open, 2 open
 
@@ -16,7 +17,8 @@
 A batch read counts a request per entry and a load per loader call; its two round trips are the
 ops `lookup_many` and `fill_many`.
 Generation bumps and health pings are labelled entity="generations" and entity="health".
-`kind` on errors tells an open breaker from a slow or unreachable Redis.
+`kind` on errors tells an open breaker from a slow or unreachable Redis. On a cluster each shard
+has a breaker; the gauge shows the worst of them.
 Label children are resolved once per entity (`for_entity`), not per request: the hit path
 then costs a dict lookup and an `inc()`.
 """
@@ -31,10 +33,10 @@ from prometheus_client import Counter, Gauge, Histogram
 from orderflow.cache.breaker import State
 
 OPS = (
-    "peek",
     "lookup",
     "lookup_many",
     "lookup_view",
+    "generations",
     "fill",
     "fill_many",
     "release",
