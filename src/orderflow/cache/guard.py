@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import MaxConnectionsError, RedisError
+from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 
 from orderflow.cache.breaker import CircuitBreaker, State, Ticket
 from orderflow.cache.errors import CacheBusy, CacheError, CacheUnavailable, kind, translate
@@ -87,6 +87,7 @@ class Guard:
             if ticket is Ticket.PROBE:
                 probe_s = PROBE_TIMEOUT_S if self.layout.cluster else self.timeout_s
                 async with asyncio.timeout(probe_s):
+                    await self.layout.refresh()
                     await self._on_probe(shard)
                 self.layout.settle(shard)
             async with asyncio.timeout(self.timeout_s):
@@ -104,7 +105,7 @@ class Guard:
             # Nothing reported: a probe that was busy is presumed lost and retried later.
             metrics.error(op, "busy")
             raise CacheBusy(str(exc), shard) from exc
-        except (RedisError, OSError) as exc:  # asyncio's TimeoutError is an OSError
+        except (RedisError, RedisClusterException, OSError) as exc:  # TimeoutError is an OSError
             error = translate(exc, shard)
             self._failed(breaker, ticket, metrics, op, error, shard)
             raise error from exc

@@ -76,6 +76,9 @@ class Layout:
         """PING the node serving `slot`."""
         return await redis.ping()
 
+    async def refresh(self) -> None:
+        """Learn again which node serves which slot (before a shard's probe)."""
+
 
 class ClusterLayout(Layout):
     """A Redis Cluster through redis-py's `RedisCluster`, which routes each call by its keys."""
@@ -127,6 +130,11 @@ class ClusterLayout(Layout):
         for slot, shard in enumerate(self._shard_of):
             self._slots_of.setdefault(shard, []).append(slot)
         self._settled = {shard: node for node, shard in first.items()}
+
+    async def refresh(self) -> None:
+        # redis-py reloads its slot table on the call after a failed single command, but not
+        # after a failed pipeline, and a shard whose breaker is open sees only its probes.
+        await self._redis.nodes_manager.initialize()
 
     async def ping(self, redis: Any, slot: int) -> object:
         node = self._redis.nodes_manager.get_node_from_slot(slot)

@@ -1,0 +1,201 @@
+"""The cache library on a real Redis Cluster (3 masters, 3 replicas): the same rules as on one
+node, with an epoch per slot, a breaker per shard and failovers treated as outages.
+
+The cluster is the session's (`redis_cluster`): tests that freeze or kill a node bring it back
+and wait until the cluster is whole before they end.
+"""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+
+from orderflow.cache import Cache, Entity, FixedTTL, Listing
+from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
+from orderflow.kit.redis import create_cluster
+from tests.cache.conftest import Loader, sample
+
+TTL = FixedTTL(60)
+ORDER = Entity("order")
+CLIENT_VIEW = Entity("client_order_view", client_tagged=True)
+TIMEOUT_S = 0.25
+
+
+@pytest.fixture
+async def client(redis_cluster_url: str) -> AsyncIterator[RedisCluster]:
+    redis = create_cluster(redis_cluster_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=1)
+    await redis.initialize()
+    yield redis
+    await redis.aclose()
+
+
+@pytest.fixture
+async def cache(client: RedisCluster) -> Cache:
+    cache = Cache(client, f"t{uuid.uuid4().hex[:12]}", timeout_s=TIMEOUT_S)
+    await cache.start()  # every slot's epoch, learnt once
+    return cache
+
+
+@pytest.fixture
+def entity() -> Entity:
+    return Entity(f"item_{uuid.uuid4().hex[:8]}", prefix="item")
+
+
+def embedded(redis_cluster: EmbeddedRedisCluster | None) -> EmbeddedRedisCluster:
+    if redis_cluster is None:
+        pytest.skip("stops nodes: needs the embedded cluster")
+    return redis_cluster
+
+
+def port_of(client: RedisCluster, key: str) -> int:
+    """The port of the master serving `key`, as the client sees it now."""
+    return int(client.nodes_manager.get_node_from_slot(key_slot(key.encode())).port)
+
+
+def keys_by_master(cache: Cache, client: RedisCluster, entity: Entity) -> dict[int, int]:
+    """For each master's port, one integer key of `entity` whose entry it serves."""
+    found: dict[int, int] = {}
+    for key in range(1000):
+        found.setdefault(port_of(client, cache.key_of(entity, key)), key)
+        if len(found) == 3:
+            return found
+    raise AssertionError("the keys do not spread over three masters")
+
+
+async def test_reads_writes_and_batches_land_on_every_shard(
+    cache: Cache, client: RedisCluster, entity: Entity
+) -> None:
+    keys = list(keys_by_master(cache, client, entity).values())
+    loader = Loader(1, b'{"v":1}')
+    for key in keys:
+        assert await cache.get_or_load(entity, key, loader, TTL) == b'{"v":1}'
+        assert await cache.get_or_load(entity, key, loader, TTL) == b'{"v":1}'
+    assert loader.calls == 3  # one miss per key, then hits
+    for key in keys:
+        assert await client.get(cache.key_of(entity, key)) == b'1|{"v":1}'
+    assert await cache.put(entity, keys[0], 2, b'{"v":2}', TTL)
+    assert await cache.invalidate(entity, keys[1], 2)
+
+    async def many(indexes: list[int]) -> dict[int, tuple[int | None, bytes]]:
+        return {i: (2, b'{"v":2}') for i in indexes}
+
+    # One lookup per shard, at once: the stored, the tombstoned and the missing answered apart.
+    bodies = await cache.get_or_load_many(entity, [*keys, 9999], many, TTL)
+    assert bodies == [b'{"v":2}', b'{"v":2}', b'{"v":1}', b'{"v":2}']
+
+
+async def test_a_listing_whose_members_live_on_other_shards(cache: Cache) -> None:
+    """A client's list is tagged by the client; its orders, keyed by their own ids, are spread
+    over the shards: the view's script cannot build their keys, so they are looked up apart."""
+    listing = Listing(CLIENT_VIEW, TTL, ORDER, TTL)
+    ids = list(range(100, 120))
+    view = Loader(0, b'{"ids":' + str(ids).replace(" ", "").encode() + b',"total":20}')
+    loads: list[list[int]] = []
+
+    async def members(wanted: list[int]) -> dict[int, tuple[int | None, bytes]]:
+        loads.append(wanted)
+        return {id_: (1, b'{"id":%d}' % id_) for id_ in wanted}
+
+    families = ["c:7", "status:x"]  # counters in two slots: the view reads them first
+    for _ in range(3):
+        page, bodies = await cache.get_or_load_listing(listing, (7, 1), families, view, members)
+        assert page["ids"] == ids
+        assert bodies == [b'{"id":%d}' % i for i in ids]
+    assert view.calls == 1 and len(loads) == 1  # cold once, then hits: view and members
+    assert await cache.bump(["status:x"])  # a counter on another shard than the view's
+    await cache.get_or_load_listing(listing, (7, 1), families, view, members)
+    assert view.calls == 2  # the view is keyed by that counter too
+
+
+async def test_a_frozen_master_sends_only_its_own_slots_to_the_database(
+    redis_cluster: EmbeddedRedisCluster | None, cache: Cache, client: RedisCluster, entity: Entity
+) -> None:
+    nodes = embedded(redis_cluster)
+    by_master = keys_by_master(cache, client, entity)
+    victim = nodes.master_ports()[0]
+    frozen_key = by_master[victim]
+    others = [key for port, key in by_master.items() if port != victim]
+    loader = Loader(1, b'{"v":1}')
+    for key in by_master.values():
+        await cache.get_or_load(entity, key, loader, TTL)
+    nodes.freeze(victim)
+    try:
+        for _ in range(3):  # the shard's breaker opens after three timeouts
+            await cache.get_or_load(entity, frozen_key, loader, TTL)
+        calls = loader.calls
+        started = time.monotonic()
+        assert await cache.get_or_load(entity, frozen_key, loader, TTL) == b'{"v":1}'
+        assert time.monotonic() - started < TIMEOUT_S  # rejected at once: no Redis call
+        assert loader.calls == calls + 1
+        hits = sample("orderflow_cache_requests_total", entity=entity.name, result="hit")
+        for key in others:  # the other shards serve hits all along
+            assert await cache.get_or_load(entity, key, loader, TTL) == b'{"v":1}'
+        assert sample("orderflow_cache_requests_total", entity=entity.name, result="hit") == (
+            hits + len(others)
+        )
+        assert cache.breaker_state == "open"
+    finally:
+        nodes.thaw(victim)
+        nodes.wait_healthy()
+
+
+async def test_after_a_failover_nothing_cached_before_it_in_that_shard_is_served(
+    redis_cluster: EmbeddedRedisCluster | None, cache: Cache, client: RedisCluster, entity: Entity
+) -> None:
+    """A promoted replica may lack writes its master acknowledged (the cache's tombstones among
+    them): the first call that finds the shard served by another node is not trusted, and the
+    shard's epochs move forward before it is used again."""
+    nodes = embedded(redis_cluster)
+    by_master = keys_by_master(cache, client, entity)
+    victim = nodes.master_ports()[0]
+    replica = nodes.replica_of(victim)
+    key = by_master[victim]
+    old = Loader(1, b'{"v":1}')
+    await cache.get_or_load(entity, key, old, TTL)
+    await asyncio.sleep(0.1)  # replicated: the promoted replica holds v1
+    before = cache.key_of(entity, key)
+    killed = time.monotonic()
+    nodes.kill(victim)
+    try:
+        new = Loader(2, b'{"v":2}')  # the database moved on (its tombstone lost in the failover)
+        while True:
+            # Until the replica is promoted the shard fails, and reads go to the database; the
+            # probe then bumps the shard's epochs. Every answer is the database's or a new fill.
+            assert await cache.get_or_load(entity, key, new, TTL) == b'{"v":2}'
+            if cache.breaker_state == "closed" and cache.key_of(entity, key) != before:
+                break
+            assert time.monotonic() - killed < 20, "the shard did not come back"
+            await asyncio.sleep(0.05)
+        print(f"\nshard of {victim} served from Redis again {time.monotonic() - killed:.2f}s after")
+        assert await client.get(before) == b'1|{"v":1}'  # still there, never served again
+        assert await cache.get_or_load(entity, key, new, TTL) == b'{"v":2}'
+    finally:
+        deadline = time.monotonic() + 20
+        while replica not in nodes.master_ports():  # promoted, before the old master is back
+            assert time.monotonic() < deadline, "the replica was not promoted"
+            await asyncio.sleep(0.1)
+        nodes.restart(victim)
+        while nodes.replica_of(replica or 0) != victim:
+            assert time.monotonic() < deadline + 20, "the killed node did not rejoin"
+            await asyncio.sleep(0.1)
+        nodes.wait_healthy()
+
+
+async def test_an_epoch_below_what_a_process_believed_moves_past_it(
+    cache: Cache, client: RedisCluster, entity: Entity
+) -> None:
+    """What a promoted replica that missed an epoch bump looks like: the epoch went back."""
+    loader = Loader(1, b'{"v":1}')
+    await cache.get_or_load(entity, 5, loader, TTL)
+    key = cache.key_of(entity, 5)
+    slot = key_slot(key.encode())
+    epoch_key = cache._epochs.key(slot)
+    believed = int(await client.get(epoch_key))
+    await client.set(epoch_key, believed - 1)
+    assert await cache.get_or_load(entity, 5, loader, TTL) == b'{"v":1}'
+    assert int(await client.get(epoch_key)) == believed + 1  # past the belief, never back
+    assert cache.key_of(entity, 5) != key
