@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from orderflow.cache.admission import Doorkeeper
 from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass, bypass_many
@@ -256,7 +256,8 @@ class Cache:
             async with asyncio.timeout(10):
                 await self._layout.start()
                 await self._epochs.sync()
-        except (RedisError, OSError) as exc:  # the first replies correct the beliefs all the same
+        # (RedisClusterException, no RedisError: no node answered CLUSTER SLOTS in time)
+        except (RedisError, RedisClusterException, OSError) as exc:  # the first replies correct it
             log.warning(
                 "cache %s: the cluster's epochs were not learnt at start: %r", self.namespace, exc
             )

@@ -4,12 +4,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, model_validator
-from redis.exceptions import RedisError
 
 from orderflow.kit.caching import ServiceCache
 from orderflow.kit.errors import Unavailable
 from orderflow.kit.http import JSONBytes, dumps
 from orderflow.kit.params import NOT_NULL, left_out
+from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.settings import CacheMode, OrdersMode
 
 router = APIRouter(prefix="/admin", tags=["operations"])
@@ -74,6 +74,6 @@ async def switch_cache(request: Request, body: CacheSwitch) -> JSONBytes:
         raise Unavailable("the cache switch needs Redis, and none is configured")
     try:
         applied_by = await cached.modes.set(changes)
-    except (RedisError, OSError, TimeoutError) as exc:
+    except REDIS_FAILURES as exc:
         raise Unavailable(f"the switch is kept in Redis, which did not answer: {exc}") from exc
     return JSONBytes(dumps(_state(cached) | {"applied_by": applied_by}))

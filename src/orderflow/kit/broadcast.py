@@ -38,8 +38,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
-from redis.exceptions import RedisError
 
+from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.tasks import cancel
 
 log = logging.getLogger(__name__)
@@ -194,13 +194,13 @@ class Broadcast:
                         keys=[self.registry], args=[self.receiver, self.expire_ms]
                     )
                 self.registered.set()
-            except (RedisError, OSError, TimeoutError) as exc:
+            except REDIS_FAILURES as exc:
                 log.warning("broadcast %s: heartbeat failed: %r", self.channel, exc)
             await asyncio.sleep(self.heartbeat_s)
 
     async def _unregister(self) -> None:
         self.registered.clear()
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
+        with contextlib.suppress(*REDIS_FAILURES):
             async with asyncio.timeout(0.5):
                 await self.redis.zrem(self.registry, self.receiver)
 

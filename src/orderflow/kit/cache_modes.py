@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from redis.exceptions import RedisError
-
 from orderflow.kit.broadcast import Broadcast
+from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.settings import OrdersMode, Settings
 
 HASH = "orderflow:cache:modes"
@@ -67,7 +66,7 @@ class CacheModes:
         self.values.update(changes)  # only once stored: a failed switch changes nothing here
         try:
             return await self.broadcast.send("reload")
-        except (RedisError, OSError, TimeoutError):
+        except REDIS_FAILURES:
             return 0  # stored: every listener reloads the modes when it resubscribes
 
     async def reload(self) -> None:
@@ -93,7 +92,7 @@ class CacheModes:
 async def cache_modes(settings: Settings) -> AsyncIterator[CacheModes]:
     """The platform's switch, read from Redis and followed until the block ends."""
     modes = CacheModes(settings, settings.redis_url or None)
-    with contextlib.suppress(RedisError, OSError, TimeoutError):
+    with contextlib.suppress(*REDIS_FAILURES):
         await modes.reload()  # Redis down at start: the configured modes until it is back
     modes.start()
     try:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 
 from orderflow.cache import (
     Cache,
@@ -30,6 +29,7 @@ from orderflow.cache.aside import Loader
 from orderflow.cache.metrics import for_entity
 from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.cache_modes import CacheModes
+from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ class ServiceCache:
             return False
         try:
             await self.bus.send(orjson.dumps(message).decode())
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_FAILURES as exc:
             log.warning("near-cache drop %s not broadcast: %s", message, exc)
             return False
         return True
@@ -233,13 +233,16 @@ class ServiceCache:
         return self.near
 
 
+_WRITE_FAILURES: tuple[type[Exception], ...] = (CacheError, *REDIS_FAILURES)
+
+
 async def _never_fails(op: str, cache: Cache, write: Awaitable[bool]) -> bool:
     """Rule 1 at the service's edge: a cache write that fails in a way the library did not
     contain (a connection reset while it recovered from another error) trips the breaker, whose
     recovery bumps the epoch, and the committed write is answered all the same."""
     try:
         return bool(await write)
-    except (CacheError, RedisError, OSError, TimeoutError) as exc:
+    except _WRITE_FAILURES as exc:
         log.warning("cache %s failed after the commit: %s", op, exc)
         cache.trip()
         return False

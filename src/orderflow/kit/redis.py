@@ -14,10 +14,22 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
 
 from orderflow.kit.settings import Settings
 
 RedisClient: TypeAlias = Redis | RedisCluster
+
+# What a failing Redis raises: redis-py's errors, the socket layer's, asyncio's timeout and, from
+# a cluster client, `RedisClusterException`, which is no `RedisError`: redis-py raises it when it
+# cannot load the slot table from any node it knows (each timed out or refused) or finds a slot
+# uncovered. Code that survives Redis failures catches all of these.
+REDIS_FAILURES: tuple[type[Exception], ...] = (
+    RedisError,
+    RedisClusterException,
+    OSError,
+    TimeoutError,
+)
 
 # Beyond this many calls in flight at once a call fails fast as `CacheBusy` and falls back to
 # the loader, without counting against the breaker. (A blocking pool would queue it instead,

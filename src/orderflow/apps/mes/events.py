@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
-from redis.exceptions import RedisError
 
 from orderflow.kit.errors import Unavailable
+from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.production.events.fanout import RESYNC, EventFanout, Subscription
 from orderflow.production.events.stream import parse_id
 
@@ -90,7 +90,7 @@ async def _replay(fanout: EventFanout, last_event_id: str) -> tuple[bytes, tuple
     """What the board missed since `last_event_id`, or a resync when that cannot be told."""
     try:
         missed = await fanout.stream.after(last_event_id)
-    except (RedisError, OSError, TimeoutError):
+    except REDIS_FAILURES:
         missed = None  # cannot replay now: the board re-reads instead
     if missed is None:
         return RESYNC.frame, (0, 0)

@@ -21,12 +21,12 @@ from typing import Annotated
 import orjson
 from fastapi import Depends, Request
 from fastapi.responses import StreamingResponse
-from redis.exceptions import RedisError
 
 from orderflow.apps.common.pages import loads, page_router
 from orderflow.apps.mes.events import HEARTBEAT, LastEventId, require_fanout
 from orderflow.apps.mes.pages import Operator, board_lists, templates
 from orderflow.kit.errors import NotFound
+from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.production.context import Production, ProductionDep
 from orderflow.production.events.fanout import EventFanout, Subscription
 from orderflow.production.events.stream import StreamEvent
@@ -63,7 +63,7 @@ async def changes(p: Production, operator: int | None, events: list[StreamEvent]
 async def _missed(fanout: EventFanout, last_event_id: str) -> list[StreamEvent] | None:
     try:
         return await fanout.stream.after(last_event_id)
-    except (RedisError, OSError, TimeoutError):
+    except REDIS_FAILURES:
         return None  # cannot tell: the board gets a snapshot instead
 
 

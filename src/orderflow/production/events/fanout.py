@@ -7,9 +7,8 @@ then skips live events it already had, so nothing falls between replay and live 
 import asyncio
 import logging
 
-from redis.exceptions import RedisError
-
 from orderflow.kit.broadcast import connect
+from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.tasks import cancel
 from orderflow.production.events.stream import EventStream, StreamEvent
 
@@ -65,7 +64,7 @@ class EventFanout:
                 events = await self.stream.read(self.position, self.block_ms)
                 if not healthy:
                     await self._after_outage()
-            except (RedisError, OSError, TimeoutError) as exc:
+            except REDIS_FAILURES as exc:
                 if healthy:
                     log.warning("event stream unreachable, retrying: %s", exc)
                 healthy = False

@@ -13,11 +13,11 @@ from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis, RedisCluster
-from redis.exceptions import RedisError
 from redis.typing import EncodableT
 
 from orderflow.cache import CircuitBreaker
 from orderflow.cache.breaker import Ticket
+from orderflow.kit.redis import REDIS_FAILURES
 
 log = logging.getLogger(__name__)
 # Every key of the stream (the stream, the appended-once markers) under one hash tag: one slot,
@@ -108,7 +108,7 @@ class EventStream:
                 keys = [STREAM_KEY, sent_key(order)]
                 args: list[EncodableT] = [self.maxlen, SENT_TTL_MS, event_body(event_type, order)]
                 stream_id = await self._append_once(keys=keys, args=args)
-        except (RedisError, TimeoutError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             log.warning("event %s of order %s not published: %s", event_type, order["id"], exc)
             if self.breaker is not None:
                 self.breaker.failed(Ticket.CALL)
