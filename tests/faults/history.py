@@ -78,6 +78,17 @@ class CountRead:
 
 
 @dataclass(frozen=True)
+class Failover:
+    """A cluster's master killed: seconds from the kill until its promoted replica served its
+    slots (`served_s`), and until every API's /health said ok again (`healthy_s`: their
+    breakers of that shard closed, its epochs moved forward; None if not within the bound)."""
+
+    port: int
+    served_s: float
+    healthy_s: float | None
+
+
+@dataclass(frozen=True)
 class FaultWindow:
     name: str
     started: float
@@ -100,6 +111,7 @@ class History:
     completed: set[int] = field(default_factory=set)
     faults: list[FaultWindow] = field(default_factory=list)
     crashes: list[tuple[float, str, int]] = field(default_factory=list)  # died, restarted
+    failovers: list["Failover"] = field(default_factory=list)  # a cluster's masters killed
 
     def fault(self, name: str, started: float) -> None:
         self.faults.append(FaultWindow(name, started, time.monotonic()))

@@ -4,6 +4,9 @@ Each API may have a second process started with ORDERFLOW_CRASH_AFTER_COMMIT, wh
 are sent to while the crash-after-commit fault lasts (and while it is up). A process that dies
 on its own is started again by `keep_alive`; faults and `keep_alive` take a process's lock to
 replace it.
+
+With `cluster=True` the platform's Redis is an embedded Redis Cluster of 3 masters and 3
+replicas (`EmbeddedRedisCluster`) and every process runs with ORDERFLOW_REDIS_CLUSTER=true.
 """
 
 import asyncio
@@ -19,10 +22,12 @@ from pathlib import Path
 from rich.progress import Progress
 
 from orderflow.data.migrations import upgrade
-from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, free_port_range
+from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
 from orderflow.kit.settings import Settings
 from orderflow.seed import Volumes, seed
 from tests.clients import settings_env, wait_healthy
+from tests.faults.history import Failover
 
 VOLUMES = Volumes(items=50, categories=5, clients=50, orders=500, operators=20)
 APIS = ("shop", "crm", "mes")
@@ -33,7 +38,7 @@ CRASHING = "-crashing"  # the name of a service's second process, made to crash
 @dataclass
 class FaultPlatform:
     pg: EmbeddedPostgres
-    redis: EmbeddedRedis
+    redis: EmbeddedRedis | EmbeddedRedisCluster
     settings: Settings
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -42,6 +47,9 @@ class FaultPlatform:
     routes: dict[str, str] = field(default_factory=dict)  # service -> the process clients use
     crash_probability: float = 0.3  # per commit that owes the cache something
     crashers: "asyncio.Task[None] | None" = None  # `start_crashing`, under way or done
+    # On a cluster, each master killed and how many were paused (`tests/faults/cluster.py`).
+    failovers: list[Failover] = field(default_factory=list)
+    pauses: int = 0
 
     def url(self, service: str) -> str:
         """Where clients send `service`'s requests: its crashing process while the fault routes
@@ -157,17 +165,30 @@ class FaultPlatform:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
+    @property
+    def cluster(self) -> EmbeddedRedisCluster:
+        assert isinstance(self.redis, EmbeddedRedisCluster), "not a Redis Cluster platform"
+        return self.redis
+
     def pause_redis(self, paused: bool) -> None:
-        assert self.redis.proc is not None
+        assert isinstance(self.redis, EmbeddedRedis) and self.redis.proc is not None
         os.kill(self.redis.proc.pid, signal.SIGSTOP if paused else signal.SIGCONT)
 
 
 @asynccontextmanager
-async def fault_platform(root: Path) -> AsyncIterator[FaultPlatform]:
+async def fault_platform(root: Path, cluster: bool = False) -> AsyncIterator[FaultPlatform]:
     pg = EmbeddedPostgres(root / "pg" / "data", free_port(), durable=False)
-    redis = EmbeddedRedis(root / "redis", free_port())
+    redis: EmbeddedRedis | EmbeddedRedisCluster
+    if cluster:
+        redis = EmbeddedRedisCluster(root / "redis-cluster", free_port_range(6))
+    else:
+        redis = EmbeddedRedis(root / "redis", free_port())
     await asyncio.to_thread(pg.start)
-    redis.start()
+    try:
+        await asyncio.to_thread(redis.start)
+    except BaseException:
+        pg.stop()
+        raise
     platform = None
     try:
         for db in ("shopdb", "mesdb"):
@@ -176,6 +197,7 @@ async def fault_platform(root: Path) -> AsyncIterator[FaultPlatform]:
             shop_dsn=pg.dsn("shopdb"),
             mes_dsn=pg.dsn("mesdb"),
             redis_url=redis.url,
+            redis_cluster=cluster,
             db_connect_timeout_s=2.0,
             db_statement_timeout_s=5.0,
         )

@@ -3,6 +3,7 @@ killed, paused, restarted and made to crash between a commit and its cache write
 history is checked against PostgreSQL, and, at a quiet end, what the APIs serve too.
 
     python -m tests.faults.suite --seconds 120     # the long run (make faults)
+    python -m tests.faults.suite --cluster         # on a Redis Cluster: masters killed, paused
 """
 
 import argparse
@@ -21,6 +22,7 @@ import orjson
 
 from orderflow.kit.db import asyncpg_dsn
 from tests.faults.checks import REPAIR_BOUND_S
+from tests.faults.cluster import master_killed, master_paused
 from tests.faults.history import History
 from tests.faults.platform import APIS, FaultPlatform, fault_platform
 from tests.faults.rest import baseline, compare_at_rest
@@ -75,15 +77,24 @@ async def crashes_after_commit(p: FaultPlatform) -> None:
     await p.crashing(APIS, on=False)
 
 
-FAULTS = [
+REDIS_FAULTS = [
     Fault("Redis killed (SIGKILL) and restarted", redis_killed),
     Fault("Redis paused (SIGSTOP/SIGCONT)", redis_paused),
+]
+# On a Redis Cluster the Redis faults hit one master each time (`tests/faults/cluster.py`).
+CLUSTER_REDIS_FAULTS = [
+    Fault("Redis master killed (SIGKILL), replica promoted, rejoined", master_killed),
+    Fault("Redis master paused 0.5 s (SIGSTOP/SIGCONT)", master_paused),
+]
+OTHER_FAULTS = [
     Fault("PostgreSQL restarted", postgres_restarted),
     Fault("relay killed (SIGKILL) mid-batch", relay_killed),
     Fault("Shop API killed mid-request", lambda p: api_killed(p, "shop")),
     Fault("MES API killed mid-request", lambda p: api_killed(p, "mes")),
     Fault("APIs crash between commit and cache write", crashes_after_commit),
 ]
+FAULTS = REDIS_FAULTS + OTHER_FAULTS
+CLUSTER_FAULTS = CLUSTER_REDIS_FAULTS + OTHER_FAULTS
 
 
 async def inject_faults(
@@ -110,9 +121,12 @@ async def inject_faults(
     done.set()
 
 
-async def run(root: Path, seconds: float, faults: list[Fault] = FAULTS) -> tuple[Verdict, History]:
+async def run(
+    root: Path, seconds: float, faults: list[Fault] = FAULTS, *, cluster: bool = False
+) -> tuple[Verdict, History]:
+    """`cluster`: on a Redis Cluster (give it CLUSTER_FAULTS)."""
     history = History()
-    async with fault_platform(root) as platform:
+    async with fault_platform(root, cluster=cluster) as platform:
         log("platform up")
         before = await baseline(platform)
         done, finished = asyncio.Event(), asyncio.Event()
@@ -137,6 +151,7 @@ async def run(root: Path, seconds: float, faults: list[Fault] = FAULTS) -> tuple
         finally:
             finished.set()
             await watchdog
+            history.failovers = platform.failovers
     return check(history, **facts, baseline=before, at_rest=at_rest), history
 
 
@@ -225,8 +240,19 @@ def table(verdict: Verdict, history: History) -> str:
         f"| list pages / count reads checked | {len(history.lists)} / {len(history.counts)} |",
         f"| slowest answer | {verdict.slowest_s:.2f} s |",
     ]
+    if verdict.failovers:
+        served = ", ".join(f"{f.served_s:.2f}" for f in verdict.failovers)
+        healthy = ", ".join(_seconds(f.healthy_s) for f in verdict.failovers)
+        lines += [
+            f"| master killed: its slots served by its replica after (s) | {served} |",
+            f"| master killed: every API's cache healthy again after (s) | {healthy} |",
+        ]
     lines += [f"| **{name}** | **{n}** |" for name, n in verdict.failures().items()]
     return "\n".join(lines)
+
+
+def _seconds(s: float | None) -> str:
+    return "not within the bound" if s is None else f"{s:.2f}"
 
 
 def examples(verdict: Verdict, n: int = 5) -> str:
@@ -242,20 +268,37 @@ def examples(verdict: Verdict, n: int = 5) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=120)
-    parser.add_argument("--json", type=Path, default=Path("docs/bench/faults.json"))
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="default docs/bench/faults.json (docs/bench/faults-cluster.json with --cluster)",
+    )
     parser.add_argument(
         "--only", metavar="WORD", help="only the faults whose name holds WORD (e.g. crash)"
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="on an embedded Redis Cluster (3 masters, 3 replicas): masters killed and paused",
+    )
     args = parser.parse_args()
-    faults = [f for f in FAULTS if (args.only or "").lower() in f.name.lower()]
+    every = CLUSTER_FAULTS if args.cluster else FAULTS
+    faults = [f for f in every if (args.only or "").lower() in f.name.lower()]
     if not faults:
         parser.error(f"no fault's name holds {args.only!r}")
     with tempfile.TemporaryDirectory(prefix="orderflow-faults-") as root:
-        verdict, history = asyncio.run(run(Path(root), args.seconds, faults))
+        verdict, history = asyncio.run(run(Path(root), args.seconds, faults, cluster=args.cluster))
     print(table(verdict, history))
     print(examples(verdict), file=sys.stderr)
+    name = "faults-cluster.json" if args.cluster else "faults.json"
+    args.json = args.json or Path("docs/bench") / name
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"seconds": args.seconds, **verdict.failures()}, indent=2))
+    found: dict[str, Any] = {"seconds": args.seconds, **verdict.failures()}
+    if args.cluster:
+        found["failovers"] = [
+            {"served_s": f.served_s, "healthy_s": f.healthy_s} for f in verdict.failovers
+        ]
+    args.json.write_text(json.dumps(found, indent=2))
     raise SystemExit(1 if any(verdict.failures().values()) else 0)
 
 

@@ -2,11 +2,11 @@
 PostgreSQL and the quiet end (`rest.py`)."""
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tests.faults.checks import stale_after_409, stale_counts, stale_list_reads, stale_reads
-from tests.faults.history import Call, History
+from tests.faults.history import Call, Failover, History
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Verdict:
     server_errors: list[Call]
     bad_503s: list[Call]
     slowest_s: float
+    failovers: list[Failover] = field(default_factory=list)  # not failures: measured
 
     @staticmethod
     def failure_fields() -> dict[str, str]:
@@ -104,6 +105,7 @@ def check(
         ],
         bad_503s=[c for c in history.calls if c.status == 503 and not c.problem],
         slowest_s=max((c.ended - c.started for c in history.calls), default=0.0),
+        failovers=list(history.failovers),
     )
 
 
