@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisError
 
 from orderflow.cache.admission import Doorkeeper
 from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass, bypass_many
 from orderflow.cache.breaker import CircuitBreaker, State
 from orderflow.cache.epoch import Epochs
-from orderflow.cache.errors import CacheError, CacheUnavailable, kind
+from orderflow.cache.errors import CacheError, CacheUnavailable
 from orderflow.cache.generations import GENERATION_TTL_MS
 from orderflow.cache.guard import Guard
 from orderflow.cache.keys import Entity, Key, KeySpace
@@ -85,6 +85,7 @@ class Cache:
         self._views = Views(self._store, self._reader)
         self._view_store = ViewStore(self._store)
         self._doorkeeper = Doorkeeper(admit_after)
+        self._syncing: asyncio.Task[None] | None = None
         self._enabled = enabled
 
     @property
@@ -106,7 +107,7 @@ class Cache:
         return self._epochs.mark
 
     def key_of(self, entity: Entity, key: Key) -> str:
-        """The Redis key this process reads `entity` `key` at now (for tests and debugging)."""
+        """The Redis key this process reads `entity` `key` at now (tests, debugging)."""
         return self._store.pin(entity, key).key
 
     @property
@@ -125,7 +126,8 @@ class Cache:
             return await bypass(m, loader)
         if not self._doorkeeper.admit((entity.key_prefix, key)):
             return await bypass(m, loader, m.first_sight)
-        return await self._reader.read(m, self._store.pin(entity, key), loader, ttl)
+        pin = (await self._store.pins(m, entity, [key]))[0]
+        return await self._reader.read(m, pin, loader, ttl)
 
     async def get_or_load_many(
         self, entity: Entity, keys: Sequence[Key], loader: ManyLoader, ttl: TTLPolicy
@@ -141,7 +143,7 @@ class Cache:
         m = for_entity(entity.name)
         if not self._enabled:
             return await bypass_many(m, loader, len(keys))
-        pins = [self._store.pin(entity, key) for key in keys]
+        pins = await self._store.pins(m, entity, keys)
         return await self._reader.read_many(m, pins, loader, ttl)
 
     async def get_or_load_view(
@@ -251,40 +253,31 @@ class Cache:
             with contextlib.suppress(CacheError):
                 await self._guard.run(for_entity("epoch"), "epoch", self._epochs.sync)
             return
-        # Every slot's epoch, once: thousands of scripts, so not under one call's timeout.
+        # The topology now; the 16,384 epochs in the background (reads learn a slot's epoch
+        # on its first use anyway, and a put pinned to a slot learnt after its writer's
+        # commit could not prove that no bump came in between: see docs/scaling.md).
         try:
             async with asyncio.timeout(10):
                 await self._layout.start()
-                await self._epochs.sync()
-        # (RedisClusterException, no RedisError: no node answered CLUSTER SLOTS in time)
-        except (RedisError, RedisClusterException, OSError) as exc:  # the first replies correct it
-            log.warning(
-                "cache %s: the cluster's epochs were not learnt at start: %r", self.namespace, exc
-            )
+        except (RedisError, OSError) as exc:  # the first call learns it all the same
+            log.warning("cache %s: no topology learnt at start: %r", self.namespace, exc)
+        self._syncing = asyncio.create_task(self._sync_epochs(), name=f"epochs:{self.namespace}")
+
+    async def _sync_epochs(self) -> None:
+        try:
+            await self._epochs.sync()
+        except (RedisError, OSError) as exc:
+            log.warning("cache %s: epochs not learnt at start: %r", self.namespace, exc)
 
     async def health(self) -> str:
         """`ok`, `disabled`, or `degraded: ...` saying why. Also lets a due probe through, so
         /health polling alone heals the breaker and bumps the epoch after an outage."""
         if not self._enabled:
             return "disabled"
-        m, slots = for_entity("health"), self._layout.shard_slots
-        problems = []
-        for shard in self._layout.shards():
-            slot = slots(shard)[0]
-            ping = functools.partial(self._layout.ping, self._redis, slot)
-            try:
-                await self._guard.run(m, "ping", ping, slot)
-            except CacheUnavailable:
-                problems.append(f"breaker {self._guard.breaker_of(shard).state}")
-            except CacheError as exc:
-                problems.append(f"redis {kind(exc)}")
-        if not problems:
+        ping = functools.partial(self._layout.ping, self._redis)
+        if not (problems := await self._guard.health(for_entity("health"), ping)):
             return "ok"
-        where = (
-            ""
-            if len(problems) == 1 and not self._layout.cluster
-            else f" in {len(problems)} shard(s)"
-        )
+        where = f" in {len(problems)} shard(s)" if self._layout.cluster else ""
         return f"degraded{where}: {problems[0]}"
 
     async def _write(self, write: Awaitable[object]) -> bool:

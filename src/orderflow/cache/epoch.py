@@ -49,6 +49,14 @@ class Epochs:
     def value(self, slot: int) -> int:
         return self._values.get(slot, 0)
 
+    def known(self, slot: int) -> bool:
+        """Whether this process learnt `slot`'s epoch yet (else `value` is a guess of 0)."""
+        return slot in self._values
+
+    def learn_call(self, slot: int) -> Call:
+        """The call that reads `slot`'s epoch (starting one if Redis has none)."""
+        return self._current_epoch, [self.key(slot)], []
+
     @property
     def mark(self) -> int:
         """Changes whenever this process adopts a new epoch in any slot (on one node, the epoch
@@ -57,22 +65,26 @@ class Epochs:
         return self._values.get(0, 0) if not self.layout.cluster else self._moves
 
     def adopt(self, slot: int, value: int) -> None:
-        """Believe `value` for `slot` from now on (reported by Redis, so it is the truth)."""
+        """Believe `value` for `slot` from now on (reported by Redis, so it is the truth).
+        Learning a slot's epoch for the first time is no move (`mark` stays)."""
         if value != self._values.get(slot, 0):
             if not self.layout.cluster:
                 log.info("cache epoch %s: %d -> %d", self.key(slot), self.value(slot), value)
+            self._moves += slot in self._values
             self._values[slot] = value
-            self._moves += 1
 
-    async def sync(self) -> None:
-        """Learn every slot's epoch (starting those Redis has none of) and believe them."""
+    async def sync(self, chunk: int = 512) -> None:
+        """Learn every slot's epoch (starting those Redis has none of) and believe them: on a
+        cluster in pipelines of `chunk` slots, so that other calls are not held up for long."""
         slots = list(self.layout.slots())
         if len(slots) == 1:
             self.adopt(slots[0], int(await self._current_epoch(keys=[self.key(slots[0])])))
             return
-        calls: list[Call] = [(self._current_epoch, [self.key(slot)], []) for slot in slots]
-        for slot, value in zip(slots, await self._scripts.pipelined(calls), strict=True):
-            self.adopt(slot, int(value))
+        for start in range(0, len(slots), chunk):
+            part = [s for s in slots[start : start + chunk] if not self.known(s)]
+            calls = [self.learn_call(slot) for slot in part]
+            for slot, value in zip(part, await self._scripts.pipelined(calls), strict=True):
+                self.adopt(slot, int(value))
 
     async def bump(self, slots: Iterable[int] | None = None) -> None:
         """Start a new epoch in `slots` (default: all): every entry there becomes unreachable."""

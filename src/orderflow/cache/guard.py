@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -70,6 +71,22 @@ class Guard:
         shards = [shard] if shard is not None else self.layout.shards()
         for name in shards:
             self.breaker_of(name).trip(probe_now=probe_now)
+
+    async def health(
+        self, metrics: EntityMetrics, ping: Callable[[int], Awaitable[object]]
+    ) -> list[str]:
+        """`ping(slot)` one slot of each shard through its breaker (so a due probe goes
+        through): what is wrong, one line per shard that failed."""
+        problems = []
+        for shard in self.layout.shards():
+            slot = self.layout.shard_slots(shard)[0]
+            try:
+                await self.run(metrics, "ping", functools.partial(ping, slot), slot)
+            except CacheUnavailable:
+                problems.append(f"breaker {self.breaker_of(shard).state}")
+            except CacheError as exc:
+                problems.append(f"redis {kind(exc)}")
+        return problems
 
     async def run(
         self, metrics: EntityMetrics, op: str, call: Callable[[], Awaitable[T]], slot: int = 0

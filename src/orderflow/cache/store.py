@@ -58,11 +58,32 @@ class Store:
         self.lease_ms = lease_ms
         self._tombstone_ttl_ms = tombstone_ttl_ms
 
+    async def pins(
+        self, m: EntityMetrics, entity: Entity, keys: Sequence[Key], epoch: int | None = None
+    ) -> list[Pinned]:
+        """`pin` for each of `keys` (in `epoch` if given, else in their slots' learnt epochs)."""
+        if epoch is None and self.layout.cluster:  # one node: `Cache.start` learnt its epoch
+            await self.learn(m, {self._slot(entity, k) for k in keys})
+        return [self.pin(entity, key, epoch) for key in keys]
+
+    async def learn(self, m: EntityMetrics, slots: set[int]) -> None:
+        """Learn the epochs of the `slots` this process has not used yet: a cluster's 16,384
+        are learnt as they are used, one round trip per shard, once. Best effort: a slot not
+        learnt keeps its guess of 0, which the lookup's epoch check corrects."""
+        if unknown := [slot for slot in slots if not self.epochs.known(slot)]:
+            calls = [(slot, self.epochs.learn_call(slot)) for slot in unknown]
+            for slot, reply in zip(unknown, await self.shards.run(m, "epoch", calls), strict=True):
+                if not isinstance(reply, CacheError):
+                    self.epochs.adopt(slot, int(reply))
+
     def pin(self, entity: Entity, key: Key, epoch: int | None = None) -> Pinned:
         """`key`'s entry in the epoch this process believes its slot has (or in `epoch`)."""
-        slot = self.layout.slot(self.keys.entry(entity, 0, key))
+        slot = self._slot(entity, key)
         epoch = self.epochs.value(slot) if epoch is None else epoch
         return Pinned(self.keys.entry(entity, epoch, key), slot, epoch)
+
+    def _slot(self, entity: Entity, key: Key) -> int:
+        return self.layout.slot(self.keys.entry(entity, 0, key)) if self.layout.cluster else 0
 
     async def lookup(
         self, m: EntityMetrics, pin: Pinned, token: str
@@ -148,7 +169,7 @@ class Store:
         if seen_mark is None:
             reply = await self._current(m, "put", self.scripts.put, entity, key, args)
         else:
-            pin = self.pin(entity, key)
+            pin = (await self.pins(m, entity, [key]))[0]
             reply = [pin.epoch]  # a move since the mark: as if the script had said so
             if self.epochs.mark == seen_mark:
                 keys = [self.epochs.key(pin.slot), pin.key, self.keys.lease(pin.key)]
@@ -245,7 +266,7 @@ class Store:
         args: list[EncodableT],
     ) -> Any:
         """Run an entry script in the current epoch, following it if it moves meanwhile."""
-        slot = self.pin(entity, key).slot
+        slot = self._slot(entity, key)
 
         async def attempt(epoch: int) -> Any:
             entry_key = self.keys.entry(entity, epoch, key)

@@ -38,6 +38,8 @@ class ViewStore:
         are in other slots than its first family's reads them first: one more round trip."""
         slot = self._layout.slot(self._keys.generation(0, families[0]))
         gen_slots = [self._layout.slot(self._keys.generation(0, f)) for f in families]
+        if self._layout.cluster:
+            await self._store.learn(m, set(gen_slots))
         if any(s != slot for s in gen_slots):
             return await self._lookup_view_apart(m, entity, key, families, gen_slots, token)
         epoch = self._epochs.value(slot)

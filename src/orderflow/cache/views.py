@@ -117,7 +117,7 @@ class Views:
         if not ids:
             await quietly(self._store.fill_many(read.m, read.token, [fill]))
             return view, []
-        pins = [self._store.pin(listing.members, id_) for id_ in ids]
+        pins = await self._store.pins(mm, listing.members, ids)
         try:
             found = await self._store.fill_then_lookup_many(read.m, read.token, fill, pins)
         except CacheError:
@@ -138,7 +138,7 @@ class Views:
     ) -> list[bytes]:
         """The members at `ids`: looked up now, or completed from `found` (looked up with
         `token`, in `epoch`)."""
-        pins = [self._store.pin(listing.members, id_, epoch) for id_ in ids]
+        pins = await self._store.pins(mm, listing.members, ids, epoch)
         many, ttl = by_index(ids, members), listing.members_ttl
         if not found:
             return await self._reader.read_many(mm, pins, many, ttl) if ids else []
