@@ -25,8 +25,16 @@ install: $(UV) ## install uv when missing, then the locked dependencies into .ve
 run: install ## run the platform: embedded PostgreSQL + Redis unless ORDERFLOW_* URLs are set
 	$(UV) run --frozen orderflow up
 
+# Once more on a real Redis Cluster (3 masters + 3 replicas, embedded): the platform's caching
+# rules and durable upkeep, then the claim race with 2 processes per API (tests/conftest.py).
+CLUSTER_TESTS ?= tests/integration/test_caching.py tests/integration/test_durable_upkeep.py \
+	tests/e2e/test_durable_upkeep.py tests/e2e/test_races.py
+CLUSTER_WORKER_TESTS ?= tests/e2e/test_races.py
+
 test: install browser ## run the test suite against real PostgreSQL and Redis (started by the tests)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
+	ORDERFLOW_TEST_ON_CLUSTER=1 $(UV) run --frozen pytest $(CLUSTER_TESTS)
+	ORDERFLOW_TEST_ON_CLUSTER=1 ORDERFLOW_WORKERS=2 $(UV) run --frozen pytest $(CLUSTER_WORKER_TESTS)
 
 # Playwright's own browser download needs general internet: the browser tests drive Debian's
 # Chromium instead. Installed only when missing, and only as root on Debian; elsewhere the
@@ -54,9 +62,10 @@ format: install ## apply ruff's formatting and autofixes
 	$(UV) run --frozen ruff format src tests perf
 	$(UV) run --frozen ruff check --fix src tests perf
 
-bench: install ## the cached read path side by side (ceiling, PostgreSQL, Redis, ours, cashews), cold keys off vs on, then pages vs JSON; writes docs/
+bench: install ## the cached read path side by side (ceiling, PostgreSQL, Redis, ours, cashews), cold keys off vs on, one Redis vs a cluster and 1/2/4 workers, then pages vs JSON; writes docs/
 	$(UV) run --frozen python -m perf.bench.reads
 	$(UV) run --frozen python -m perf.bench.cold
+	$(UV) run --frozen python -m perf.bench.scale
 	$(UV) run --frozen python -m perf.pages
 
 bench-claims: install ## MES claims per second and claim-to-event latency, N operators and M boards

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from orderflow.cache.admission import Doorkeeper
 from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass, bypass_many
@@ -259,14 +259,14 @@ class Cache:
         try:
             async with asyncio.timeout(10):
                 await self._layout.start()
-        except (RedisError, OSError) as exc:  # the first call learns it all the same
+        except (RedisError, RedisClusterException, OSError) as exc:  # the first call learns it
             log.warning("cache %s: no topology learnt at start: %r", self.namespace, exc)
         self._syncing = asyncio.create_task(self._sync_epochs(), name=f"epochs:{self.namespace}")
 
     async def _sync_epochs(self) -> None:
         try:
             await self._epochs.sync()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             log.warning("cache %s: epochs not learnt at start: %r", self.namespace, exc)
 
     async def health(self) -> str:
