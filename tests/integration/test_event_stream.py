@@ -32,6 +32,19 @@ async def test_failed_appends_count_toward_the_breaker(redis_url: str) -> None:
         await dead.aclose()
 
 
+async def test_a_stream_with_its_own_breaker_probes_and_heals(redis: Redis) -> None:
+    """On a Redis Cluster nobody else drives the stream's breaker: its append takes the
+    half-open probe, and a probe that succeeds closes it (shared, it stayed open for ever)."""
+    now = [0.0]
+    breaker = CircuitBreaker(failure_threshold=1, reset_after_s=1.0, clock=lambda: now[0])
+    stream = EventStream(redis, breaker=breaker, probes=True)
+    breaker.trip()
+    assert await stream.publish("claimed", ORDER) is None  # open, cooling down
+    now[0] += 1.5
+    assert await stream.publish("claimed", ORDER) is not None  # the probe, appended
+    assert breaker.state == "closed"
+
+
 async def test_an_event_announced_again_is_appended_once(redis: Redis) -> None:
     """A repair of cache upkeep may announce an event the writer already appended."""
     order = {**ORDER, "id": 900_001, "version": 5}

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
+from orderflow.cache import CircuitBreaker
 from orderflow.data.mesdb import MesUpkeep
 from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.caching import ServiceCache
@@ -31,11 +32,16 @@ class Production:
         settings, cache = resources.settings, resources.caches.get(NAMESPACE)
         events = None
         if resources.redis is not None:
+            breaker = cache.breaker if cache is not None else None
+            if settings.redis_cluster:  # the cache's breakers are per shard: one of its own
+                failures, reset_s = settings.cache_breaker_failures, settings.cache_breaker_reset_s
+                breaker = CircuitBreaker(failures, reset_s)
             events = EventStream(
                 resources.redis,
                 maxlen=settings.event_stream_maxlen,
                 timeout_s=settings.redis_timeout_s,
-                breaker=cache.breaker if cache is not None else None,
+                breaker=breaker,
+                probes=settings.redis_cluster,
             )
         service_cache = ServiceCache(cache, modes, service)
         sessions = resources.sessions["mesdb"]

@@ -78,6 +78,10 @@ class EventStream:
     failing, and an append would only make the committed write wait out the timeout. Boards
     that miss an event catch up from the database: they resync when the stream cannot tell.
     The append never takes the half-open probe, which must bump the cache's epoch first.
+
+    With `probes=True` the breaker is the stream's own (on a Redis Cluster the cache's breakers
+    are per shard, and the breaker it was built with is driven by nobody else: shared, it
+    would stay open for ever after a failover), and the append takes its half-open probe.
     """
 
     def __init__(
@@ -87,18 +91,26 @@ class EventStream:
         maxlen: int = 100_000,
         timeout_s: float = 0.25,
         breaker: CircuitBreaker | None = None,
+        probes: bool = False,
     ) -> None:
         self.redis = redis
         self.maxlen = maxlen
         self.timeout_s = timeout_s
         self.breaker = breaker
+        self.probes = probes
         self._append_once = redis.register_script(APPEND_ONCE)
 
     async def publish(self, event_type: str, order: dict[str, Any]) -> str | None:
         """Append one event; None if Redis could not take it (the write still stands).
 
         Once per order version for `SENT_TTL_MS` (5 min): a repeat gets the first one's id."""
-        if self.breaker is not None and self.breaker.state != "closed":
+        ticket: Ticket | None = Ticket.CALL
+        if self.breaker is not None:
+            if self.probes:
+                ticket = self.breaker.admit()
+            elif self.breaker.state != "closed":
+                ticket = None
+        if ticket is None:
             log.warning(
                 "event %s of order %s not published: Redis is failing", event_type, order["id"]
             )
@@ -111,10 +123,10 @@ class EventStream:
         except REDIS_FAILURES as exc:
             log.warning("event %s of order %s not published: %s", event_type, order["id"], exc)
             if self.breaker is not None:
-                self.breaker.failed(Ticket.CALL)
+                self.breaker.failed(ticket)
             return None
         if self.breaker is not None:
-            self.breaker.succeeded(Ticket.CALL)
+            self.breaker.succeeded(ticket)
         return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
 
     async def after(self, last_id: str) -> list[StreamEvent] | None:
