@@ -11,7 +11,14 @@ from typing import TypeVar
 from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 
 from orderflow.cache.breaker import CircuitBreaker, State, Ticket
-from orderflow.cache.errors import CacheBusy, CacheError, CacheUnavailable, kind, translate
+from orderflow.cache.errors import (
+    CacheBusy,
+    CacheConnectionError,
+    CacheError,
+    CacheUnavailable,
+    kind,
+    translate,
+)
 from orderflow.cache.layout import Layout
 from orderflow.cache.metrics import EntityMetrics
 
@@ -124,6 +131,16 @@ class Guard:
             raise CacheBusy(str(exc), shard) from exc
         except (RedisError, RedisClusterException, OSError) as exc:  # TimeoutError is an OSError
             error = translate(exc, shard)
+            self._failed(breaker, ticket, metrics, op, error, shard)
+            raise error from exc
+        except (AttributeError, RuntimeError) as exc:
+            if not self.layout.cluster:
+                raise
+            # redis-py's cluster client disconnects a node's connections (or every node's) when
+            # a call fails over or reloads the slot table, under the calls still using them:
+            # these then fail inside redis-py ("'NoneType' object has no attribute
+            # 'writelines'", uvloop's "the handler is closed"). A lost connection, as such.
+            error = CacheConnectionError(f"{type(exc).__name__}: {exc}", shard)
             self._failed(breaker, ticket, metrics, op, error, shard)
             raise error from exc
         # A cancelled call reports nothing: it says nothing about Redis (a lost probe expires).

@@ -27,6 +27,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.exceptions import SlotNotCoveredError
 
 ONE_NODE = "redis"  # the name of a single node's only shard
 
@@ -137,8 +138,11 @@ class ClusterLayout(Layout):
         await self._redis.nodes_manager.initialize()
 
     async def ping(self, redis: Any, slot: int) -> object:
-        node = self._redis.nodes_manager.get_node_from_slot(slot)
-        return await self._redis.ping(target_nodes=node)
+        # Not `get_node_from_slot`, whose KeyError (a slot table being reloaded) would escape.
+        nodes: Any = self._redis.nodes_manager.slots_cache.get(slot)
+        if not nodes:
+            raise SlotNotCoveredError(f"slot {slot} is in no slot table now")
+        return await self._redis.ping(target_nodes=nodes[0])
 
     def _master(self, slot: int) -> str:
         nodes: Any = self._redis.nodes_manager.slots_cache.get(slot)
