@@ -68,15 +68,19 @@ async def _apis_healthy(p: FaultPlatform, since: float) -> float | None:
     """When every API's /health first said ok after the kill (each process's breaker of the
     shard closed again, the probe having moved its epochs forward); None after the bound.
     (Its polling lets a due probe through, as any request to the shard does.)"""
+    reports: dict[str, object] = {}
     async with httpx.AsyncClient(timeout=2.0) as http:
         while time.monotonic() - since < FAILOVER_BOUND_S:
-            try:
-                replies = [await http.get(f"{p.url(api)}/health") for api in APIS]
-            except httpx.HTTPError:
-                replies = []
-            if replies and all(r.json().get("status") == "ok" for r in replies):
+            for api in APIS:
+                try:
+                    reply = await http.get(f"{p.url(api)}/health")
+                    reports[api] = reply.json() if reply.status_code == 200 else reply.status_code
+                except (httpx.HTTPError, ValueError) as exc:
+                    reports[api] = repr(exc)
+            if all(isinstance(r, dict) and r.get("status") == "ok" for r in reports.values()):
                 return time.monotonic()
             await asyncio.sleep(0.05)
+    print(f"not every API healthy {FAILOVER_BOUND_S} s after the kill: {reports}", file=sys.stderr)
     return None
 
 
