@@ -24,7 +24,7 @@ from orderflow.cache.metrics import EntityMetrics
 
 T = TypeVar("T")
 
-PROBE_TIMEOUT_S = 5.0  # a cluster's probe bumps thousands of slots' epochs, not one
+PROBE_TIMEOUT_S = 15.0  # a cluster's probe bumps thousands of slots' epochs, not one
 _WORST: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
 
 

@@ -112,8 +112,10 @@ class ClusterLayout(Layout):
         return list(self._slots_of) or ["cluster"]
 
     def failed_over(self, shard: str) -> bool:
-        slots = self._slots_of.get(shard)
-        return slots is not None and self._master(slots[0]) != self._settled.get(shard)
+        if (slots := self._slots_of.get(shard)) is None:
+            return False
+        master = self._master(slots[0])  # "" while redis-py reloads its slot table: no news
+        return master != "" and master != self._settled.get(shard)
 
     def settle(self, shard: str) -> None:
         if slots := self._slots_of.get(shard):
