@@ -21,6 +21,7 @@ cluster; slots moved between shards later (resharding) keep their first shard's 
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import SlotNotCoveredError
 
 ONE_NODE = "redis"  # the name of a single node's only shard
+REFRESH_EVERY_S = 2.0
 
 
 @functools.cache
@@ -92,6 +94,7 @@ class ClusterLayout(Layout):
         self._shard_of: list[str] = []  # slot -> shard, from the first topology seen
         self._slots_of: dict[str, list[int]] = {}
         self._settled: dict[str, str] = {}  # shard -> the node accepted as its master
+        self._refreshed = 0.0  # when `refresh` last reloaded the slot table
 
     def slot(self, key: str) -> int:
         return key_slot(key.encode())
@@ -137,7 +140,12 @@ class ClusterLayout(Layout):
     async def refresh(self) -> None:
         # redis-py reloads its slot table on the call after a failed single command, but not
         # after a failed pipeline, and a shard whose breaker is open sees only its probes.
-        await self._redis.nodes_manager.initialize()
+        # At most once per REFRESH_EVERY_S: a reload drops connections other calls are using
+        # (they fail, their shards' breakers count it), so probes must not reload in a storm.
+        now = time.monotonic()
+        if now - self._refreshed >= REFRESH_EVERY_S:
+            self._refreshed = now
+            await self._redis.nodes_manager.initialize()
 
     async def ping(self, redis: Any, slot: int) -> object:
         # Not `get_node_from_slot`, whose KeyError (a slot table being reloaded) would escape.
