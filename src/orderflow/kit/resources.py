@@ -4,12 +4,13 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orderflow.cache import Cache, CircuitBreaker
 from orderflow.kit.db import create_engine, session_factory
-from orderflow.kit.redis import RedisClient, create_redis
+from orderflow.kit.redis import RedisClient, create_redis, is_cluster
 from orderflow.kit.settings import Settings
 
 
@@ -90,7 +91,12 @@ class Resources:
             return "not configured"
         try:
             async with asyncio.timeout(self.settings.redis_timeout_s * 2):
-                await self.redis.ping()
+                if is_cluster(self.redis):
+                    # The masters serving the slots, not every node ever known: a dead master
+                    # that its replica replaced is no outage.
+                    await self.redis.ping(target_nodes=RedisCluster.PRIMARIES)
+                else:
+                    await self.redis.ping()
         except Exception:  # noqa: BLE001  timeouts, refusals, protocol errors: all "down"
             return "down"
         return "ok"
