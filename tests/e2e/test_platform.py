@@ -10,11 +10,13 @@ from pathlib import Path
 
 import httpx
 
-from orderflow.kit.embedded import free_port
+from orderflow.kit.embedded import free_port, free_port_range
 from tests.clients import wait_healthy
 
 
-def start_platform(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
+def start_platform(
+    data_dir: Path, ports: dict[str, int], *args: str, **extra: str
+) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
     env |= {
         "ORDERFLOW_DATA_DIR": str(data_dir),
@@ -23,13 +25,30 @@ def start_platform(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[st
         "ORDERFLOW_SEED_ITEMS": "40",
     }
     env |= {f"ORDERFLOW_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    env |= {f"ORDERFLOW_{name.upper()}": value for name, value in extra.items()}
     return subprocess.Popen(
-        [sys.executable, "-m", "orderflow", "up"],
+        [sys.executable, "-m", "orderflow", "up", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def walk_through_the_readme(urls: dict[str, str]) -> str:
+    """The README's curl walkthrough, run against `urls`: its output."""
+    walk = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", readme_walkthrough()],
+        env={**os.environ, "S": urls["shop"], "C": urls["crm"], "M": urls["mes"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert walk.returncode == 0, walk.stdout + walk.stderr
+    assert '"holder":3' in walk.stdout
+    assert walk.stdout.count('"status":"ready"') == 1
+    assert '"status":"delivered"' in walk.stdout
+    return walk.stdout
 
 
 def readme_walkthrough() -> str:
@@ -58,17 +77,7 @@ def test_up_runs_everything_and_keeps_data(tmp_path: Path) -> None:
         assert stats["total"] == 500
         client = httpx.post(f"{urls['shop']}/clients", json={"name": "K", "email": "k@example.com"})
         assert client.status_code == 201
-        walk = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", readme_walkthrough()],
-            env={**os.environ, "S": urls["shop"], "C": urls["crm"], "M": urls["mes"]},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert walk.returncode == 0, walk.stdout + walk.stderr
-        assert '"holder":3' in walk.stdout
-        assert walk.stdout.count('"status":"ready"') == 1
-        assert '"status":"delivered"' in walk.stdout
+        walk_through_the_readme(urls)
     finally:
         output = stop(first)
     assert "seeded 500 orders" in output
@@ -85,3 +94,24 @@ def test_up_runs_everything_and_keeps_data(tmp_path: Path) -> None:
         output = stop(second)
     assert "not seeding" in output
     assert time.monotonic() - started < 60
+
+
+def test_up_on_an_embedded_redis_cluster(tmp_path: Path) -> None:
+    """`orderflow up --redis-cluster`: 3 masters and 3 replicas, and the platform on them."""
+    ports = {name: free_port() for name in ("shop", "crm", "mes", "embedded_pg")}
+    urls = {s: f"http://127.0.0.1:{ports[s]}" for s in ("shop", "crm", "mes")}
+    base = str(free_port_range(6))
+    proc = start_platform(tmp_path, ports, "--redis-cluster", embedded_redis_cluster_port=base)
+    try:
+        for url in urls.values():
+            wait_healthy(url, proc, timeout_s=120)  # type: ignore[arg-type]
+        walk_through_the_readme(urls)
+        for url in urls.values():
+            assert httpx.get(f"{url}/health").json()["cache"] == "ok"
+        order = httpx.get(f"{urls['crm']}/orders", params={"limit": 1}).json()["items"][0]
+        for _ in range(2):  # cached, and read from the cluster
+            assert httpx.get(f"{urls['shop']}/orders/{order['id']}").json() == order
+    finally:
+        output = stop(proc)
+    assert "orderflow is up" in output
+    assert "master" in output  # the cluster's masters and replicas, as started
