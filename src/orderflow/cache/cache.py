@@ -261,13 +261,14 @@ class Cache:
                 await self._layout.start()
         except (RedisError, RedisClusterException, OSError) as exc:  # the first call learns it
             log.warning("cache %s: no topology learnt at start: %r", self.namespace, exc)
-        self._syncing = asyncio.create_task(self._sync_epochs(), name=f"epochs:{self.namespace}")
+        self._syncing = asyncio.create_task(
+            self._epochs.sync_quietly(), name=f"epochs:{self.namespace}"
+        )
 
-    async def _sync_epochs(self) -> None:
-        try:
-            await self._epochs.sync()
-        except (RedisError, RedisClusterException, OSError) as exc:
-            log.warning("cache %s: epochs not learnt at start: %r", self.namespace, exc)
+    async def started(self) -> None:
+        """Wait until `start`'s background learning of a cluster's epochs is done."""
+        if self._syncing is not None:
+            await self._syncing
 
     async def health(self) -> str:
         """`ok`, `disabled`, or `degraded: ...` saying why. Also lets a due probe through, so

@@ -21,6 +21,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from orderflow.cache.errors import CacheProtocolError
 from orderflow.cache.layout import Layout
@@ -85,6 +86,13 @@ class Epochs:
             calls = [self.learn_call(slot) for slot in part]
             for slot, value in zip(part, await self._scripts.pipelined(calls), strict=True):
                 self.adopt(slot, int(value))
+
+    async def sync_quietly(self) -> None:
+        """`sync`, in the background: a failure is logged; replies correct guesses anyway."""
+        try:
+            await self.sync()
+        except (RedisError, RedisClusterException, OSError) as exc:
+            log.warning("cache %s: epochs not learnt at start: %r", self.namespace, exc)
 
     async def bump(self, slots: Iterable[int] | None = None) -> None:
         """Start a new epoch in `slots` (default: all): every entry there becomes unreachable."""

@@ -109,11 +109,7 @@ class Guard:
         started = time.perf_counter()
         try:
             if ticket is Ticket.PROBE:
-                probe_s = PROBE_TIMEOUT_S if self.layout.cluster else self.timeout_s
-                async with asyncio.timeout(probe_s):
-                    await self.layout.refresh()
-                    await self._on_probe(shard)
-                self.layout.settle(shard)
+                await self._probe(shard)
             async with asyncio.timeout(self.timeout_s):
                 result = await call()
             if self.layout.failed_over(shard):
@@ -147,6 +143,14 @@ class Guard:
         breaker.succeeded(ticket)
         metrics.latency[op].observe(time.perf_counter() - started)
         return result
+
+    async def _probe(self, shard: str) -> None:
+        """The probe's first step: the slot table reloaded (a cluster's), the shard's epochs
+        bumped, its master accepted."""
+        async with asyncio.timeout(PROBE_TIMEOUT_S if self.layout.cluster else self.timeout_s):
+            await self.layout.refresh()
+            await self._on_probe(shard)
+        self.layout.settle(shard)
 
     def _failed(
         self,
