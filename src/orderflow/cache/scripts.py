@@ -162,14 +162,14 @@ return 1
 )
 
 # KEYS: epoch, entry, lease. ARGV: epoch, committed version, tombstone, ttl_ms.
-# 1 tombstone written, 0 the entry already holds this version or a newer one. Revokes the lease.
-# The tombstone outlives any fill racing with the commit, and FILL refuses older versions.
+# 1 tombstone written, lease revoked; 0 the entry holds this version or newer (no older fill can
+# land then: a repeat, e.g. a repair, leaves a reader's lease). FILL refuses older versions.
 INVALIDATE = (
     _PRELUDE
     + """
-redis.call('DEL', KEYS[3])
 local raw = redis.call('GET', KEYS[2])
 if raw and version_of(raw) >= tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[3])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 return 1
 """
