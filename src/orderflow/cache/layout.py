@@ -3,7 +3,7 @@
 On a cluster a script may touch only keys of one slot, and it must declare them. So:
 - every key carries a hash tag (`KeySpace`): its slot is known before its epoch is;
 - each slot has its own epoch key, `{ns}:epoch:{<tag>}`, where the tag is a short string that
-  hashes to that slot (`SLOT_TAGS`, found once by counting): the epoch check of a script is
+  hashes to that slot (`slot_tags()`, found once by counting): the epoch check of a script is
   made against the epoch of the slot it writes in;
 - a script never builds a key it was not given unless the key shares its slot (a view's own
   entry and lease do; a listing's members, keyed by their own ids, do not: `builds_members`);
