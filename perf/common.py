@@ -490,6 +490,31 @@ def replace_section(text: str, heading: str, section: str) -> str:
     return "".join(lines[:start]) + section + ("\n" + tail if tail else "")
 
 
+def publish(
+    results: dict[str, Any],
+    section: Callable[[dict[str, Any]], str],
+    heading: str,
+    *,
+    json_path: Path | None,
+    markdown: Path,
+) -> None:
+    """A bench's results: printed as its section (`json_path` None: write nothing), or written to
+    `json_path` first (the data outlives a bug in the report), then as its section of `markdown`."""
+    if json_path is None:
+        print(section(results))
+        return
+    write_json(json_path, results)
+    write_report(results, section, heading, markdown)
+    log(f"wrote {json_path} and the section {heading!r} of {markdown}")
+
+
+def write_report(
+    results: dict[str, Any], section: Callable[[dict[str, Any]], str], heading: str, markdown: Path
+) -> None:
+    """A bench's section of `markdown`, from its results (also `--from-json`)."""
+    write_section(markdown, heading, section(results), Machine.from_dict(results["machine"]))
+
+
 def write_section(path: Path, heading: str, section: str, machine: Machine) -> None:
     """Put `section` (starting with `heading`, ending in a newline) into `path`, under an
     exclusive lock: another tool may be writing its own section at the same time."""

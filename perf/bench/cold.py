@@ -60,17 +60,16 @@ from perf.common import (
     BENCH_DOCS,
     PERFORMANCE_MD,
     Child,
-    Machine,
     describe_machine,
     healthy,
     log,
     pin_cpus,
     plain,
+    publish,
     unwind_on_sigterm,
     wait_quiet,
     wait_until,
-    write_json,
-    write_section,
+    write_report,
 )
 
 KINDS = ("order", "client-orders", "crm-client-orders")
@@ -207,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.from_json:
-        write_docs(args.markdown, json.loads(args.from_json.read_text()))
+        results = json.loads(args.from_json.read_text())
+        write_report(results, cold_report.section, cold_report.HEADING, args.markdown)
         return
     unwind_on_sigterm()
     started = datetime.now(UTC)
@@ -228,17 +228,14 @@ def main(argv: list[str] | None = None) -> None:
         "commit": git_commit(),
         "command": "uv run --frozen python -m perf.bench.cold " + " ".join(argv),
     }
-    if args.no_write:
-        print(cold_report.section(results))
-        return
-    write_json(args.json, results)  # first: the data outlives a bug
-    write_docs(args.markdown, results)
-    log(f"wrote {args.json} and the cold-key section of {args.markdown}")
-
-
-def write_docs(markdown: Path, results: dict[str, Any]) -> None:
-    machine = Machine.from_dict(results["machine"])
-    write_section(markdown, cold_report.HEADING, cold_report.section(results), machine)
+    json_path = None if args.no_write else args.json
+    publish(
+        results,
+        cold_report.section,
+        cold_report.HEADING,
+        json_path=json_path,
+        markdown=args.markdown,
+    )
 
 
 if __name__ == "__main__":

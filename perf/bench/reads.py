@@ -48,19 +48,18 @@ from perf.common import (
     PERFORMANCE_MD,
     Child,
     CpuMeter,
-    Machine,
     describe_machine,
     healthy,
     listening,
     log,
     pin_cpus,
     plain,
+    publish,
     tree_cpu_s,
     unwind_on_sigterm,
     wait_quiet,
     wait_until,
-    write_json,
-    write_section,
+    write_report,
 )
 
 KINDS = ("item", "catalogue", "orders", "counts")
@@ -395,7 +394,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.from_json:  # only rewrite the section, e.g. after a change to perf/bench/report.py
-        write_docs(args.markdown, json.loads(args.from_json.read_text()))
+        results = json.loads(args.from_json.read_text())
+        write_report(results, report.section, report.HEADING, args.markdown)
         return
     unwind_on_sigterm()
     started = datetime.now(UTC)
@@ -419,17 +419,8 @@ def main(argv: list[str] | None = None) -> None:
         "command": "uv run --frozen python -m perf.bench.reads " + " ".join(argv),
     }
     results["targets"] = report.targets(results)
-    if args.no_write:
-        print(report.section(results))
-        return
-    write_json(args.json, results)  # first: the data outlives a bug
-    write_docs(args.markdown, results)
-    log(f"wrote {args.json} and the read-path section of {args.markdown}")
-
-
-def write_docs(markdown: Path, results: dict[str, Any]) -> None:
-    machine = Machine.from_dict(results["machine"])
-    write_section(markdown, report.HEADING, report.section(results), machine)
+    json_path = None if args.no_write else args.json
+    publish(results, report.section, report.HEADING, json_path=json_path, markdown=args.markdown)
 
 
 if __name__ == "__main__":

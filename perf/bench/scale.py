@@ -65,7 +65,6 @@ from perf.common import (
     PERFORMANCE_MD,
     Child,
     CpuMeter,
-    Machine,
     describe_machine,
     healthy,
     listening,
@@ -73,12 +72,12 @@ from perf.common import (
     pin_cpus,
     plain,
     process_cpu_s,
+    publish,
     tree_cpu_s,
     unwind_on_sigterm,
     wait_quiet,
     wait_until,
-    write_json,
-    write_section,
+    write_report,
 )
 
 HOP_ENDPOINTS = ("item", "item-no-near", "order", "client-orders", "crm-orders")
@@ -536,7 +535,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.from_json:
-        write_docs(args.markdown, json.loads(args.from_json.read_text()))
+        results = json.loads(args.from_json.read_text())
+        write_report(results, scale_report.section, scale_report.HEADING, args.markdown)
         return
     unwind_on_sigterm()
     started = datetime.now(UTC)
@@ -562,17 +562,14 @@ def main(argv: list[str] | None = None) -> None:
         "commit": git_commit(),
         "command": "uv run --frozen python -m perf.bench.scale " + " ".join(argv),
     }
-    if args.no_write:
-        print(scale_report.section(results))
-        return
-    write_json(args.json, results)  # first: the data outlives a bug
-    write_docs(args.markdown, results)
-    log(f"wrote {args.json} and the scale section of {args.markdown}")
-
-
-def write_docs(markdown: Path, results: dict[str, Any]) -> None:
-    machine = Machine.from_dict(results["machine"])
-    write_section(markdown, scale_report.HEADING, scale_report.section(results), machine)
+    json_path = None if args.no_write else args.json
+    publish(
+        results,
+        scale_report.section,
+        scale_report.HEADING,
+        json_path=json_path,
+        markdown=args.markdown,
+    )
 
 
 if __name__ == "__main__":
