@@ -129,13 +129,15 @@ class Guard:
             error = translate(exc, shard)
             self._failed(breaker, ticket, metrics, op, error, shard)
             raise error from exc
-        except (AttributeError, RuntimeError) as exc:
-            if not self.layout.cluster:
-                raise
+        except (AttributeError, RuntimeError, asyncio.CancelledError) as exc:
+            task = asyncio.current_task()
+            if not self.layout.cluster or (task is not None and task.cancelling()):
+                raise  # one node's, or our own task cancelled: not redis-py's doing
             # redis-py's cluster client disconnects a node's connections (or every node's) when
             # a call fails over or reloads the slot table, under the calls still using them:
             # these then fail inside redis-py ("'NoneType' object has no attribute
-            # 'writelines'", uvloop's "the handler is closed"). A lost connection, as such.
+            # 'writelines'", uvloop's "the handler is closed", a CancelledError from its own
+            # wait for a dropped connection to close). A lost connection, as such.
             error = CacheConnectionError(f"{type(exc).__name__}: {exc}", shard)
             self._failed(breaker, ticket, metrics, op, error, shard)
             raise error from exc
