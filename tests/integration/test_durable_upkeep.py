@@ -69,11 +69,12 @@ async def apps(settings: Settings, *names: str, **updates: Any) -> AsyncIterator
 NO_WORKER_IN_TIME = {"upkeep_repair_after_s": 60.0}
 
 
-async def poll(check: Any, timeout_s: float = BOUND_S) -> float:
-    """Seconds until `await check()` is true; fails after `timeout_s`."""
+async def poll(check: Any, timeout_s: float = BOUND_S, seen: Any = None) -> float:
+    """Seconds until `await check()` is true; fails after `timeout_s`, showing `seen()`."""
     started = time.monotonic()
     while not await check():
-        assert time.monotonic() - started < timeout_s, "not repaired within the bound"
+        last = seen() if seen is not None else None
+        assert time.monotonic() - started < timeout_s, f"not repaired within the bound: {last}"
         await asyncio.sleep(0.05)
     return time.monotonic() - started
 
@@ -172,10 +173,13 @@ async def test_an_mes_claim_whose_writer_died_reaches_every_board_within_the_bou
             claimed = await writer.post(f"/orders/{oid}/claim", json={"operator_id": 8})
         assert claimed.status_code == 200
 
-        async def taken() -> bool:
-            return await board(reader, oid, 8) == ("in_progress", True, queued - 1)
+        shown: list[tuple[str, bool, int]] = []
 
-        took = await poll(taken)
+        async def taken() -> bool:
+            shown.append(await board(reader, oid, 8))
+            return shown[-1] == ("in_progress", True, queued - 1)
+
+        took = await poll(taken, seen=lambda: (shown[-1], "expected", queued - 1))
         await poll(lambda: _has_events(redis, oid))
         print(f"claim repaired in {took:.2f} s")
     assert len(await claimed_events(redis, oid)) == 1  # republished once, not per process

@@ -1,13 +1,26 @@
 """Background tasks a process runs beside its requests."""
 
 import asyncio
-import contextlib
+import logging
+
+log = logging.getLogger(__name__)
+
+STOP_WAIT_S = 10.0
 
 
-async def cancel(task: asyncio.Task[None] | None) -> None:
-    """Cancel `task` and wait until it has stopped."""
+async def cancel(task: asyncio.Task[None] | None, wait_s: float = STOP_WAIT_S) -> None:
+    """Cancel `task` and wait until it has stopped, `wait_s` at most.
+
+    The caller's own cancellation, arriving while it waits, goes on: suppressing every
+    CancelledError here swallowed it, and a listener stopping its heartbeat in a `finally`
+    then ran on forever under a shutdown waiting for it (tests/unit/test_tasks.py). A task
+    that does not stop in time is named in the log and left behind: a process that is
+    shutting down must not hang on it."""
     if task is None:
         return
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    done, _ = await asyncio.wait({task}, timeout=wait_s)
+    if not done:
+        log.error("task %s did not stop %.0f s after its cancellation", task.get_name(), wait_s)
+    elif not task.cancelled():
+        task.result()  # it ended by itself: its error, if any, is the caller's to see
