@@ -2,13 +2,18 @@
 a listener, and a sender waits for every registered receiver, and only for the live ones."""
 
 import asyncio
+import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.crc import key_slot
 
 from orderflow.kit.broadcast import Broadcast
+from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
+from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.tasks import cancel
 from tests.conftest import ON_CLUSTER
 
@@ -123,3 +128,78 @@ async def test_the_sender_does_not_wait_forever_for_a_live_listener_that_hangs(
 async def test_every_key_of_a_channel_is_in_one_slot(sender: Broadcast) -> None:
     keys = [sender.registry, sender._acks("some-message")]
     assert len({key_slot(key.encode()) for key in keys}) == 1
+
+
+async def subscribers(sender: Broadcast, channel: str) -> tuple[int, int]:
+    """(classic subscribers on every node, sharded subscribers on the channel's shard)."""
+    redis: Any = sender.redis
+    if not ON_CLUSTER:
+        return int((await redis.pubsub_numsub(channel))[0][1]), 0
+    classic = 0
+    for node in redis.get_nodes():
+        classic += int((await redis.pubsub_numsub(channel, target_nodes=node))[0][1])
+    if not await sender.sharded():  # Redis 6.2 has no sharded pub/sub to ask about
+        return classic, 0
+    owner = redis.get_node_from_key(channel)
+    sharded = await redis.pubsub_shardnumsub(channel, target_nodes=owner)
+    return classic, int(sharded[0][1])
+
+
+async def test_on_a_cluster_of_redis_7_or_valkey_the_broadcast_is_sharded(
+    redis_url: str, sender: Broadcast
+) -> None:
+    """Sharded pub/sub where the servers have it (a message goes to its shard only), classic
+    on Redis 6.2 and on one node; the same messages and acknowledgements either way."""
+    where = {"target_nodes": "random"} if ON_CLUSTER else {}
+    version = (await sender.redis.info("server", **where))["redis_version"]
+    expected = ON_CLUSTER and int(str(version).split(".")[0]) >= 7
+    assert await sender.sharded() is expected
+    heard: list[str] = []
+
+    async def handle(message: str) -> None:
+        heard.append(message)
+
+    listeners = [await listening(redis_url, sender.channel, handle) for _ in range(2)]
+    try:
+        assert await subscribers(sender, sender.channel) == ((0, 2) if expected else (2, 0))
+        assert await sender.send("drop item 7") == 2
+        assert heard == ["drop item 7", "drop item 7"]
+    finally:
+        for listener in listeners:
+            await listener.stop()
+
+
+@pytest.mark.skipif(not ON_CLUSTER, reason="a cluster's master killed")
+async def test_a_listener_hears_again_after_its_shard_failed_over(
+    redis_url: str, redis_cluster: EmbeddedRedisCluster | None
+) -> None:
+    """The master owning the channel's slot (where a sharded listener subscribed, and where the
+    registry lives) is killed: its replica takes over, the listener subscribes there again."""
+    if redis_cluster is None:
+        pytest.skip("kills a node: needs the embedded cluster")
+    heard: list[str] = []
+
+    async def handle(message: str) -> None:
+        heard.append(message)
+
+    sender = Broadcast(redis_url, new_channel(), ignore, wait_s=0.3, cluster=True)
+    listener = await listening(redis_url, sender.channel, handle)
+    redis: Any = sender.redis
+    await redis.initialize()
+    victim = int(redis.get_node_from_key(sender.channel).port)
+    replica = redis_cluster.replica_of(victim)
+    killed = time.monotonic()
+    redis_cluster.kill(victim)
+    try:
+        while True:
+            with contextlib.suppress(*REDIS_FAILURES, TimeoutError):
+                if await sender.send("after the failover") == 1:
+                    break
+            assert time.monotonic() - killed < 30, "the listener did not hear again"
+            await asyncio.sleep(0.2)
+        print(f"\nheard again {time.monotonic() - killed:.1f} s after the kill")
+        assert "after the failover" in heard
+    finally:
+        await listener.stop()
+        await sender.stop()
+        await asyncio.to_thread(redis_cluster.rejoin, victim, replica)

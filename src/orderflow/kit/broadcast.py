@@ -19,13 +19,14 @@ Every key of a channel is under one hash tag, `{<channel>}`: the registry and th
 acknowledgements live in one slot, and each step is one script on that slot, on a single node
 and on a cluster alike (`cluster=True` builds redis-py's asyncio `RedisCluster`).
 
-Delivery on a cluster: classic PUBLISH/SUBSCRIBE, not sharded pub/sub. redis-py 8.1's asyncio
-`RedisCluster.pubsub()` subscribes on the node owning the channel's slot, and the cluster bus
-forwards a classic PUBLISH to every node, so any node would do. Sharded pub/sub (SSUBSCRIBE)
-needs Redis 7, and the embedded server is Redis 6.2; a broadcast is a rare message (a switch,
-a near-cache drop after an edit), so the bus's fan-out costs little. If the node a listener
-subscribed on dies, its subscription breaks: the listener unregisters (best effort: the entry
-expires otherwise), subscribes again within a second, and catches up with `on_subscribe`.
+Delivery on a cluster: sharded pub/sub (SPUBLISH/SSUBSCRIBE) where every node has it (Redis 7
+and later, Valkey), classic PUBLISH/SUBSCRIBE on Redis 6.2. A sharded message goes to the
+channel's shard only (its master and replicas), where a classic one is forwarded by the cluster
+bus to every node; both ends choose the same way, from the servers' version (`sharded`). On one
+node, classic. If the node a listener subscribed on dies (or a failover moves the channel's
+slot), its subscription breaks: the listener unregisters (best effort: the entry expires
+otherwise), subscribes again within a second, on the slot's new owner, and catches up with
+`on_subscribe`.
 """
 
 import asyncio
@@ -126,18 +127,32 @@ class Broadcast:
         self._live = self.redis.register_script(LIVE)
         self._pending = self.redis.register_script(PENDING)
         self._ack = self.redis.register_script(ACK)
+        self._sharded: bool | None = None  # learnt from the servers on first use
 
     async def send(self, message: str) -> int:
         """Deliver `message` to every listening process; returns how many handled it in time."""
         message_id = uuid.uuid4().hex
         async with asyncio.timeout(self.wait_s + 1):
             expected = [r.decode() for r in await self._live(keys=[self.registry])]
-            await self.redis.publish(self.channel, f"{message_id} {message}")
+            publish = self.redis.spublish if await self.sharded() else self.redis.publish
+            await publish(self.channel, f"{message_id} {message}")
             return await self._acknowledged(message_id, expected)
 
     async def receivers(self) -> list[str]:
         """The receivers alive now (expired ones are dropped on the way)."""
         return [r.decode() for r in await self._live(keys=[self.registry])]
+
+    async def sharded(self) -> bool:
+        """Whether this channel uses sharded pub/sub: on a cluster of Redis 7+ or Valkey (one
+        node asked: a cluster runs one version but while it is being upgraded)."""
+        if self._sharded is None:
+            if isinstance(self.redis, RedisCluster):
+                await self.redis.initialize()
+                info = await self.redis.info("server", target_nodes=RedisCluster.RANDOM)
+                self._sharded = int(str(info["redis_version"]).split(".")[0]) >= 7
+            else:
+                self._sharded = False
+        return self._sharded
 
     async def _acknowledged(self, message_id: str, expected: list[str]) -> int:
         loop = asyncio.get_running_loop()
@@ -166,13 +181,14 @@ class Broadcast:
             try:
                 if isinstance(self.redis, RedisCluster):  # its pubsub needs the slots known
                     await self.redis.initialize()
+                sharded = await self.sharded()
                 async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self.channel)
+                    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(self.channel)
                     if self.on_subscribe is not None:  # catch up on what passed unheard
                         await self.on_subscribe()
                     beating = asyncio.create_task(self._beat(), name=f"heartbeat:{self.channel}")
                     try:
-                        await self._receive_all(pubsub)
+                        await self._receive_all(pubsub, sharded)
                     finally:
                         await cancel(beating)
             except Exception as exc:  # noqa: BLE001  Redis's or not, the listener must go on
@@ -180,9 +196,14 @@ class Broadcast:
                 await self._unregister()
                 await asyncio.sleep(1)
 
-    async def _receive_all(self, pubsub: Any) -> None:
-        async for message in pubsub.listen():
-            if message["type"] == "message":
+    async def _receive_all(self, pubsub: Any, sharded: bool) -> None:
+        if not sharded:
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    await self._receive(message["data"].decode())
+        while sharded:
+            message = await pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None and message["type"] == "smessage":
                 await self._receive(message["data"].decode())
 
     async def _beat(self) -> None:

@@ -220,6 +220,21 @@ class EmbeddedRedisCluster:
                 raise EmbeddedServerError(f"node {port} did not rejoin within {timeout_s}s")
             time.sleep(0.05)
 
+    def rejoin(self, port: int, replica: int | None, timeout_s: float = 20.0) -> None:
+        """Bring back the killed master on `port` once `replica` took over its slots: it
+        rejoins as that replica's replica, and the cluster is whole again."""
+        deadline = time.monotonic() + timeout_s
+        while replica is not None and replica not in self.master_ports():
+            if time.monotonic() > deadline:
+                raise EmbeddedServerError(f"{replica} did not replace {port} in {timeout_s}s")
+            time.sleep(0.1)
+        self.restart(port, timeout_s)
+        while replica is not None and self.replica_of(replica) != port:
+            if time.monotonic() > deadline + timeout_s:
+                raise EmbeddedServerError(f"{port} did not rejoin as {replica}'s replica")
+            time.sleep(0.1)
+        self.wait_healthy()
+
     def stop(self, timeout_s: float = 10.0) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
