@@ -44,6 +44,7 @@ class Ack:
     at: float  # when its answer arrived
     via_409: bool
     retried: bool  # an earlier attempt got no answer or a 503: it may have committed and died
+    where: str = ""  # the request, to explain a finding
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Read:
     started: float
     version: int
     status: str | None
+    where: str = ""  # the request, to explain a finding (`checks.explain`)
+    ended: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -138,19 +141,24 @@ class History:
             call.ended,
             via_409,
             call.retried,
+            f"{call.service} {call.method} {call.path}",
         )
         self.acks.append(ack)
         return ack
 
-    def read(self, kind: str, started: float, body: dict[str, Any]) -> None:
-        self.reads.append(Read(kind, body["id"], started, body["version"], body.get("status")))
+    def read(
+        self, kind: str, started: float, body: dict[str, Any], call: Call | None = None
+    ) -> None:
+        where, ended = (f"{call.service} {call.path}", call.ended) if call else ("", 0.0)
+        version, status = body["version"], body.get("status")
+        self.reads.append(Read(kind, body["id"], started, version, status, where, ended))
 
     def listed(self, what: str, key: int | str, call: Call) -> None:
         """A list page: its ids for the list checks, each body as a read of its entity."""
         items = call.body["items"]
         kind = "production" if what == "queue" else "order"
         for item in items:
-            self.read(kind, call.started, item)
+            self.read(kind, call.started, item, call)
         last = (items[-1]["created_at"], items[-1]["id"]) if items else None
         ids = tuple(item["id"] for item in items)
         complete = call.body["total"] <= len(items)

@@ -7,9 +7,15 @@ replace it.
 
 With `cluster=True` the platform's Redis is an embedded Redis Cluster of 3 masters and 3
 replicas (`EmbeddedRedisCluster`) and every process runs with ORDERFLOW_REDIS_CLUSTER=true.
+
+With `workers` > 1 each API is that many processes behind uvicorn's supervisor on its port
+(`serve --workers`). Each API runs in a process group of its own, and a kill takes the whole
+group, as a machine or a container going down; a worker that crashes after a commit is started
+again by the supervisor, not by `keep_alive` (the table then lists no exits).
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -45,6 +51,7 @@ class FaultPlatform:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     healthy: set[str] = field(default_factory=set)  # started and answered /health
     routes: dict[str, str] = field(default_factory=dict)  # service -> the process clients use
+    workers: int = 1  # processes per API
     crash_probability: float = 0.3  # per commit that owes the cache something
     crashers: "asyncio.Task[None] | None" = None  # `start_crashing`, under way or done
     # On a cluster, each master killed and how many were paused (`tests/faults/cluster.py`).
@@ -68,14 +75,14 @@ class FaultPlatform:
         service, crashing = name.removesuffix(CRASHING), name.endswith(CRASHING)
         port = str(self.ports.get(name))  # the relay has none
         args = ["relay"] if service == "relay" else ["serve", service, "--port", port]
-        extra = {"ORDERFLOW_RELAY_METRICS_PORT": "0"}
+        extra = {"ORDERFLOW_RELAY_METRICS_PORT": "0", "ORDERFLOW_WORKERS": str(self.workers)}
         if crashing:
             extra[CRASH_AFTER_COMMIT] = str(self.crash_probability)
-        # Until orderflow has the setting itself, a stand-in makes the process crash.
-        module = "tests.faults.crash" if crashing else "orderflow"
         env = settings_env(self.settings, extra)
         self.healthy.discard(name)
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", module, *args], env=env)
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "orderflow", *args], env=env, start_new_session=True
+        )
         if service in APIS:
             try:
                 wait_healthy(f"http://127.0.0.1:{port}", self.procs[name], timeout_s=120)
@@ -88,7 +95,7 @@ class FaultPlatform:
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]
-        proc.send_signal(signal.SIGKILL)
+        _signal_group(proc, signal.SIGKILL)
         proc.wait()
 
     async def replace(self, name: str) -> None:
@@ -157,13 +164,11 @@ class FaultPlatform:
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
+            _signal_group(proc, signal.SIGTERM)
         for proc in self.procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _signal_group(proc, signal.SIGKILL)  # whatever is left of the group
 
     @property
     def cluster(self) -> EmbeddedRedisCluster:
@@ -176,7 +181,9 @@ class FaultPlatform:
 
 
 @asynccontextmanager
-async def fault_platform(root: Path, cluster: bool = False) -> AsyncIterator[FaultPlatform]:
+async def fault_platform(
+    root: Path, cluster: bool = False, workers: int = 1
+) -> AsyncIterator[FaultPlatform]:
     pg = EmbeddedPostgres(root / "pg" / "data", free_port(), durable=False)
     redis: EmbeddedRedis | EmbeddedRedisCluster
     if cluster:
@@ -206,7 +213,7 @@ async def fault_platform(root: Path, cluster: bool = False) -> AsyncIterator[Fau
         with Progress(disable=True) as progress:
             await seed(settings.shop_dsn, settings.mes_dsn, VOLUMES, progress=progress)
         ports = {n: free_port() for s in APIS for n in (s, s + CRASHING)}
-        platform = FaultPlatform(pg, redis, settings, ports)
+        platform = FaultPlatform(pg, redis, settings, ports, workers=workers)
         await asyncio.gather(*(asyncio.to_thread(platform.start, n) for n in (*APIS, "relay")))
         platform.crashers = asyncio.create_task(platform.start_crashing())
         yield platform
@@ -217,3 +224,9 @@ async def fault_platform(root: Path, cluster: bool = False) -> AsyncIterator[Fau
             platform.stop_all()
         redis.stop()
         pg.stop()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """`sig` to the process group `proc` leads (its uvicorn workers included), if any is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)

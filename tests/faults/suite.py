@@ -122,11 +122,16 @@ async def inject_faults(
 
 
 async def run(
-    root: Path, seconds: float, faults: list[Fault] = FAULTS, *, cluster: bool = False
+    root: Path,
+    seconds: float,
+    faults: list[Fault] = FAULTS,
+    *,
+    cluster: bool = False,
+    workers: int = 1,
 ) -> tuple[Verdict, History]:
-    """`cluster`: on a Redis Cluster (give it CLUSTER_FAULTS)."""
+    """`cluster`: on a Redis Cluster (give it CLUSTER_FAULTS); `workers` processes per API."""
     history = History()
-    async with fault_platform(root, cluster=cluster) as platform:
+    async with fault_platform(root, cluster=cluster, workers=workers) as platform:
         log("platform up")
         before = await baseline(platform)
         done, finished = asyncio.Event(), asyncio.Event()
@@ -265,13 +270,44 @@ def examples(verdict: Verdict, n: int = 5) -> str:
     return "\n".join(found)
 
 
+def explain(verdict: Verdict, history: History, n: int = 3) -> str:
+    """For the first few stale reads: that object's acknowledgements and reads around the
+    stale one, and the faults under way then (seconds since the first request)."""
+    zero = min((r.started for r in history.reads), default=0.0)
+    lines = []
+    for kind, oid, served, acked in verdict.stale_reads[:n]:
+        reads = [r for r in history.reads if (r.kind, r.id) == (kind, oid)]
+        acks = [a for a in history.acks if (a.kind, a.id, a.version) == (kind, oid, acked)]
+        first_ack = min(a.at for a in acks)
+        stale = next(r for r in reads if r.version == served and r.started > first_ack)
+        since, until = stale.started - 10, stale.started + 3
+        lines.append(f"{kind} {oid}, stale read {stale.started - zero:.3f} s ({stale.where}):")
+        events = [
+            (a.at, f"ack v{a.version} {a.status} ({a.where}, began {a.started - zero:.3f})")
+            for a in history.acks
+            if (a.kind, a.id) == (kind, oid) and since <= a.at <= until
+        ]
+        events += [
+            (r.started, f"read v{r.version} {r.status} ({r.where}, ended {r.ended - zero:.3f})")
+            for r in reads
+            if since <= r.started <= until
+        ]
+        events += [
+            (f.started, f"fault {f.name} until {f.ended - zero:.3f}")
+            for f in history.faults
+            if f.started <= until and since <= f.ended
+        ]
+        lines += [f"  {at - zero:9.3f}  {what}" for at, what in sorted(events)]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument(
         "--json",
         type=Path,
-        help="default docs/bench/faults.json (docs/bench/faults-cluster.json with --cluster)",
+        help="default docs/bench/faults[-cluster][-workersN].json",
     )
     parser.add_argument(
         "--only", metavar="WORD", help="only the faults whose name holds WORD (e.g. crash)"
@@ -281,19 +317,27 @@ def main() -> None:
         action="store_true",
         help="on an embedded Redis Cluster (3 masters, 3 replicas): masters killed and paused",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes per API (`serve --workers N`)"
+    )
     args = parser.parse_args()
     every = CLUSTER_FAULTS if args.cluster else FAULTS
     faults = [f for f in every if (args.only or "").lower() in f.name.lower()]
     if not faults:
         parser.error(f"no fault's name holds {args.only!r}")
     with tempfile.TemporaryDirectory(prefix="orderflow-faults-") as root:
-        verdict, history = asyncio.run(run(Path(root), args.seconds, faults, cluster=args.cluster))
+        verdict, history = asyncio.run(
+            run(Path(root), args.seconds, faults, cluster=args.cluster, workers=args.workers)
+        )
     print(table(verdict, history))
     print(examples(verdict), file=sys.stderr)
-    name = "faults-cluster.json" if args.cluster else "faults.json"
+    print(explain(verdict, history), file=sys.stderr)
+    name = "faults-cluster" if args.cluster else "faults"
+    name += f"-workers{args.workers}.json" if args.workers > 1 else ".json"
     args.json = args.json or Path("docs/bench") / name
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    found: dict[str, Any] = {"seconds": args.seconds, **verdict.failures()}
+    found: dict[str, Any] = {"seconds": args.seconds, "workers": args.workers}
+    found |= verdict.failures()
     if args.cluster:
         found["failovers"] = [
             {"served_s": f.served_s, "healthy_s": f.healthy_s} for f in verdict.failovers

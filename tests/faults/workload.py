@@ -210,7 +210,7 @@ class Workload:
         started = time.monotonic()
         call = await self.call(service, "GET", path)
         if call.status == 200:
-            self.history.read(kind, started, call.body)
+            self.history.read(kind, started, call.body, call)
 
     async def reader(self) -> None:
         while not self.until.is_set():
