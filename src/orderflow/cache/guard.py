@@ -151,8 +151,9 @@ class Guard:
         bumped, its master accepted."""
         async with asyncio.timeout(PROBE_TIMEOUT_S if self.layout.cluster else self.timeout_s):
             await self.layout.refresh()
+            master = self.layout.master(shard)
             await self._on_probe(shard)
-        self.layout.settle(shard)
+        self.layout.settle(shard, master)
 
     def _failed(
         self,

@@ -69,8 +69,12 @@ class Layout:
         """True if another node serves `shard` now than when it was last settled."""
         return False
 
-    def settle(self, shard: str) -> None:
-        """Accept the node serving `shard` now (after its epochs moved forward)."""
+    def master(self, shard: str) -> str:
+        """The node serving `shard` now, as the client's slot table says ("" while unknown)."""
+        return ""
+
+    def settle(self, shard: str, master: str) -> None:
+        """Accept `master`, seen serving `shard` before its epochs moved forward."""
 
     async def start(self) -> None:
         """Learn the topology (a cluster's slots and their nodes)."""
@@ -120,9 +124,15 @@ class ClusterLayout(Layout):
         master = self._master(slots[0])  # "" while redis-py reloads its slot table: no news
         return master != "" and master != self._settled.get(shard)
 
-    def settle(self, shard: str) -> None:
-        if slots := self._slots_of.get(shard):
-            self._settled[shard] = self._master(slots[0])
+    def master(self, shard: str) -> str:
+        slots = self._slots_of.get(shard)
+        return self._master(slots[0]) if slots else ""
+
+    def settle(self, shard: str, master: str) -> None:
+        # The master seen *before* the bump: had the shard failed over again during the bump,
+        # its next call finds another node than this one, and is not trusted.
+        if master:
+            self._settled[shard] = master
 
     async def start(self) -> None:
         if self._shard_of:
