@@ -19,10 +19,10 @@ Every key of a channel is under one hash tag, `{<channel>}`: the registry and th
 acknowledgements live in one slot, and each step is one script on that slot, on a single node
 and on a cluster alike (`cluster=True` builds redis-py's asyncio `RedisCluster`).
 
-Delivery on a cluster: sharded pub/sub (SPUBLISH/SSUBSCRIBE) where every node has it (Redis 7
+Delivery on a cluster: sharded pub/sub (SPUBLISH/SSUBSCRIBE) where the servers have it (Redis 7
 and later, Valkey), classic PUBLISH/SUBSCRIBE on Redis 6.2. A sharded message goes to the
 channel's shard only (its master and replicas), where a classic one is forwarded by the cluster
-bus to every node; both ends choose the same way, from the servers' version (`sharded`). On one
+bus to every node; both ends choose the same way, from a node's version (`sharded`). On one
 node, classic. If the node a listener subscribed on dies (or a failover moves the channel's
 slot), its subscription breaks: the listener unregisters (best effort: the entry expires
 otherwise), subscribes again within a second, on the slot's new owner, and catches up with
@@ -144,7 +144,7 @@ class Broadcast:
 
     async def sharded(self) -> bool:
         """Whether this channel uses sharded pub/sub: on a cluster of Redis 7+ or Valkey (one
-        node asked: a cluster runs one version but while it is being upgraded)."""
+        node asked: a cluster runs one version, except while it is being upgraded)."""
         if self._sharded is None:
             if isinstance(self.redis, RedisCluster):
                 await self.redis.initialize()
