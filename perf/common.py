@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -402,6 +403,18 @@ class Databases:
         if self.redis is not None and self.redis.proc is not None:
             found["Redis"] = self.redis.proc.pid
         return found
+
+
+def data_arguments(parser: argparse.ArgumentParser, orders: int) -> None:
+    """The options every bench that seeds its own data set takes: its size and where it lives."""
+    parser.add_argument("--orders", type=int, default=orders, help="orders in the database")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".orderflow/bench"),
+        help="embedded servers' data, in a subdirectory per order count; seeded when empty",
+    )
+    parser.add_argument("--reseed", action="store_true", help="reseed a data dir of another size")
 
 
 @contextlib.contextmanager

@@ -60,6 +60,7 @@ from perf.common import (
     BENCH_DOCS,
     PERFORMANCE_MD,
     Child,
+    data_arguments,
     describe_machine,
     healthy,
     log,
@@ -81,14 +82,7 @@ KEY_SPACES = {"order": "orders", "client-orders": "clients", "crm-client-orders"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Cold keys: the cache off and on, nearly all misses.")
-    p.add_argument("--orders", type=int, default=200_000, help="orders in the database")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(".orderflow/bench"),
-        help="embedded servers' data, in a subdirectory per order count; seeded when empty",
-    )
-    p.add_argument("--reseed", action="store_true", help="reseed a data dir of another size")
+    data_arguments(p, orders=200_000)
     p.add_argument("--seconds", type=float, default=10.0, help="measured time per variant")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured load per variant")
     p.add_argument("--rounds", type=int, default=3, help="interleave the variants in slices")

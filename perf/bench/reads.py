@@ -48,6 +48,7 @@ from perf.common import (
     PERFORMANCE_MD,
     Child,
     CpuMeter,
+    data_arguments,
     describe_machine,
     healthy,
     listening,
@@ -75,14 +76,7 @@ SEQUENCE_LENGTH = 20_000  # requests per kind, walked cyclically by the connecti
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="The cached read path side by side, as ratios.")
-    p.add_argument("--orders", type=int, default=1_000_000, help="orders in the database")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(".orderflow/bench"),
-        help="embedded servers' data, in a subdirectory per order count; seeded when empty",
-    )
-    p.add_argument("--reseed", action="store_true", help="reseed a data dir of another size")
+    data_arguments(p, orders=1_000_000)
     p.add_argument("--seconds", type=float, default=10.0, help="measured time per variant")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured load per variant")
     p.add_argument(

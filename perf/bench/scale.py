@@ -65,6 +65,7 @@ from perf.common import (
     PERFORMANCE_MD,
     Child,
     CpuMeter,
+    data_arguments,
     describe_machine,
     healthy,
     listening,
@@ -116,14 +117,7 @@ APPS: dict[str, tuple[str, dict[str, str]]] = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="One Redis vs a Redis Cluster; 1, 2, 4 workers.")
-    p.add_argument("--orders", type=int, default=200_000, help="orders in the database")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(".orderflow/bench"),
-        help="embedded servers' data, in a subdirectory per order count; seeded when empty",
-    )
-    p.add_argument("--reseed", action="store_true", help="reseed a data dir of another size")
+    data_arguments(p, orders=200_000)
     p.add_argument("--seconds", type=float, default=8.0, help="measured time per variant")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured load per variant")
     p.add_argument("--prime", type=float, default=30.0, help="most priming per API and endpoint, s")
