@@ -119,9 +119,7 @@ class ClusterLayout(Layout):
         return list(self._slots_of) or ["cluster"]
 
     def failed_over(self, shard: str) -> bool:
-        if (slots := self._slots_of.get(shard)) is None:
-            return False
-        master = self._master(slots[0])  # "" while redis-py reloads its slot table: no news
+        master = self.master(shard)  # "" while redis-py reloads its slot table: no news
         return master != "" and master != self._settled.get(shard)
 
     def master(self, shard: str) -> str:
