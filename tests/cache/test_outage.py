@@ -1,4 +1,6 @@
-"""Redis down, slow or back: requests never fail, and nothing from before an outage is served.
+"""Redis down, slow or back: requests never fail; after an outage the writes Redis missed are
+replayed before it is read again, so nothing older than them is served, and nothing else is lost:
+the cache is as warm as before. The epoch moves only when the server lost data.
 
 Each test runs its own redis-server, which it stops or pauses (SIGSTOP keeps its data).
 """
@@ -93,11 +95,21 @@ async def test_redis_stopped_then_restarted(
     assert await fragile.health() == "ok"
 
 
-async def test_after_a_partition_no_pre_outage_entry_is_served(
+async def test_after_a_partition_the_missed_writes_are_replayed_and_the_rest_stays_warm(
     fragile: Cache, private_redis: EmbeddedRedis, private_client: Redis, entity: Entity, ns: str
 ) -> None:
+    """What the service's upkeep journal does, in small: the writes that failed are kept, and
+    the breaker's probe re-applies them before Redis is read again. No epoch moves: "c", which
+    no write touched, is still a hit after the outage."""
+    missed: list[tuple[str, int]] = []  # the journal: (key, committed version) not applied
+
+    async def replay() -> None:
+        for key, version in missed:
+            assert await fragile.invalidate(entity, key, version)  # passes the breaker
+
+    fragile.recovery.add(replay)
     v1, v2 = Loader(1, b'{"v":1}'), Loader(2, b'{"v":2}')
-    for key in ("a", "b"):
+    for key in ("a", "b", "c"):
         await fragile.get_or_load(entity, key, v1, TTL)
     before = fragile.epoch
     with paused(private_redis):
@@ -105,10 +117,12 @@ async def test_after_a_partition_no_pre_outage_entry_is_served(
         # trips at once, though only two calls failed (threshold 3).
         stored, took = await timed(fragile.put(entity, "a", 2, b'{"v":2}', TTL))
         assert stored is False
+        missed.append(("a", 2))
         assert took < 2 * TIMEOUT_S + 0.08
         assert fragile.breaker.state == "open"
         # Writer 2 commits v2 of "b" while the breaker is open: nothing reaches Redis.
         assert not await fragile.put(entity, "b", 2, b'{"v":2}', TTL)
+        missed.append(("b", 2))
         # Reads meanwhile go straight to the database.
         value, took = await timed(fragile.get_or_load(entity, "a", v2, TTL))
         assert (value, took < 0.02) == (b'{"v":2}', True)
@@ -119,8 +133,51 @@ async def test_after_a_partition_no_pre_outage_entry_is_served(
     for key in ("a", "b"):
         assert await fragile.get_or_load(entity, key, v2, TTL) == b'{"v":2}'
     assert fragile.breaker.state == "closed"
-    assert fragile.epoch == before + 1
-    assert v2.calls == 3
+    assert fragile.epoch == before  # Redis lost nothing
+    assert v2.calls == 3  # the read during the pause, then a and b once each
+    assert await fragile.get_or_load(entity, "c", v2, TTL) == b'{"v":1}'  # still cached
+
+
+async def test_a_failing_recovery_keeps_the_breaker_open(fragile: Cache, entity: Entity) -> None:
+    """A replay that cannot run (its database is down) must not let Redis be read: the old
+    entries it would have tombstoned are still there."""
+
+    async def replay() -> None:
+        raise ConnectionRefusedError("the journal's database is down")
+
+    fragile.recovery.add(replay)
+    await fragile.get_or_load(entity, "a", Loader(1, b'{"v":1}'), TTL)
+    fragile.trip(probe_now=True)
+    v2 = Loader(2, b'{"v":2}')
+    assert await fragile.get_or_load(entity, "a", v2, TTL) == b'{"v":2}'  # the probe failed
+    assert fragile.breaker.state == "open"
+    assert (
+        sample("orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="recovery")
+        == 1
+    )
+
+
+async def test_a_server_that_lost_data_moves_the_epoch_once_for_every_process(
+    fragile: Cache, private_client: Redis, entity: Entity, ns: str
+) -> None:
+    """A restart that kept a snapshot, or a promoted replica, serves under another run id than
+    the one marked: the first probe to see it moves the epoch; another process's probe of the
+    same event finds the mark set and moves nothing."""
+    await fragile.start()
+    other = Cache(private_client, ns, timeout_s=TIMEOUT_S)
+    await other.start()
+    loader = Loader(1, b'{"v":1}')
+    await fragile.get_or_load(entity, "a", loader, TTL)
+    before = fragile.epoch
+    await private_client.set(f"{ns}:epoch:server", "a server that is gone")
+    for cache in (fragile, other):
+        cache.trip(probe_now=True)
+        await cache.get_or_load(entity, "a", loader, TTL)
+    assert fragile.epoch == other.epoch == before + 1  # moved once, not once per process
+    assert loader.calls == 3  # both went to the database: nothing of the old server's is served
+    await other.get_or_load(entity, "a", loader, TTL)  # a miss in the new epoch, filled
+    assert await fragile.get_or_load(entity, "a", loader, TTL) == b'{"v":1}'
+    assert loader.calls == 4  # a hit: the new epoch is warm again
 
 
 async def test_a_slow_redis_costs_one_timeout_per_call(
@@ -142,7 +199,7 @@ async def test_health_alone_heals_the_breaker(fragile: Cache, private_redis: Emb
     assert await fragile.health() == "degraded: breaker open"
     await asyncio.sleep(RESET_S)
     assert await fragile.health() == "ok"
-    assert fragile.epoch == before + 1
+    assert fragile.epoch == before  # an outage that lost nothing moves no epoch
 
 
 async def test_writes_rejected_during_the_probe_leave_recovery_to_it(

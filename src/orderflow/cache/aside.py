@@ -104,11 +104,20 @@ class Reader:
         try:
             found = await lookup(token)
         except BaseException:
-            del self._loading[token]
+            self._forget(token)
             raise
         if not leased(found):
-            del self._loading[token]
+            self._forget(token)
         return token, found
+
+    def _forget(self, token: str) -> None:
+        """No load will follow under `token`: whoever joined it meanwhile (a reply that
+        named this token as a holder, handled before ours) looks up again instead of waiting
+        for ever."""
+        load = self._loading.pop(token)
+        if not load.done():
+            load.set_exception(_HolderGone())
+            load.exception()  # retrieved: there may be no waiter, and that is fine
 
     async def read_missed(self, read: Read, found: Missed) -> bytes:
         """`read` once a lookup with `read.token` missed: load under the lease, or wait."""
@@ -163,7 +172,9 @@ class Reader:
 
     async def _join(self, m: EntityMetrics, holder: str) -> bytes | None:
         """The payload of this process's load under `holder`'s lease, or None if the holder
-        is not a load of this process (or was cancelled)."""
+        is not a load of this process, or no load follows (`_forget`), or it was cancelled.
+        Every future in `_loading` is resolved before it leaves it, so this never waits for
+        ever: at most as long as the holder's own load."""
         if (load := self._loading.get(holder)) is None:
             return None
         try:
@@ -222,6 +233,32 @@ class Reader:
         m.hit.inc(len(pins) - len(misses))
         m.miss.inc(len(misses))
         return [_payload(raw, loaded, i) for i, raw in enumerate(found)]
+
+    async def refresh_many(
+        self, m: EntityMetrics, pins: Sequence[Pinned], loader: ManyLoader, ttl: TTLPolicy
+    ) -> int:
+        """Lease `pins` (stored or not), load those leased, fill them: how many stored."""
+        token = self.token()
+        try:
+            leased = await self._store.lease_many(m, pins, token)
+        except CacheError:
+            return 0
+        if not (indexes := [i for i, ok in enumerate(leased) if ok]):
+            return 0
+        try:
+            loaded = await _load_many(m, loader, indexes)
+        except BaseException:
+            await quietly(self._store.fill_many(m, token, [], [pins[i] for i in indexes]))
+            raise
+        fills: list[Fill] = []
+        unfilled: list[Pinned] = []
+        for i in indexes:
+            version, payload = loaded[i]
+            if version is None:
+                unfilled.append(pins[i])
+            else:
+                fills.append((pins[i], version, payload, ttl.ttl_ms()))
+        return await quietly(self._store.fill_many(m, token, fills, unfilled)) or 0
 
 
 def _payload(raw: Found, loaded: dict[int, tuple[int | None, bytes]], i: int) -> bytes:

@@ -1,42 +1,37 @@
 """`Cache`: cache-aside reads with single flight, batch reads, write-through, invalidation, views.
 
 Rule 1 is kept here: nothing a Redis failure raises gets past a public method. Reads fall back
-to the loader; writes return False, and a write that could not be made trips the breaker, so
-the epoch is bumped before Redis is used again (rules 4 and 5).
+to the loader; writes return False, and a write that could not be made trips the breaker, whose
+probe (`recovery`) replays what Redis missed before it is used again (rules 4 and 5).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
 
 from orderflow.cache.admission import Doorkeeper
 from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass, bypass_many
 from orderflow.cache.breaker import CircuitBreaker, State
 from orderflow.cache.epoch import Epochs
 from orderflow.cache.errors import CacheError, CacheUnavailable
+from orderflow.cache.found import Pinned
 from orderflow.cache.generations import GENERATION_TTL_MS
 from orderflow.cache.guard import Guard
 from orderflow.cache.keys import Entity, Key, KeySpace
 from orderflow.cache.layout import layout_of
-from orderflow.cache.listing import Listing, MembersLoader, by_index
-from orderflow.cache.metrics import breaker_listener, for_entity
+from orderflow.cache.listing import Listing, MembersLoader
+from orderflow.cache.metrics import EntityMetrics, breaker_listener, for_entity
+from orderflow.cache.recovery import Recovery
 from orderflow.cache.scripts import Scripts
 from orderflow.cache.store import Store
 from orderflow.cache.ttl import TTLPolicy
 from orderflow.cache.view_store import ViewStore
 from orderflow.cache.views import Views
-
-log = logging.getLogger(__name__)
 
 
 class Cache:
@@ -72,7 +67,9 @@ class Cache:
         self._layout = layout = layout_of(redis)
         scripts = Scripts.register(redis)
         self._epochs = Epochs(redis, namespace, layout, scripts)
-        self._guard = Guard(self.breaker, timeout_s, self._probe, layout)
+        # `recovery.add(callback)`: what a breaker's probe replays before Redis is used again.
+        self.recovery = Recovery(redis, self._epochs, timeout_s)
+        self._guard = Guard(self.breaker, timeout_s, self.recovery.probe, layout)
         self._store = Store(
             KeySpace(namespace),
             self._epochs,
@@ -85,7 +82,6 @@ class Cache:
         self._views = Views(self._store, self._reader)
         self._view_store = ViewStore(self._store)
         self._doorkeeper = Doorkeeper(admit_after)
-        self._syncing: asyncio.Task[None] | None = None
         self._enabled = enabled
 
     @property
@@ -97,6 +93,7 @@ class Cache:
     def enabled(self, on: bool) -> None:
         if on and not self._enabled:
             # Writes skipped Redis while off, so entries may be stale: a new epoch before use.
+            self.recovery.unkept.update(self._layout.shards())
             self.trip(probe_now=True)
         self._enabled = on
 
@@ -115,8 +112,19 @@ class Cache:
         """The breaker's state; on a cluster, the worst of its shards' breakers."""
         return self._guard.state
 
+    @property
+    def partly_usable(self) -> bool:
+        """Whether some shard's breaker is closed: on a cluster, the other shards go on while
+        one is in an outage."""
+        return self._guard.some_closed
+
+    @property
+    def cluster(self) -> bool:
+        return self._layout.cluster
+
     def trip(self, *, probe_now: bool = False) -> None:
-        """Open every breaker: each probe then bumps its shard's epochs before Redis is used."""
+        """Open every breaker: each probe then checks its server and runs the recovery
+        callbacks before Redis is used again."""
         self._guard.trip(probe_now=probe_now)
 
     async def get_or_load(self, entity: Entity, key: Key, loader: Loader, ttl: TTLPolicy) -> bytes:
@@ -145,6 +153,24 @@ class Cache:
             return await bypass_many(m, loader, len(keys))
         pins = await self._store.pins(m, entity, keys)
         return await self._reader.read_many(m, pins, loader, ttl)
+
+    async def refresh_many(
+        self, entity: Entity, keys: Sequence[Key], loader: ManyLoader, ttl: TTLPolicy
+    ) -> int:
+        """Load `keys` again and store them with fresh TTLs, cached or not (the quiet window's
+        warm-up): each under a lease, as a miss is, so a write committed meanwhile revokes it
+        and its value stays out. A key whose lease another caller holds is skipped. How many
+        were stored; never a cache error (a loader's error reaches the caller)."""
+        if not self._enabled or not keys:
+            return 0
+        m = for_entity(entity.name)
+        return await self._reader.refresh_many(m, await self._pins(m, entity, keys), loader, ttl)
+
+    async def _pins(self, m: EntityMetrics, entity: Entity, keys: Sequence[Key]) -> list[Pinned]:
+        try:
+            return await self._store.pins(m, entity, keys)
+        except CacheError:  # a cluster's epochs not learnt: guesses, which replies correct
+            return [self._store.pin(entity, key) for key in keys]
 
     async def get_or_load_view(
         self, entity: Entity, key: Key, families: Sequence[str], loader: Loader, ttl: TTLPolicy
@@ -177,12 +203,7 @@ class Cache:
         members is one round trip, a cold page three (see `views`).
         """
         if not self._enabled or not self._doorkeeper.admit((listing.view.key_prefix, key)):
-            m, mm = for_entity(listing.view.name), for_entity(listing.members.name)
-            first = self._enabled  # else: off
-            view = orjson.loads(await bypass(m, loader, m.first_sight if first else m.bypass))
-            many = by_index(view["ids"], members)
-            bodies = await bypass_many(mm, many, len(view["ids"]), first_sight=first)
-            return view, bodies
+            return await self._views.bypass_listing(listing, loader, members, self._enabled)
         return await self._views.read_listing(listing, key, families, loader, members)
 
     async def put(
@@ -244,31 +265,15 @@ class Cache:
         return ok
 
     async def start(self) -> None:
-        """Learn the namespace's epoch before the first read, so that a process's first reads
-        do not each find out that it moved. Best effort: if Redis does not answer, the first
-        script reply corrects the guess all the same."""
-        if not self._enabled:
-            return
-        if not self._layout.cluster:
-            with contextlib.suppress(CacheError):
-                await self._guard.run(for_entity("epoch"), "epoch", self._epochs.sync)
-            return
-        # The topology now; the 16,384 epochs in the background (reads learn a slot's epoch
-        # on its first use anyway, and a put pinned to a slot learnt after its writer's
-        # commit could not prove that no bump came in between: see docs/scaling.md).
-        try:
-            async with asyncio.timeout(10):
-                await self._layout.start()
-        except (RedisError, RedisClusterException, OSError) as exc:  # the first call learns it
-            log.warning("cache %s: no topology learnt at start: %r", self.namespace, exc)
-        self._syncing = asyncio.create_task(
-            self._epochs.sync_quietly(), name=f"epochs:{self.namespace}"
-        )
+        """Check the namespace's servers before the first read (`Recovery.start`): an
+        earlier process may have cached data that a server restarted since has lost, and the
+        servers' marks let a later failover be seen. Best effort."""
+        if self._enabled:
+            await self.recovery.start(self._guard, self.namespace)
 
     async def started(self) -> None:
-        """Wait until `start`'s background learning of a cluster's epochs is done."""
-        if self._syncing is not None:
-            await self._syncing
+        """Wait until `start`'s background check of a cluster's shards is done."""
+        await self.recovery.checked()
 
     async def health(self) -> str:
         """`ok`, `disabled`, or `degraded: ...` saying why. Also lets a due probe through, so
@@ -293,7 +298,3 @@ class Cache:
             self._guard.trip(exc.shard)
             return False
         return True
-
-    async def _probe(self, shard: str) -> None:
-        """The half-open probe's first step: new epochs for every slot of `shard`."""
-        await self._epochs.bump(self._layout.shard_slots(shard))

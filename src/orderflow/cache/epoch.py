@@ -3,14 +3,19 @@
 On a Redis Cluster each slot has its own epoch (`layout`), on one node there is one. Each
 process keeps the epoch it believes in per slot; every script reply that touches an entry checks
 that belief in the same round trip and, if it is out of date, hands back the current value.
-When a breaker closes after an outage its probe bumps the epochs of its shard first, so no entry
-written before the outage (possibly missing an invalidation it could not receive) is served
-again (rule 5).
 
-Epochs only move forward. A missing key (an empty restart, an eviction) starts again from the
-server's clock in milliseconds, above any epoch counted up before (`scripts.FRESH`); an epoch
-found below what its caller believed (a replica promoted before it received the last bump) is
-moved past that belief. So no entry left from an earlier epoch of the same number is served.
+An epoch moves only when Redis lost data (rule 5), as the server itself shows it:
+- an empty restart loses the epoch key (it has no TTL, so no `volatile-*` eviction takes it):
+  the next script re-creates it above every value it had (`lua.FRESH`, the caller's belief);
+- a restart that kept a snapshot, or a replica promoted in its master's place, serves the slot
+  under another run id than the one marked there: the first process to see it moves the epoch,
+  once for all processes (`check_server`, run by every breaker probe).
+A pause, a timeout or a slow probe moves nothing: writes that could not reach Redis meanwhile are
+replayed from the upkeep journal instead, and the cache stays as warm as it was.
+
+Epochs only move forward: an epoch found below what its caller believed (a replica promoted
+before it received the last bump) is moved past that belief. So no entry left from an earlier
+epoch of the same number is served.
 """
 
 from __future__ import annotations
@@ -21,13 +26,15 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.typing import EncodableT
 
 from orderflow.cache.errors import CacheProtocolError
 from orderflow.cache.layout import Layout
-from orderflow.cache.scripts import CURRENT_EPOCH, NEW_EPOCH, Call, Scripts
+from orderflow.cache.lua import CHECK_SERVER, CURRENT_EPOCH, NEW_EPOCH
+from orderflow.cache.scripts import Call, Scripts
 
 log = logging.getLogger(__name__)
+CHUNK = 512  # slots per pipelined round trip when a cluster's are checked
 
 
 class Epochs:
@@ -43,6 +50,7 @@ class Epochs:
         self._scripts = scripts
         self._new_epoch = redis.register_script(NEW_EPOCH)
         self._current_epoch = redis.register_script(CURRENT_EPOCH)
+        self._check_server = redis.register_script(CHECK_SERVER)
 
     def key(self, slot: int) -> str:
         return self.layout.epoch_key(self.namespace, slot)
@@ -74,26 +82,6 @@ class Epochs:
             self._moves += slot in self._values
             self._values[slot] = value
 
-    async def sync(self, chunk: int = 512) -> None:
-        """Learn every slot's epoch (starting those Redis has none of) and believe them: on a
-        cluster in pipelines of `chunk` slots, so that other calls are not held up for long."""
-        slots = list(self.layout.slots())
-        if len(slots) == 1:
-            self.adopt(slots[0], int(await self._current_epoch(keys=[self.key(slots[0])])))
-            return
-        for start in range(0, len(slots), chunk):
-            part = [s for s in slots[start : start + chunk] if not self.known(s)]
-            calls = [self.learn_call(slot) for slot in part]
-            for slot, value in zip(part, await self._scripts.pipelined(calls), strict=True):
-                self.adopt(slot, int(value))
-
-    async def sync_quietly(self) -> None:
-        """`sync`, in the background: a failure is logged; replies correct guesses anyway."""
-        try:
-            await self.sync()
-        except (RedisError, RedisClusterException, OSError) as exc:
-            log.warning("cache %s: epochs not learnt at start: %r", self.namespace, exc)
-
     async def bump(self, slots: Iterable[int] | None = None) -> None:
         """Start a new epoch in `slots` (default: all): every entry there becomes unreachable."""
         chosen = list(self.layout.slots() if slots is None else slots)
@@ -105,6 +93,27 @@ class Epochs:
         for slot, value in zip(chosen, replies, strict=True):
             self.adopt(slot, int(value))
         log.info("cache epochs of %s bumped in %d slot(s)", self.namespace, len(chosen))
+
+    async def check_server(self, slots: Iterable[int], server_id: str) -> None:
+        """`slots` are served by the server whose run id is `server_id` now: if another
+        server held them when last checked, their data may be lost, so their epochs move
+        (once, whichever process sees it first); adopt what each slot's epoch is now."""
+        chosen = list(slots)
+        if len(chosen) == 1:
+            args: list[EncodableT] = [self.value(chosen[0]), server_id]
+            reply = await self._check_server(keys=self._check_keys(chosen[0]), args=args)
+            self.adopt(chosen[0], int(reply))
+            return
+        for start in range(0, len(chosen), CHUNK):  # other calls are not held up for long
+            part = chosen[start : start + CHUNK]
+            calls: list[Call] = [
+                (self._check_server, self._check_keys(s), [self.value(s), server_id]) for s in part
+            ]
+            for slot, value in zip(part, await self._scripts.pipelined(calls), strict=True):
+                self.adopt(slot, int(value))
+
+    def _check_keys(self, slot: int) -> list[str]:
+        return [self.key(slot), self.key(slot) + ":server"]
 
     async def write(self, slot: int, attempt: Callable[[int], Awaitable[Any]]) -> Any:
         """Run a write script at the believed epoch of `slot`; if the reply says the epoch

@@ -5,7 +5,9 @@
     ├── CacheBusy              every connection of the pool was in use: Redis was not called
     ├── CacheTimeout           Redis did not answer within the cache's timeout
     ├── CacheConnectionError   Redis could not be reached (refused, reset, closed)
-    └── CacheProtocolError     Redis answered, but with an error or a reply we cannot use
+    ├── CacheProtocolError     Redis answered, but with an error or a reply we cannot use
+    └── CacheRecoveryError     a breaker's probe could not replay what Redis missed (its
+                               `Cache.on_recovery` callback failed): the breaker stays open
 
 These are raised only inside the package. `Cache`'s public methods catch them: a read falls back
 to its loader and a write reports failure by its return value (rule 1: the cache never fails a
@@ -47,6 +49,10 @@ class CacheProtocolError(CacheError):
     """Redis answered with an error, or with a reply the cache protocol does not expect."""
 
 
+class CacheRecoveryError(CacheError):
+    """A recovery callback failed during a breaker's probe (e.g. its database was down)."""
+
+
 def translate(exc: BaseException, shard: str | None = None) -> CacheError:
     """Map an exception from redis-py or the socket layer to the matching `CacheError`."""
     # Timeouts first: the builtin TimeoutError (what asyncio.timeout raises) is also an OSError.
@@ -58,7 +64,8 @@ def translate(exc: BaseException, shard: str | None = None) -> CacheError:
 
 
 def kind(exc: CacheError) -> str:
-    """A short label for metrics: `unavailable`, `busy`, `timeout`, `connection`, `protocol`."""
+    """A short label for metrics: `unavailable`, `busy`, `timeout`, `connection`, `protocol`,
+    `recovery`."""
     return _KINDS.get(type(exc), "protocol")
 
 
@@ -68,4 +75,5 @@ _KINDS: dict[type[CacheError], str] = {
     CacheTimeout: "timeout",
     CacheConnectionError: "connection",
     CacheProtocolError: "protocol",
+    CacheRecoveryError: "recovery",
 }

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TypeVar
 
 from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
@@ -24,7 +25,10 @@ from orderflow.cache.metrics import EntityMetrics
 
 T = TypeVar("T")
 
-PROBE_TIMEOUT_S = 15.0  # a cluster's probe bumps thousands of slots' epochs, not one
+# A probe checks thousands of slots on a cluster, and replays the upkeep journal's pending rows.
+PROBE_TIMEOUT_S = 15.0
+# The shards whose probe is running in this task: its own calls pass their breakers.
+_RECOVERING: ContextVar[frozenset[str]] = ContextVar("recovering", default=frozenset())
 _WORST: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -39,8 +43,10 @@ class Guard:
     slots another node serves now (a replica promoted) is in an outage: the answer of the call
     that found out is not trusted, and the shard's breaker opens for an immediate probe.
 
-    The half-open probe runs `on_probe(shard)` (the bump of that shard's epochs) before its own
-    call, so that nothing is read or written after an outage until the new epochs are in place.
+    The half-open probe runs `on_probe(shard)` before its own call (`Cache._probe`: the check
+    that the shard's server lost nothing, then the replay of what Redis missed meanwhile), so
+    that nothing is read from the shard after an outage until that is done. Calls made by
+    `on_probe` itself pass the shard's breaker (`_RECOVERING`), each under `timeout_s`.
     """
 
     def __init__(
@@ -73,8 +79,14 @@ class Guard:
         states = [b.state for b in self._breakers.values()] or [self.breaker.state]
         return max(states, key=_WORST.__getitem__)
 
+    @property
+    def some_closed(self) -> bool:
+        """Whether any shard's breaker is closed (some of Redis is usable)."""
+        return any(b.state == "closed" for b in self._breakers.values()) or not self._breakers
+
     def trip(self, shard: str | None = None, *, probe_now: bool = False) -> None:
-        """Open `shard`'s breaker (default: every shard's) so its probe bumps its epochs."""
+        """Open `shard`'s breaker (default: every shard's): its probe checks the server and
+        replays what Redis missed before the shard is used again."""
         shards = [shard] if shard is not None else self.layout.shards()
         for name in shards:
             self.breaker_of(name).trip(probe_now=probe_now)
@@ -102,6 +114,8 @@ class Guard:
         its latency or its failure."""
         shard = self.layout.shard(slot)
         breaker = self.breaker_of(shard)
+        if shard in _RECOVERING.get():  # the probe's own work: the probe reports for it
+            return await self._recovering(metrics, op, call, shard)
         ticket = breaker.admit()
         if ticket is None:
             metrics.error(op, "unavailable")
@@ -130,29 +144,48 @@ class Guard:
             self._failed(breaker, ticket, metrics, op, error, shard)
             raise error from exc
         except (AttributeError, RuntimeError, asyncio.CancelledError) as exc:
-            task = asyncio.current_task()
-            if not self.layout.cluster or (task is not None and task.cancelling()):
+            if (dropped := self._dropped(exc, shard)) is None:
                 raise  # one node's, or our own task cancelled: not redis-py's doing
-            # redis-py's cluster client disconnects a node's connections (or every node's) when
-            # a call fails over or reloads the slot table, under the calls still using them:
-            # these then fail inside redis-py ("'NoneType' object has no attribute
-            # 'writelines'", uvloop's "the handler is closed", a CancelledError from its own
-            # wait for a dropped connection to close). A lost connection, as such.
-            error = CacheConnectionError(f"{type(exc).__name__}: {exc}", shard)
-            self._failed(breaker, ticket, metrics, op, error, shard)
-            raise error from exc
+            self._failed(breaker, ticket, metrics, op, dropped, shard)
+            raise dropped from exc
         # A cancelled call reports nothing: it says nothing about Redis (a lost probe expires).
         breaker.succeeded(ticket)
         metrics.latency[op].observe(time.perf_counter() - started)
         return result
 
+    def _dropped(self, exc: BaseException, shard: str) -> CacheError | None:
+        """redis-py's cluster client disconnects a node's connections (or every node's) when a
+        call fails over or reloads the slot table, under the calls still using them: these then
+        fail inside redis-py ("'NoneType' object has no attribute 'writelines'", uvloop's "the
+        handler is closed", a CancelledError from its own wait for a dropped connection to
+        close). A lost connection, as such; None if `exc` is not that."""
+        task = asyncio.current_task()
+        if not self.layout.cluster or (task is not None and task.cancelling()):
+            return None
+        return CacheConnectionError(f"{type(exc).__name__}: {exc}", shard)
+
+    async def _recovering(
+        self, metrics: EntityMetrics, op: str, call: Callable[[], Awaitable[T]], shard: str
+    ) -> T:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await call()
+        except (RedisError, RedisClusterException, OSError) as exc:
+            error = translate(exc, shard)
+            metrics.error(op, kind(error))
+            raise error from exc
+
     async def _probe(self, shard: str) -> None:
-        """The probe's first step: the slot table reloaded (a cluster's), the shard's epochs
-        bumped, its master accepted."""
-        async with asyncio.timeout(PROBE_TIMEOUT_S if self.layout.cluster else self.timeout_s):
+        """The probe's first step: the slot table reloaded (a cluster's), `on_probe(shard)`
+        with the shard's breaker passed by its own calls, the master seen before it accepted."""
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
             await self.layout.refresh()
             master = self.layout.master(shard)
-            await self._on_probe(shard)
+            recovering = _RECOVERING.set(_RECOVERING.get() | {shard})
+            try:
+                await self._on_probe(shard)
+            finally:
+                _RECOVERING.reset(recovering)
         self.layout.settle(shard, master)
 
     def _failed(

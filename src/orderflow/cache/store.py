@@ -100,18 +100,50 @@ class Store:
         busy: leased to another caller, or in a slot whose epoch moved or whose shard failed).
         One round trip per shard, the shards at once."""
         groups = by_slot(pins)
-        calls = [(slot, self._lookup_many_call(group, token)) for slot, group in groups]
+        calls = [(slot, self.lookup_many_call(group, token)) for slot, group in groups]
         replies = await self.shards.run(m, "lookup_many", calls)
-        return self._found_many(pins, groups, replies)
+        return self.found_many(pins, groups, replies)
+
+    async def lease_many(self, m: EntityMetrics, pins: Sequence[Pinned], token: str) -> list[bool]:
+        """Take the leases of `pins` for `token` where free, stored entries or not: whether
+        each is ours. One round trip per shard; a failed shard's or moved epoch's are not."""
+        groups = by_slot(pins)
+        calls: list[tuple[int, Call]] = [
+            (
+                slot,
+                (
+                    self.scripts.lease_many,
+                    self.lease_keys(g),
+                    [g[0][1].epoch, token, self.lease_ms],
+                ),
+            )
+            for slot, g in groups
+        ]
+        leased = [False] * len(pins)
+        for (slot, group), reply in zip(
+            groups, await self.shards.run(m, "lease", calls), strict=True
+        ):
+            if isinstance(reply, CacheError):
+                continue
+            if len(reply) == 1:  # {epoch}
+                self.epochs.adopt(slot, int(reply[0]))
+                continue
+            for (i, _), got in zip(group, reply[1:], strict=True):
+                leased[i] = got == 1
+        return leased
+
+    def lease_keys(self, group: list[tuple[int, Pinned]]) -> list[str]:
+        """The epoch key of the group's slot, then the group's lease keys."""
+        return [self.epochs.key(group[0][1].slot), *(self.keys.lease(p.key) for _, p in group)]
 
     async def fill(
         self, m: EntityMetrics, pin: Pinned, token: str, version: int, payload: bytes, ttl_ms: int
     ) -> None:
         """Compare-and-set after a miss, in the lookup's epoch, with the lookup's lease, which
         it releases (counted: stored/stale/epoch/lease)."""
-        call = self._fill_call(pin, token, version, payload, ttl_ms)
+        call = self.fill_call(pin, token, version, payload, ttl_ms)
         reply = await self.guard.run(m, "fill", lambda: call[0](call[1], call[2]), pin.slot)
-        self._count_fill(m, pin.slot, reply)
+        self.count_fill(m, pin.slot, reply)
 
     async def fill_many(
         self,
@@ -119,29 +151,17 @@ class Store:
         token: str,
         fills: Sequence[Fill],
         releases: Sequence[Pinned] = (),
-    ) -> None:
+    ) -> int:
         """`fill` for several `(pin, version, payload, ttl_ms)` leased to `token`, and the
         leases on `releases` given back: one pipelined round trip per shard. Each fill is its
-        own compare-and-set, counted on its own."""
-        calls = [(f[0].slot, self._fill_call(f[0], token, f[1], f[2], f[3])) for f in fills]
+        own compare-and-set, counted on its own. How many were stored."""
+        calls = [(f[0].slot, self.fill_call(f[0], token, f[1], f[2], f[3])) for f in fills]
         calls += [(p.slot, self._release_call(p, token)) for p in releases]
         replies = await self.shards.run(m, "fill_many", calls)
         for fill, reply in zip(fills, replies, strict=False):
             if not isinstance(reply, CacheError):
-                self._count_fill(m, fill[0].slot, reply)
-
-    async def fill_then_lookup_many(
-        self, m: EntityMetrics, token: str, fill: Fill, pins: Sequence[Pinned]
-    ) -> list[Found]:
-        """A cold listing's middle round trip: the view's fill and its members' lookup."""
-        pin, version, payload, ttl_ms = fill
-        groups = by_slot(pins)
-        calls = [(pin.slot, self._fill_call(pin, token, version, payload, ttl_ms))]
-        calls += [(slot, self._lookup_many_call(group, token)) for slot, group in groups]
-        filled, *found = await self.shards.run(m, "fill_many", calls)
-        if not isinstance(filled, CacheError):
-            self._count_fill(m, pin.slot, filled)
-        return self._found_many(pins, groups, found)
+                self.count_fill(m, fill[0].slot, reply)
+        return sum(1 for reply in replies[: len(fills)] if reply == 1)
 
     async def release(self, m: EntityMetrics, pin: Pinned, token: str) -> None:
         """Give the lease on `pin` back, if it is still ours (it may have expired meanwhile)."""
@@ -177,7 +197,7 @@ class Store:
                     m, "put", lambda: self.scripts.put(keys, [pin.epoch, *args]), pin.slot
                 )
             if isinstance(reply, list):
-                self._count_fill(m, pin.slot, reply)
+                self.count_fill(m, pin.slot, reply)
                 await self.invalidate(m, entity, key, version)
                 return
         m.fills["stored" if reply == 1 else "stale"].inc()
@@ -197,7 +217,7 @@ class Store:
         keys = [self.epochs.key(pin.slot), pin.key, self.keys.lease(pin.key)]
         return self.scripts.lookup, keys, [pin.epoch, token, self.lease_ms]
 
-    def _lookup_many_call(self, group: list[tuple[int, Pinned]], token: str) -> Call:
+    def lookup_many_call(self, group: list[tuple[int, Pinned]], token: str) -> Call:
         entries = [pin.key for _, pin in group]
         keys = [*self.epoch_keys(group), *(self.keys.lease(k) for k in entries)]
         return self.scripts.lookup_many, keys, [group[0][1].epoch, token, self.lease_ms]
@@ -206,9 +226,7 @@ class Store:
         """The epoch key of the group's slot, then the group's keys."""
         return [self.epochs.key(group[0][1].slot), *(pin.key for _, pin in group)]
 
-    def _fill_call(
-        self, pin: Pinned, token: str, version: int, payload: bytes, ttl_ms: int
-    ) -> Call:
+    def fill_call(self, pin: Pinned, token: str, version: int, payload: bytes, ttl_ms: int) -> Call:
         keys = [self.epochs.key(pin.slot), pin.key, self.keys.lease(pin.key)]
         args: list[EncodableT] = [pin.epoch, version, entry.encode(version, payload), ttl_ms]
         return self.scripts.fill, keys, [*args, token]
@@ -226,7 +244,7 @@ class Store:
         self.epochs.adopt(pin.slot, int(reply[0]))
         return Miss.MOVED
 
-    def _found_many(
+    def found_many(
         self,
         pins: Sequence[Pinned],
         groups: list[tuple[int, list[tuple[int, Pinned]]]],
@@ -248,7 +266,7 @@ class Store:
                 found[i] = entry_found(raw)
         return found
 
-    def _count_fill(self, m: EntityMetrics, slot: int, reply: Any) -> None:
+    def count_fill(self, m: EntityMetrics, slot: int, reply: Any) -> None:
         if isinstance(reply, list):  # the lookup's epoch is over: the value stays out
             self.epochs.adopt(slot, int(reply[0]))
             outcome = "epoch"

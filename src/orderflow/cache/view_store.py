@@ -8,7 +8,19 @@ from typing import Any, Literal
 from redis.typing import EncodableT
 
 from orderflow.cache.errors import CacheError
-from orderflow.cache.found import Busy, Miss, Pinned, ViewHit, ViewMiss, by_slot, entry_found, text
+from orderflow.cache.found import (
+    Busy,
+    Fill,
+    Found,
+    Miss,
+    Pinned,
+    ViewHit,
+    ViewMiss,
+    by_slot,
+    entry_found,
+    text,
+)
+from orderflow.cache.generations import GENERATION_TTL_MS
 from orderflow.cache.keys import Entity, Key
 from orderflow.cache.metrics import EntityMetrics
 from orderflow.cache.shards import each
@@ -30,12 +42,14 @@ class ViewStore:
         families: Sequence[str],
         token: str,
         members: Entity | None = None,
+        members_token: str = "",
     ) -> ViewHit | ViewMiss | Literal[Miss.MOVED]:
         """A view's entry under its families' current generations, in one round trip, with
         its members' entries if `members` is given and the layout lets a script build their
-        keys (one node; else `ViewHit.members` is None). Missing entries, the view's or its
-        members', are leased to `token` if free. On a cluster, a view whose families' counters
-        are in other slots than its first family's reads them first: one more round trip."""
+        keys (one node; else `ViewHit.members` is None). A missing view entry is leased to
+        `token`, missing members to `members_token`, if free. On a cluster, a view whose
+        families' counters are in other slots than its first family's reads them first: one
+        more round trip."""
         slot = self._layout.slot(self._keys.generation(0, families[0]))
         gen_slots = [self._layout.slot(self._keys.generation(0, f)) for f in families]
         if self._layout.cluster:
@@ -48,7 +62,10 @@ class ViewStore:
         member_head = self._keys.member_head(members, epoch) if members and builds else ""
         counters = [self._keys.generation(epoch, f) for f in families]
         script_keys = [self._epochs.key(slot), *counters]
-        args: list[EncodableT] = [epoch, token, self._store.lease_ms, head, tail, member_head]
+        args: list[EncodableT] = [
+            *(epoch, token, self._store.lease_ms, head, tail, member_head),
+            *(GENERATION_TTL_MS, members_token),
+        ]
         reply = await self._store.guard.run(
             m, "lookup_view", lambda: self._store.scripts.lookup_view(script_keys, args), slot
         )
@@ -80,7 +97,10 @@ class ViewStore:
         ]
         groups = by_slot(pins)
         script = self._store.scripts.generations
-        calls = [(slot, (script, self._store.epoch_keys(g), [g[0][1].epoch])) for slot, g in groups]
+        calls = [
+            (slot, (script, self._store.epoch_keys(g), [g[0][1].epoch, GENERATION_TTL_MS]))
+            for slot, g in groups
+        ]
         replies = await self._store.shards.run(m, "generations", calls)
         gens: list[str] = [""] * len(pins)
         for (slot, group), reply in zip(groups, replies, strict=True):
@@ -119,3 +139,16 @@ class ViewStore:
             await self._store.guard.run(m, "bump", lambda: self._epochs.write(slot, attempt), slot)
 
         await each([bump_slot(slot, names) for slot, names in slots.items()])
+
+    async def fill_then_lookup_many(
+        self, m: EntityMetrics, token: str, fill: Fill, pins: Sequence[Pinned]
+    ) -> list[Found]:
+        """A cold listing's middle round trip: the view's fill and its members' lookup."""
+        pin, version, payload, ttl_ms = fill
+        groups = by_slot(pins)
+        calls = [(pin.slot, self._store.fill_call(pin, token, version, payload, ttl_ms))]
+        calls += [(slot, self._store.lookup_many_call(group, token)) for slot, group in groups]
+        filled, *found = await self._store.shards.run(m, "fill_many", calls)
+        if not isinstance(filled, CacheError):
+            self._store.count_fill(m, pin.slot, filled)
+        return self._store.found_many(pins, groups, found)

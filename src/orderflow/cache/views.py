@@ -58,6 +58,15 @@ class Views:
             return await bypass(m, loader, m.miss)
         return await self._reader.read_missed(Read(m, found.key, token, loader, ttl), found.lease)
 
+    async def bypass_listing(
+        self, listing: Listing, loader: Loader, members: MembersLoader, first_sight: bool
+    ) -> tuple[Any, list[bytes]]:
+        """A listing read without Redis: a first sight (`admission`), or the cache off."""
+        m, mm = for_entity(listing.view.name), for_entity(listing.members.name)
+        view = orjson.loads(await bypass(m, loader, m.first_sight if first_sight else m.bypass))
+        many = by_index(view["ids"], members)
+        return view, await bypass_many(mm, many, len(view["ids"]), first_sight=first_sight)
+
     async def read_listing(
         self,
         listing: Listing,
@@ -68,10 +77,11 @@ class Views:
     ) -> tuple[Any, list[bytes]]:
         """A list view and its members (see `Cache.get_or_load_listing`)."""
         m, mm = for_entity(listing.view.name), for_entity(listing.members.name)
+        members_token = self._reader.token()  # nobody waits on it: see `Reader.read_many`
         try:
             token, found = await self._reader.looked_up(
                 lambda token: self._views.lookup_view(
-                    m, listing.view, key, families, token, listing.members
+                    m, listing.view, key, families, token, listing.members, members_token
                 ),
                 _leased,
             )
@@ -88,7 +98,7 @@ class Views:
                 mm.hit.inc(len(stored))
                 return view, [entry.body(raw) for raw in stored]
             return view, await self._read_members(
-                mm, listing, view["ids"], members, token, found.members, found.epoch
+                mm, listing, view["ids"], members, members_token, found.members, found.epoch
             )
         if isinstance(found, ViewMiss) and found.lease is Miss.LEASED:
             read = Read(m, found.key, token, loader, listing.ttl)
@@ -119,7 +129,7 @@ class Views:
             return view, []
         pins = await self._store.pins(mm, listing.members, ids)
         try:
-            found = await self._store.fill_then_lookup_many(read.m, read.token, fill, pins)
+            found = await self._views.fill_then_lookup_many(read.m, read.token, fill, pins)
         except CacheError:
             return view, await bypass_many(mm, by_index(ids, members), len(ids))
         return view, await self._reader.complete_many(

@@ -239,7 +239,8 @@ _WRITE_FAILURES: tuple[type[Exception], ...] = (CacheError, *REDIS_FAILURES)
 async def _never_fails(op: str, cache: Cache, write: Awaitable[bool]) -> bool:
     """Rule 1 at the service's edge: a cache write that fails in a way the library did not
     contain (a connection reset while it recovered from another error) trips the breaker, whose
-    recovery bumps the epoch, and the committed write is answered all the same."""
+    probe replays the upkeep journal before Redis is read again, and the committed write is
+    answered all the same."""
     try:
         return bool(await write)
     except _WRITE_FAILURES as exc:

@@ -14,6 +14,11 @@ stream skips an event it already has). A row whose repair fails stays for the ne
 
 A retry that takes a path doing no cache work (an idempotent replay, a 409) repairs the rows of
 its entry itself, waiting for any process repairing them now, before it answers (`repair`).
+
+A process whose breaker opened (Redis paused, restarted, unreachable from it) replays every
+pending row, whatever its age, in its breaker's probe, before it reads from Redis again
+(`replay`, added to `Cache.recovery`): writes acknowledged meanwhile, by any process,
+reach Redis before this process trusts it. So an outage costs no epoch bump and no cold cache.
 """
 
 import asyncio
@@ -44,6 +49,7 @@ Republish = Callable[[str, dict[str, Any]], Awaitable[bool]]  # (event type, ord
 BATCH = 20
 BATCHES_PER_TICK = 50
 LOCK_WAIT_MS = 1000  # a replay or 409 waits this long at most for a repair in progress
+REPLAY_BATCHES = 500  # a probe replays at most this many batches; the workers do the rest
 
 
 def exit_now() -> None:
@@ -84,6 +90,7 @@ class UpkeepJournal:
         self.applied_ids = AppliedIds()
         self._flusher = False  # applied ids are kept only while a flusher deletes them
         self._repairs = Coalescer(self._repair_now)
+        self._replays: Coalescer[None] = Coalescer(self._replay_now)
 
     async def record(self, session: AsyncSession, upkeep: Upkeep) -> int:
         """Journal `upkeep` in the transaction of `session`; returns the row's id."""
@@ -141,27 +148,45 @@ class UpkeepJournal:
         """One round of the worker: repair the rows left for `repair_after_s`; how many."""
         if not await self._cache_usable():
             return 0
+        repaired = await self._repair_due(self.repair_after_s, BATCHES_PER_TICK)
+        metrics.UPKEEP_REPAIRED.labels(self.database, "worker").inc(repaired)
+        return repaired
+
+    async def replay(self) -> int:
+        """Re-apply every pending row, whatever its age (a breaker's probe, before Redis is
+        read again); how many. Callers in this process at the same time share a replay that
+        started after they asked."""
+        return await self._replays(None)
+
+    async def _replay_now(self, _: None) -> int:
+        replayed = await self._repair_due(0.0, REPLAY_BATCHES)
+        metrics.UPKEEP_REPAIRED.labels(self.database, "replay").inc(replayed)
+        if replayed:
+            log.info("cache upkeep: %d pending row(s) replayed after an outage", replayed)
+        return replayed
+
+    async def _repair_due(self, older_than_s: float, batches: int) -> int:
+        """Repair the rows left for `older_than_s`, in batches, oldest first; how many."""
         repaired = 0
-        for _ in range(BATCHES_PER_TICK):
+        for _ in range(batches):
             async with self.sessions() as session, session.begin():
                 repository = UpkeepRepository(session, self.model, background=True)
-                rows = await repository.lock_due(self.repair_after_s, BATCH)
+                rows = await repository.lock_due(older_than_s, BATCH)
                 done = await self._apply(rows)
                 await repository.delete(done)
             repaired += len(done)
             if len(rows) < BATCH or len(done) < len(rows):
                 break
-        metrics.UPKEEP_REPAIRED.labels(self.database, "worker").inc(repaired)
         return repaired
 
     async def _cache_usable(self) -> bool:
         """While the breaker is not closed, let its probe through (an idle process recovers by
-        itself: the probe bumps the epoch); repair only once it is closed."""
+        itself: the probe replays the journal); repair once some shard's breaker is closed."""
         cache = self.cache.cache
         if cache is None or not cache.enabled or _closed(cache):
             return True
         await cache.health()
-        return _closed(cache)
+        return cache.partly_usable
 
     async def _apply(self, rows: Sequence[UpkeepTable]) -> list[int]:
         """Re-apply `rows` idempotently; the ids of those that fully applied (rows this process
@@ -172,7 +197,12 @@ class UpkeepJournal:
             return done
         ok = {row.id: await self._tombstone(row) for row in rows}
         if not await self.cache.bump(union(row.families for row in rows)):
-            return done
+            cache = self.cache.cache
+            if cache is None or not cache.cluster:
+                return done
+            # A cluster: one shard failing must not hold back the rows of the others.
+            for row in rows:
+                ok[row.id] = ok[row.id] and await self.cache.bump(list(row.families))
         for row in rows:
             if ok[row.id] and row.event:
                 ok[row.id] = await self._announce(row)
@@ -203,9 +233,13 @@ class UpkeepJournal:
             for work, every in loops
         ]
         self._flusher = True
+        if repair and self.cache.cache is not None:
+            self.cache.cache.recovery.add(self.replay)
         try:
             yield
         finally:
+            if repair and self.cache.cache is not None:
+                self.cache.cache.recovery.remove(self.replay)
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.flush()

@@ -91,14 +91,23 @@ async def popular_item_ids(sales: Sales, limit: int) -> list[int]:
 
 
 async def warm_items(sales: Sales, item_ids: list[int]) -> int:
-    """Load `item_ids` into the cache with fresh quiet-window TTLs; returns how many."""
-    async with sales.unit() as uow:
-        items = await uow.repository(ItemRepository).many(item_ids)
+    """Load `item_ids` into the cache with fresh quiet-window TTLs; returns how many.
+
+    Each fill takes a lease first, as a miss does: a seller's edit committed while the job
+    reads revokes it, so the job never stores an item older than the edit."""
     cache = sales.cache.cache
-    if cache is None:
+    if cache is None or not item_ids:
         return 0
-    stored = 0
-    for item in items:
-        body = dumps(item_dict(item))
-        stored += await cache.put(ITEM, item.id, item.version, body, sales.item_ttl)
-    return stored
+
+    async def load(indexes: list[int]) -> dict[int, tuple[int | None, bytes]]:
+        wanted = [item_ids[i] for i in indexes]
+        async with sales.unit() as uow:
+            items = {item.id: item for item in await uow.repository(ItemRepository).many(wanted)}
+        return {
+            i: (item.version, dumps(item_dict(item)))
+            if (item := items.get(item_ids[i]))
+            else (None, b"{}")
+            for i in indexes
+        }
+
+    return await cache.refresh_many(ITEM, item_ids, load, sales.item_ttl)
