@@ -1,15 +1,19 @@
 """The caching policies through the HTTP API, against real Redis and PostgreSQL."""
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from orderflow.data.shopdb import Item
 from orderflow.relay.relay import Direction, drain
 from orderflow.sales.caching import ITEM, ORDER
-from orderflow.sales.catalogue.service import popular_item_ids
+from orderflow.sales.catalogue.repository import ItemRepository
+from orderflow.sales.catalogue.service import popular_item_ids, warm_items
 from orderflow.sales.catalogue.warmer import warm_popular
 from tests.cachecheck import app_of, cache_of, hits, metric, misses
 from tests.factories import new_client, new_item, new_order
@@ -282,3 +286,31 @@ async def settled(*clients: httpx.AsyncClient) -> None:
     now also a background one (the upkeep journal's worker), and would turn a hit into a miss."""
     for client in clients:
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_the_warm_up_never_stores_an_item_older_than_an_edit(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding (issue 18): the job read v1, a seller saved v2 (a tombstone), the tombstone
+    went (it lives 60 s; an eviction or an empty restart does it sooner), and the job stored v1
+    for a day. Its fill now needs the lease it took before reading: the edit revoked it."""
+    item = await new_item(crm)
+    app = app_of(shop)
+    read, release = asyncio.Event(), asyncio.Event()
+    original = ItemRepository.many
+
+    async def held(self: ItemRepository, item_ids: list[int]) -> Sequence[Item]:
+        rows = await original(self, item_ids)
+        read.set()  # the job has v1
+        await release.wait()
+        return rows
+
+    monkeypatch.setattr(ItemRepository, "many", held)
+    job = asyncio.create_task(warm_items(app.state.context, [item["id"]]))
+    await read.wait()
+    edited = {"name": "Edited", "category": item["category"], "price": item["price"]}
+    assert (await crm.put(f"/items/{item['id']}", json=edited)).status_code == 200
+    await redis.delete(cache_of(shop).key_of(ITEM, item["id"]))  # the tombstone is gone
+    release.set()
+    assert await job == 0
+    assert (await shop.get(f"/items/{item['id']}")).json()["name"] == "Edited"

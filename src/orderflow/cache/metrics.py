@@ -39,6 +39,7 @@ OPS = (
     "generations",
     "fill",
     "fill_many",
+    "lease",
     "release",
     "put",
     "invalidate",
