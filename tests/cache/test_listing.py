@@ -1,6 +1,8 @@
 """Listings: a view of ids and the member entries it lists, read in one round trip on a hit."""
 
+import asyncio
 import uuid
+from typing import Any
 
 import orjson
 import pytest
@@ -121,3 +123,37 @@ async def test_a_moved_epoch_is_adopted_and_nothing_old_is_served(
     got = await cache.get_or_load_listing(listing, "p", ["f"], page(1), members)
     assert got[1] == [b'{"v":2}']
     assert await client.get(f"{ns}:o:v1:e1:{{1}}") == b'2|{"v":2}'
+
+
+async def test_a_single_read_never_waits_on_a_page_s_member_lease(
+    cache: Cache, listing: Listing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding (issue 18): a page hit leased its missing members under the page read's own
+    token, whose load future was registered until the page's reply was handled, then dropped
+    unresolved. A single read of such a member whose reply was handled in between (a reply over
+    64 KB arrives over several loop turns) joined that future and never returned."""
+    rows = {1: (1, b'{"id":1}'), 2: (1, b'{"id":2}')}
+    await cache.get_or_load_listing(listing, "p", ["f"], page(1, 2), Members(rows))
+    await cache.invalidate(listing.members, 1, 2)  # member 1 is missing now
+    replied, handled = asyncio.Event(), asyncio.Event()
+    views = cache._views._views  # noqa: SLF001  the reply's handling is what is held back
+    lookup_view = views.lookup_view
+
+    async def slow_to_handle(*args: Any, **kwargs: Any) -> Any:
+        found = await lookup_view(*args, **kwargs)  # member 1 is leased now
+        replied.set()
+        await handled.wait()
+        return found
+
+    monkeypatch.setattr(views, "lookup_view", slow_to_handle)
+    rows[1] = (2, b'{"id":1,"v":2}')
+    reading = asyncio.create_task(
+        cache.get_or_load_listing(listing, "p", ["f"], page(1, 2), Members(rows))
+    )
+    await replied.wait()
+    single = Loader(2, b'{"id":1,"v":2}')
+    async with asyncio.timeout(2):  # before the fix: for ever
+        assert await cache.get_or_load(listing.members, 1, single, TTL) == b'{"id":1,"v":2}'
+    handled.set()
+    _, bodies = await reading
+    assert bodies == [b'{"id":1,"v":2}', b'{"id":2}']
