@@ -136,7 +136,7 @@ async def test_a_single_read_never_waits_on_a_page_s_member_lease(
     await cache.get_or_load_listing(listing, "p", ["f"], page(1, 2), Members(rows))
     await cache.invalidate(listing.members, 1, 2)  # member 1 is missing now
     replied, handled = asyncio.Event(), asyncio.Event()
-    views = cache._views._views  # noqa: SLF001  the reply's handling is what is held back
+    views = cache._views._views
     lookup_view = views.lookup_view
 
     async def slow_to_handle(*args: Any, **kwargs: Any) -> Any:
