@@ -50,6 +50,7 @@ BATCH = 20
 BATCHES_PER_TICK = 50
 LOCK_WAIT_MS = 1000  # a replay or 409 waits this long at most for a repair in progress
 REPLAY_BATCHES = 500  # a probe replays at most this many batches; the workers do the rest
+REPLAY_BUDGET_S = 1.0  # the longest a probe (and the request carrying it) waits for a replay
 
 
 def exit_now() -> None:
@@ -155,8 +156,11 @@ class UpkeepJournal:
     async def replay(self) -> int:
         """Re-apply every pending row, whatever its age (a breaker's probe, before Redis is
         read again); how many. Callers in this process at the same time share a replay that
-        started after they asked."""
-        return await self._replays(None)
+        started after they asked. After `REPLAY_BUDGET_S` the caller gives up (TimeoutError:
+        the probe fails, so the request carrying it does not wait) while the replay goes on;
+        a later probe finds what is left."""
+        async with asyncio.timeout(REPLAY_BUDGET_S):
+            return await self._replays(None)
 
     async def _replay_now(self, _: None) -> int:
         replayed = await self._repair_due(0.0, REPLAY_BATCHES)
