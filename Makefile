@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # (seeded on first use, ~2 min); with one running (`make run`), it tests that one.
 LOADTEST_ARGS ?= --data-dir .orderflow-1m --orders 1000000
 
-.PHONY: help run test lint format install bench bench-claims loadtest faults clean browser vendor screens
+.PHONY: help run test check lint format install bench bench-claims loadtest faults clean browser vendor screens
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ test: install browser ## run the test suite against real PostgreSQL and Redis (s
 	ORDERFLOW_EMBEDDED_REDIS=valkey $(UV) run --frozen pytest $(VALKEY_TESTS)
 	ORDERFLOW_EMBEDDED_REDIS=valkey ORDERFLOW_TEST_ON_CLUSTER=1 \
 		$(UV) run --frozen pytest $(VALKEY_CLUSTER_TESTS)
+
+check: install ## the fast tier for the edit-and-test loop: lint, then the unit and cache-library tests (under 2 minutes)
+	$(UV) run --frozen ruff format --check src tests perf
+	$(UV) run --frozen ruff check src tests perf
+	$(UV) run --frozen mypy src
+	$(UV) run --frozen pytest tests/unit tests/cache -q
 
 # Playwright's own browser download needs general internet: the browser tests drive Debian's
 # Chromium instead. Installed only when missing, and only as root on Debian; elsewhere the
@@ -86,8 +92,12 @@ bench-claims: install ## MES claims per second and claim-to-event latency, N ope
 loadtest: install ## Locust: the three roles, cache off then on, on 1M orders (or the running platform); HTML report in reports/
 	$(UV) run --frozen python -m perf.loadtest $(LOADTEST_ARGS)
 
-faults: install ## the long fault suite: load from all roles while Redis, PostgreSQL, relay and APIs fail
+# The model-based test of the cache's promise, long: many more random histories than make test's.
+MODEL_EXAMPLES ?= 60
+
+faults: install ## the long fault suite under load, then the model-based test of the cache's promise at length
 	$(UV) run --frozen python -m tests.faults.suite --seconds $(or $(FAULT_SECONDS),120)
+	ORDERFLOW_MODEL_EXAMPLES=$(MODEL_EXAMPLES) $(UV) run --frozen pytest -m model -q tests/integration/test_model.py
 
 clean: ## remove the embedded servers' data (.orderflow/) and caches
 	rm -rf .orderflow .pytest_cache .mypy_cache .ruff_cache

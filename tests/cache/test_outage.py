@@ -62,9 +62,8 @@ async def test_redis_stopped_then_restarted(
     for _ in range(3):
         value, took = await timed(fragile.get_or_load(entity, 7, loader, TTL))
         assert value == b'{"v":1}'
-        # At most one timeout, not redis-py's retries or a connect timeout (2 s); the slack is
-        # the scheduling of a shared 2-core machine (0.23 s seen once in CI).
-        assert took < TIMEOUT_S + 0.25
+        # One failed call, not redis-py's retries or its connect timeout (2 s): counted below.
+        assert took < 1.5
     assert fragile.breaker.state == "open"
     assert sample("orderflow_cache_breaker_state", namespace=fragile.namespace) == 2
     assert await fragile.health() == "degraded: breaker open"
@@ -72,10 +71,8 @@ async def test_redis_stopped_then_restarted(
         "orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="connection"
     )
 
-    for _ in range(20):  # fast, and Redis is not even tried
-        value, took = await timed(fragile.get_or_load(entity, 7, loader, TTL))
-        assert value == b'{"v":1}'
-        assert took < 0.02
+    for _ in range(20):  # Redis is not even tried: no connection error more, 20 rejections
+        assert await fragile.get_or_load(entity, 7, loader, TTL) == b'{"v":1}'
     assert connection_errors == sample(
         "orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="connection"
     )
@@ -115,17 +112,32 @@ async def test_after_a_partition_the_missed_writes_are_replayed_and_the_rest_sta
     with paused(private_redis):
         # Writer 1 commits v2 of "a"; its put and the fallback tombstone time out: the breaker
         # trips at once, though only two calls failed (threshold 3).
-        stored, took = await timed(fragile.put(entity, "a", 2, b'{"v":2}', TTL))
-        assert stored is False
+        timeouts = sample(
+            "orderflow_cache_errors_total", entity=entity.name, op="put", kind="timeout"
+        )
+        assert await fragile.put(entity, "a", 2, b'{"v":2}', TTL) is False
         missed.append(("a", 2))
-        assert took < 2 * TIMEOUT_S + 0.08
         assert fragile.breaker.state == "open"
+        # two calls failed: the put, and the tombstone in its stead
+        put_timeouts = sample(
+            "orderflow_cache_errors_total", entity=entity.name, op="put", kind="timeout"
+        )
+        assert put_timeouts == timeouts + 1
+        assert (
+            sample(
+                "orderflow_cache_errors_total", entity=entity.name, op="invalidate", kind="timeout"
+            )
+            >= 1
+        )
         # Writer 2 commits v2 of "b" while the breaker is open: nothing reaches Redis.
         assert not await fragile.put(entity, "b", 2, b'{"v":2}', TTL)
         missed.append(("b", 2))
-        # Reads meanwhile go straight to the database.
-        value, took = await timed(fragile.get_or_load(entity, "a", v2, TTL))
-        assert (value, took < 0.02) == (b'{"v":2}', True)
+        # Reads meanwhile go straight to the database, without trying Redis.
+        assert await fragile.get_or_load(entity, "a", v2, TTL) == b'{"v":2}'
+        unavailable = sample(
+            "orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="unavailable"
+        )
+        assert unavailable == 1
 
     old_b = f"{ns}:item:v1:e{before}:{{b}}"
     assert await private_client.get(old_b) == b'1|{"v":1}'  # survived the pause
@@ -187,7 +199,7 @@ async def test_a_slow_redis_costs_one_timeout_per_call(
     with paused(private_redis):
         value, took = await timed(fragile.get_or_load(entity, 7, loader, TTL))
     assert value == b"{}"
-    assert TIMEOUT_S <= took < TIMEOUT_S + 0.08
+    assert TIMEOUT_S <= took < 1.5  # the timeout, once: not retries, nor a hang
     assert (
         sample("orderflow_cache_errors_total", entity=entity.name, op="lookup", kind="timeout") == 1
     )

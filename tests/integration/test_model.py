@@ -52,15 +52,16 @@ from tests.cachecheck import app_of, cache_of
 from tests.clients import api
 from tests.conftest import ON_CLUSTER
 
+EXAMPLES = int(os.environ.get("ORDERFLOW_MODEL_EXAMPLES", "6"))
+STEPS = int(os.environ.get("ORDERFLOW_MODEL_STEPS", "30"))
 pytestmark = [
     pytest.mark.model,
+    pytest.mark.timeout(60 + EXAMPLES * STEPS),  # a second a step at most, waits included
     pytest.mark.skipif(ON_CLUSTER, reason="one node that the model pauses and restarts"),
 ]
 T = TypeVar("T")
 BOUND_S = 2.0  # the promise: no read older than a write acknowledged this long before it
 LONGEST_CALL_S = 5.0  # a Redis timeout, a probe's replay budget, and a busy 2-core machine
-EXAMPLES = int(os.environ.get("ORDERFLOW_MODEL_EXAMPLES", "6"))
-STEPS = int(os.environ.get("ORDERFLOW_MODEL_STEPS", "30"))
 
 
 class Crash(Exception):
@@ -249,10 +250,15 @@ class CachePromise(RuleBasedStateMachine):
 
     # ---- Redis doing what production Redis does
 
-    @rule(share=st.sampled_from([0.1, 0.5, 1.0]), seed=st.integers(0, 2**16))
-    def evict(self, share: float, seed: int) -> None:
-        """Redis evicts keys that have a TTL (every `volatile-*` policy): any of them."""
-        self.run(_evict(self.platform.redis, share, random.Random(seed)))
+    @rule(
+        kind=st.sampled_from(["any", ":gen:", "lease:", "_view:", ":order:"]),
+        share=st.sampled_from([0.3, 1.0]),
+        seed=st.integers(0, 2**16),
+    )
+    def evict(self, kind: str, share: float, seed: int) -> None:
+        """Redis evicts keys that have a TTL (every `volatile-*` policy): any of them, or a
+        share of one kind (generation counters, leases, views, order entries)."""
+        self.run(_evict(self.platform.redis, kind, share, random.Random(seed)))
 
     @rule(seconds=st.sampled_from([0.3, 1.0]), client=clients, name=st.sampled_from(["Wim"]))
     def pause(self, seconds: float, client: int, name: str) -> None:
@@ -366,8 +372,9 @@ def _check(history: History, version: int, state: Any, read_at: float, what: str
     )
 
 
-async def _evict(redis: Redis, share: float, chance: random.Random) -> None:
+async def _evict(redis: Redis, kind: str, share: float, chance: random.Random) -> None:
     keys = sorted([key async for key in redis.scan_iter(count=1000)])
+    keys = [key for key in keys if kind == "any" or kind.encode() in key]
     evictable = [key for key in keys if await redis.pttl(key) > 0]
     for key in chance.sample(evictable, int(len(evictable) * share)):
         await redis.delete(key)

@@ -128,7 +128,7 @@ async def test_a_hung_master_costs_one_timeout(
     finally:
         nodes.thaw(victim)
     print(f"\na call to a hung master failed after {took:.3f}s")
-    assert SETTINGS.redis_timeout_s * 0.9 <= took < SETTINGS.redis_timeout_s * 2 + 0.1
+    assert SETTINGS.redis_timeout_s * 0.9 <= took < 1.5  # one timeout: no retries, no hang
     assert await cluster.set(other, "fine", ex=60)  # reloads the slot table, then goes on
     # The write that timed out was in the hung server's socket buffer: it applied once the
     # server woke. A timeout says nothing about whether a write happened.
