@@ -189,3 +189,20 @@ async def test_a_put_in_the_epoch_it_saw_writes_its_value(
 ) -> None:
     assert await cache.put(entity, 7, 3, b'{"v":3}', TTL, seen_epoch=cache.epoch)
     assert await client.get(f"{ns}:item:v1:e0:{{7}}") == b'3|{"v":3}'
+
+
+async def test_a_recheck_undoes_an_older_put_landed_after_an_eviction(
+    cache: Cache, client: Redis, entity: Entity
+) -> None:
+    """Writer B put version 6, Redis evicted it, then writer A's late put of version 5 found
+    nothing to compare with and landed. B's recheck, a moment later, tombstones version 6."""
+    assert await cache.put(entity, "k", 6, b'{"v":6}', TTL)
+    await client.delete(cache.key_of(entity, "k"))  # evicted
+    assert await cache.put(entity, "k", 5, b'{"v":5}', TTL)  # A's put, late
+    assert await cache.recheck([(entity, "k", 6), (entity, "other", 1)]) == [True, True]
+    v6 = Loader(6, b'{"v":6}')
+    assert await cache.get_or_load(entity, "k", v6, TTL) == b'{"v":6}'
+    assert v6.calls == 1
+    assert await cache.recheck([(entity, "k", 6)]) == [True]  # holds 6 now: nothing written
+    assert await cache.get_or_load(entity, "k", v6, TTL) == b'{"v":6}'
+    assert v6.calls == 1

@@ -1,8 +1,10 @@
 """The cache's promise, stated once and tried against random histories (issue 18).
 
-    No read is older than a write acknowledged more than BOUND_S before it; no call waits for
-    ever because of Redis; whatever Redis does meanwhile: evict any key, pause, restart empty,
-    a breaker trip, a process that dies between its commit and its cache upkeep.
+    No read is older than a write acknowledged more than BOUND_S before it, nor, while nothing
+    disturbs Redis or the writers (evictions do not count: they must never matter), older than
+    any acknowledged write at all; no call waits for ever because of Redis; whatever Redis does
+    meanwhile: evict any key, pause, restart empty, a breaker trip, a process that dies between
+    its commit and its cache upkeep.
 
 A Hypothesis rule-based state machine drives the Shop, CRM and MES in-process (and the relay
 between them) on a Redis of its own and the session's PostgreSQL. Writes are acknowledged
@@ -109,21 +111,23 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
 
 @dataclass
 class History:
-    """An object's acknowledged versions: `(version, state, when acknowledged)`."""
+    """An object's acknowledged versions: `(version, state, when acknowledged, at once)`: a
+    version acknowledged while nothing disturbed the platform must be read at once, any other
+    within `BOUND_S`."""
 
-    versions: list[tuple[int, Any, float]] = field(default_factory=list)
+    versions: list[tuple[int, Any, float, bool]] = field(default_factory=list)
 
-    def acknowledge(self, version: int, state: Any) -> None:
+    def acknowledge(self, version: int, state: Any, at_once: bool) -> None:
         if not self.versions or version > self.versions[-1][0]:
-            self.versions.append((version, state, time.monotonic()))
+            self.versions.append((version, state, time.monotonic(), at_once))
 
     def required(self, read_at: float) -> int:
         """The oldest version a read that started at `read_at` may show."""
-        due = [v for v, _, at in self.versions if at <= read_at - BOUND_S]
+        due = [v for v, _, at, now in self.versions if now or at <= read_at - BOUND_S]
         return max(due, default=0)
 
     def state_of(self, version: int) -> Any:
-        return next((s for v, s, _ in self.versions if v == version), None)
+        return next((s for v, s, _, _ in self.versions if v == version), None)
 
     @property
     def latest(self) -> tuple[int, Any]:
@@ -141,9 +145,18 @@ class CachePromise(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.client_names: dict[int, History] = {}
-        self.client_orders: dict[int, dict[int, float]] = {}  # client -> order -> acked at
+        self.client_orders: dict[int, dict[int, tuple[float, bool]]] = {}  # -> order -> as History
         self.shop_orders: dict[int, History] = {}
         self.mes_orders: dict[int, History] = {}
+        self.disturbed_until = 0.0  # a pause, a restart, a trip, a death: the bound applies till
+
+    @property
+    def calm(self) -> bool:
+        """Nothing disturbed Redis or a writer within the bound: writes are read at once."""
+        return time.monotonic() > self.disturbed_until
+
+    def disturbed(self) -> None:
+        self.disturbed_until = time.monotonic() + BOUND_S
 
     def run(self, step: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(step, self.loop).result(timeout=120)
@@ -163,7 +176,7 @@ class CachePromise(RuleBasedStateMachine):
         body = {"name": name, "email": f"{uuid.uuid4().hex[:12]}@example.com"}
         got = self.run(self.call(self.platform.shop.post("/clients", json=body))).json()
         self.client_names[got["id"]] = History()
-        self.client_names[got["id"]].acknowledge(got["version"], got["name"])
+        self.client_names[got["id"]].acknowledge(got["version"], got["name"], self.calm)
         self.client_orders[got["id"]] = {}
         return int(got["id"])
 
@@ -171,7 +184,7 @@ class CachePromise(RuleBasedStateMachine):
     def rename_client(self, client: int, name: str) -> None:
         patch = self.platform.shop.patch(f"/clients/{client}", json={"name": name})
         got = self.run(self.call(patch)).json()
-        self.client_names[client].acknowledge(got["version"], got["name"])
+        self.client_names[client].acknowledge(got["version"], got["name"], self.calm)
 
     @rule(target=orders, client=clients)
     def place_order(self, client: int) -> int:
@@ -180,8 +193,8 @@ class CachePromise(RuleBasedStateMachine):
         assert response.status_code == 201, response.text
         got = response.json()
         self.shop_orders[got["id"]] = History()
-        self.shop_orders[got["id"]].acknowledge(got["version"], got["status"])
-        self.client_orders[client][got["id"]] = time.monotonic()
+        self.shop_orders[got["id"]].acknowledge(got["version"], got["status"], self.calm)
+        self.client_orders[client][got["id"]] = (time.monotonic(), self.calm)
         return int(got["id"])
 
     @rule(order=orders)
@@ -200,7 +213,7 @@ class CachePromise(RuleBasedStateMachine):
             assert response.status_code == 200, response.text
         if response.status_code == 200:
             got = response.json()
-            self.shop_orders[order].acknowledge(got["version"], got["status"])
+            self.shop_orders[order].acknowledge(got["version"], got["status"], self.calm)
 
     @rule()
     def relay(self) -> None:
@@ -229,7 +242,7 @@ class CachePromise(RuleBasedStateMachine):
         if response.status_code == 200:
             got = response.json()
             history = self.mes_orders.setdefault(order, History())
-            history.acknowledge(got["version"], _mes_state(got))
+            history.acknowledge(got["version"], _mes_state(got), self.calm)
 
     @rule(client=clients, name=st.sampled_from(["Ugo", "Vic"]))
     def die_after_commit(self, client: int, name: str) -> None:
@@ -241,6 +254,7 @@ class CachePromise(RuleBasedStateMachine):
             raise Crash
 
         journal.crash_after_commit, journal.crash = 1.0, crash
+        self.disturbed()
         try:
             with pytest.raises(Crash):
                 self.run(self.platform.shop.patch(f"/clients/{client}", json={"name": name}))
@@ -265,6 +279,7 @@ class CachePromise(RuleBasedStateMachine):
         """Redis answers nothing for a while; a rename is acknowledged meanwhile."""
         proc = self.platform.server.proc
         assert proc is not None
+        self.disturbed()
         proc.send_signal(signal.SIGSTOP)
         try:
             started = time.monotonic()
@@ -272,14 +287,18 @@ class CachePromise(RuleBasedStateMachine):
             time.sleep(max(0.0, seconds - (time.monotonic() - started)))
         finally:
             proc.send_signal(signal.SIGCONT)
+            self.disturbed()
 
     @rule()
     def restart_empty(self) -> None:
+        self.disturbed()
         self.platform.server.stop()
         self.platform.server.start()
+        self.disturbed()
 
     @rule(service=st.sampled_from(["shop", "crm", "mes"]))
     def trip(self, service: str) -> None:
+        self.disturbed()
         cache_of(getattr(self.platform, service)).trip()
 
     @precondition(lambda self: bool(self.client_names))
@@ -320,7 +339,11 @@ class CachePromise(RuleBasedStateMachine):
         )
         got = self.run(self.call(getattr(self.platform, service).get(path))).json()
         listed = {o["id"]: o for o in got["items"]}
-        due = {o for o, at in self.client_orders[client].items() if at <= started - BOUND_S}
+        due = {
+            o
+            for o, (at, now) in self.client_orders[client].items()
+            if now or at <= started - BOUND_S
+        }
         assert due <= listed.keys(), (
             f"{service} list of client {client} lacks {due - listed.keys()}"
         )
@@ -339,18 +362,18 @@ class CachePromise(RuleBasedStateMachine):
             for row in await shop.fetch(
                 "SELECT id, status, version FROM orders WHERE id = ANY($1)", ids
             ):
-                self.shop_orders[row["id"]].acknowledge(row["version"], row["status"])
+                self.shop_orders[row["id"]].acknowledge(row["version"], row["status"], self.calm)
             clients = list(self.client_names)
             for row in await shop.fetch(
                 "SELECT id, name, version FROM clients WHERE id = ANY($1)", clients
             ):
-                self.client_names[row["id"]].acknowledge(row["version"], row["name"])
+                self.client_names[row["id"]].acknowledge(row["version"], row["name"], self.calm)
             query = (
                 "SELECT id, status, operator_id, version FROM production_orders WHERE id = ANY($1)"
             )
             for row in await mes.fetch(query, ids):
                 history = self.mes_orders.setdefault(row["id"], History())
-                history.acknowledge(row["version"], _mes_state(dict(row)))
+                history.acknowledge(row["version"], _mes_state(dict(row)), self.calm)
         finally:
             await shop.close()
             await mes.close()

@@ -2,6 +2,7 @@
 order of things (commit, crash point, upkeep, applied) over a fake session."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,9 +10,18 @@ from typing import Any
 import pytest
 
 from orderflow.cache import Entity
+from orderflow.kit import caching, upkeep_journal
 from orderflow.kit.settings import Settings
 from orderflow.kit.unit_of_work import UnitOfWork
-from orderflow.kit.upkeep import AppliedIds, Coalescer, Upkeep, decode_key, encode_key, union
+from orderflow.kit.upkeep import (
+    COMMITTED_AT,
+    AppliedIds,
+    Coalescer,
+    Upkeep,
+    decode_key,
+    encode_key,
+    union,
+)
 from orderflow.kit.upkeep_journal import UpkeepJournal
 
 ORDER = Entity("order")
@@ -43,13 +53,25 @@ def test_a_row_keeps_a_body_only_for_an_event() -> None:
 def test_applied_ids_are_taken_once_and_given_back_up_to_the_limit() -> None:
     applied = AppliedIds(limit=3)
     for row_id in (5, 1, 5, 9):
-        applied.add(row_id)
+        applied.add(row_id, (ORDER, row_id, 1))
     assert len(applied) == 3 and 9 in applied
-    assert applied.take() == [1, 5, 9]
+    assert [row_id for row_id, _ in applied.take()] == [1, 5, 9]
     assert applied.take() == []
-    applied.add(2)
-    applied.give_back([1, 5, 9])  # a failed delete: kept for the next one, within the limit
-    assert applied.take() == [1, 2, 5]
+    applied.add(2, (ORDER, 2, 1))
+    applied.give_back([(n, (ORDER, n, 1)) for n in (1, 5, 9)])  # a failed delete: kept, to a limit
+    assert [row_id for row_id, _ in applied.take()] == [1, 2, 5]
+
+
+def test_applied_rows_are_taken_only_once_they_are_old_enough_to_recheck() -> None:
+    now = [10.0]
+    applied = AppliedIds(clock=lambda: now[0])
+    applied.add(1, (ORDER, 7, 3))
+    now[0] = 10.4
+    applied.add(2, (ORDER, 8, 1))
+    assert applied.take(0.5) == []
+    now[0] = 10.6
+    assert applied.take(0.5) == [(1, (ORDER, 7, 3))]  # what it wrote, for the recheck
+    assert 2 in applied
 
 
 def test_union_keeps_each_family_once_in_first_seen_order() -> None:
@@ -115,7 +137,7 @@ async def test_commit_then_crash_point_then_upkeep_then_applied(
     if crashes:  # the real hook never returns: os._exit(137)
         expected.insert(3, "crash")
     assert log == expected
-    assert journal.applied_ids.take() == [41]  # only the upkeep that fully applied
+    assert journal.applied_ids.take() == [(41, (ORDER, 1, 1))]  # only the upkeep that applied
 
 
 async def test_an_error_rolls_back_and_runs_no_upkeep() -> None:
@@ -223,3 +245,20 @@ async def test_a_refusal_repairs_pending_upkeep_after_its_transaction_ends() -> 
     async with unit(log, journal) as uow:
         await uow.repair_pending(ORDER, 9)
     assert log == ["repair 7", "commit", "repair 9"]
+
+
+def test_a_put_sent_late_after_its_commit_is_a_tombstone_instead() -> None:
+    """The recheck that undoes an older put landed after an eviction looks again only a moment
+    after the commit: a put that would leave later than `PUT_WITHIN_S` writes a tombstone."""
+    assert caching._prompt()  # outside a unit of work
+    token = COMMITTED_AT.set(time.monotonic())
+    try:
+        assert caching._prompt()
+    finally:
+        COMMITTED_AT.reset(token)
+    token = COMMITTED_AT.set(time.monotonic() - caching.PUT_WITHIN_S - 0.01)
+    try:
+        assert not caching._prompt()
+    finally:
+        COMMITTED_AT.reset(token)
+    assert upkeep_journal.RECHECK_AFTER_S > caching.PUT_WITHIN_S

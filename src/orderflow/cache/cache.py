@@ -7,7 +7,6 @@ probe (`recovery`) replays what Redis missed before it is used again (rules 4 an
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -19,13 +18,13 @@ from orderflow.cache.aside import Loader, ManyLoader, Reader, bypass, bypass_man
 from orderflow.cache.breaker import CircuitBreaker, State
 from orderflow.cache.epoch import Epochs
 from orderflow.cache.errors import CacheError, CacheUnavailable
-from orderflow.cache.found import Pinned
 from orderflow.cache.generations import GENERATION_TTL_MS
 from orderflow.cache.guard import Guard
 from orderflow.cache.keys import Entity, Key, KeySpace
 from orderflow.cache.layout import layout_of
 from orderflow.cache.listing import Listing, MembersLoader
-from orderflow.cache.metrics import EntityMetrics, breaker_listener, for_entity
+from orderflow.cache.metrics import breaker_listener, for_entity
+from orderflow.cache.recheck import recheck
 from orderflow.cache.recovery import Recovery
 from orderflow.cache.scripts import Scripts
 from orderflow.cache.store import Store
@@ -164,13 +163,9 @@ class Cache:
         if not self._enabled or not keys:
             return 0
         m = for_entity(entity.name)
-        return await self._reader.refresh_many(m, await self._pins(m, entity, keys), loader, ttl)
-
-    async def _pins(self, m: EntityMetrics, entity: Entity, keys: Sequence[Key]) -> list[Pinned]:
-        try:
-            return await self._store.pins(m, entity, keys)
-        except CacheError:  # a cluster's epochs not learnt: guesses, which replies correct
-            return [self._store.pin(entity, key) for key in keys]
+        return await self._reader.refresh_many(
+            m, await self._store.pins(m, entity, keys), loader, ttl
+        )
 
     async def get_or_load_view(
         self, entity: Entity, key: Key, families: Sequence[str], loader: Loader, ttl: TTLPolicy
@@ -245,6 +240,14 @@ class Cache:
         m = for_entity(entity.name)
         return await self._write(self._store.invalidate(m, entity, key, version))
 
+    async def recheck(self, written: Sequence[tuple[Entity, Key, int]]) -> list[bool]:
+        """A moment after writing `(entity, key, committed version)`s: tombstone each entry
+        that Redis holds at an older version or not at all (`recheck`). Per entry, False if
+        Redis failed it (never raises; the breaker is told, not tripped)."""
+        if not self._enabled:
+            return [False] * len(written)
+        return await recheck(self._store, written)
+
     async def delete(self, entity: Entity, key: Key) -> bool:
         """Remove an entry. After a database write prefer `invalidate`, which a racing fill
         cannot undo. False if Redis failed; the breaker then trips."""
@@ -277,14 +280,10 @@ class Cache:
 
     async def health(self) -> str:
         """`ok`, `disabled`, or `degraded: ...` saying why. Also lets a due probe through, so
-        /health polling alone heals the breaker and bumps the epoch after an outage."""
+        /health polling alone heals the breaker (its probe replays what Redis missed)."""
         if not self._enabled:
             return "disabled"
-        ping = functools.partial(self._layout.ping, self._redis)
-        if not (problems := await self._guard.health(for_entity("health"), ping)):
-            return "ok"
-        where = f" in {len(problems)} shard(s)" if self._layout.cluster else ""
-        return f"degraded{where}: {problems[0]}"
+        return await self._guard.health_text(for_entity("health"), self._redis)
 
     async def _write(self, write: Awaitable[object]) -> bool:
         try:

@@ -7,7 +7,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 
@@ -106,6 +106,13 @@ class Guard:
             except CacheError as exc:
                 problems.append(f"redis {kind(exc)}")
         return problems
+
+    async def health_text(self, metrics: EntityMetrics, redis: Any) -> str:
+        """`ok`, or `degraded: ...` naming what failed first (`health`, pinging each shard)."""
+        if not (problems := await self.health(metrics, functools.partial(self.layout.ping, redis))):
+            return "ok"
+        where = f" in {len(problems)} shard(s)" if self.layout.cluster else ""
+        return f"degraded{where}: {problems[0]}"
 
     async def run(
         self, metrics: EntityMetrics, op: str, call: Callable[[], Awaitable[T]], slot: int = 0

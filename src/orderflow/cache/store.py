@@ -56,7 +56,7 @@ class Store:
         self.guard = guard
         self.shards = Shards(guard, scripts)
         self.lease_ms = lease_ms
-        self._tombstone_ttl_ms = tombstone_ttl_ms
+        self.tombstone_ttl_ms = tombstone_ttl_ms
 
     async def pins(
         self, m: EntityMetrics, entity: Entity, keys: Sequence[Key], epoch: int | None = None
@@ -204,7 +204,7 @@ class Store:
 
     async def invalidate(self, m: EntityMetrics, entity: Entity, key: Key, version: int) -> None:
         """Tombstone the entry at `version` unless it already holds that version or newer."""
-        args: list[EncodableT] = [version, entry.tombstone(version), self._tombstone_ttl_ms]
+        args: list[EncodableT] = [version, entry.tombstone(version), self.tombstone_ttl_ms]
         await self._current(m, "invalidate", self.scripts.invalidate, entity, key, args)
         m.invalidations.inc()
 

@@ -9,6 +9,7 @@ or generation bump is broadcast, and answered only once every process has droppe
 """
 
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +32,13 @@ from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.settings import Settings
+from orderflow.kit.upkeep import COMMITTED_AT
 
 log = logging.getLogger(__name__)
+# A write-through put must leave within this long of its commit, else it writes a tombstone
+# instead: the journal's recheck, which undoes an older put landed after an eviction, looks again
+# only a moment later (`upkeep_journal.RECHECK_AFTER_S`), and must come after every late put.
+PUT_WITHIN_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ class ServiceCache:
         if self._idle:
             return True
         assert self.cache is not None
-        if self.writing_through:
+        if self.writing_through and _prompt():
             put = self.cache.put(entity, key, version, payload, ttl, seen_epoch=seen_epoch)
             return await _never_fails("write", self.cache, put)
         return await _never_fails("write", self.cache, self.cache.invalidate(entity, key, version))
@@ -172,8 +178,17 @@ class ServiceCache:
         if self._idle:
             return True
         assert self.cache is not None
+        if not _prompt():
+            return await self.invalidate(entity, key, version)
         put = self.cache.put(entity, key, version, payload, ttl, seen_epoch=seen_epoch)
         return await _never_fails("put", self.cache, put)
+
+    async def recheck(self, written: Sequence[tuple[Entity, Key, int]]) -> list[bool]:
+        """The writer's second look at what it wrote (`Cache.recheck`); True where done."""
+        if self._idle or not written:
+            return [True] * len(written)
+        assert self.cache is not None
+        return await self.cache.recheck(written)
 
     async def invalidate(self, entity: Entity, key: Key, version: int) -> bool:
         """Tombstone the entry at `version`, and drop its near copies in every process."""
@@ -234,6 +249,13 @@ class ServiceCache:
 
 
 _WRITE_FAILURES: tuple[type[Exception], ...] = (CacheError, *REDIS_FAILURES)
+
+
+def _prompt() -> bool:
+    """Whether a put may still carry its value: sent within `PUT_WITHIN_S` of its commit (or
+    made outside a unit of work)."""
+    committed = COMMITTED_AT.get()
+    return committed is None or time.monotonic() - committed <= PUT_WITHIN_S
 
 
 async def _never_fails(op: str, cache: Cache, write: Awaitable[bool]) -> bool:

@@ -20,6 +20,7 @@ are re-applied as the unit ends, before the answer.
 """
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -28,7 +29,7 @@ from typing import Any, Self, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.cache import Entity, Key
-from orderflow.kit.upkeep import Upkeep
+from orderflow.kit.upkeep import COMMITTED_AT, Upkeep
 from orderflow.kit.upkeep_journal import UpkeepJournal
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class UnitOfWork:
         self._sessions = sessions
         self._journal = journal
         self._stack = AsyncExitStack()
-        self._after_commit: list[tuple[AfterCommit | Apply, int | None]] = []
+        self._after_commit: list[tuple[AfterCommit | Apply, int | None, Upkeep | None]] = []
         self._repairs: list[tuple[Entity, Key]] = []
         self._repositories: dict[Callable[[AsyncSession], Any], Any] = {}
         self.session: AsyncSession
@@ -62,17 +63,23 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)  # commits, or rolls back on an error
-        await self._repair()
-        if exc_type is not None:
-            return
+        committed = COMMITTED_AT.set(time.monotonic())
+        try:
+            await self._repair()
+            if exc_type is None:
+                await self._run_after_commit()
+        finally:
+            COMMITTED_AT.reset(committed)
+
+    async def _run_after_commit(self) -> None:
         journal = self._journal
-        if journal is not None and any(row is not None for _, row in self._after_commit):
+        if journal is not None and any(row is not None for _, row, _ in self._after_commit):
             journal.crash_point()
-        for action, row in self._after_commit:
+        for action, row, upkeep in self._after_commit:
             if row is None:
                 await action()
-            elif journal is not None and await _applied(action):
-                journal.applied(row)
+            elif journal is not None and upkeep is not None and await _applied(action):
+                journal.applied(row, (upkeep.entity, upkeep.key, upkeep.version))
 
     async def repair_pending(self, entity: Entity, key: Key) -> None:
         """This unit answers about a state it did not write (an idempotent replay, a refusal):
@@ -99,7 +106,7 @@ class UnitOfWork:
 
     def after_commit(self, action: AfterCommit) -> None:
         """Run `action` once the commit succeeded, before the unit of work returns."""
-        self._after_commit.append((action, None))
+        self._after_commit.append((action, None, None))
 
     async def keep_cached(self, upkeep: Upkeep, apply: Apply) -> None:
         """Journal `upkeep` in this transaction; run `apply` once the commit succeeded, before
@@ -107,7 +114,7 @@ class UnitOfWork:
         row = None
         if self._journal is not None:
             row = await self._journal.record(self.session, upkeep)
-        self._after_commit.append((apply, row))
+        self._after_commit.append((apply, row, upkeep))
 
 
 async def _applied(apply: Callable[[], Awaitable[Any]]) -> bool:

@@ -7,7 +7,9 @@ it when it was not.
 """
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -55,34 +57,43 @@ def _tuples(value: Any) -> Any:
     return value
 
 
+Written = tuple[Entity, Key, int]  # an entry and the version its writer committed
+# When the current unit of work committed (monotonic), while its after-commit upkeep runs.
+COMMITTED_AT: ContextVar[float | None] = ContextVar("committed_at", default=None)
+
+
 @dataclass
 class AppliedIds:
-    """Ids of journal rows whose upkeep fully applied, waiting for one batched delete.
+    """Journal rows whose upkeep fully applied, waiting for their writer's second look
+    (`Cache.recheck`) and one batched delete, each with the entry it wrote and when.
 
-    `take` empties it for a delete; `give_back` returns ids whose delete failed, up to `limit`
-    kept in memory (beyond it a row is left for the workers, whose repair is idempotent).
+    `take(older_than_s)` hands out the rows applied at least that long ago, for the recheck and
+    the delete; `give_back` returns rows whose delete failed, up to `limit` kept in memory
+    (beyond it a row is left for the workers, whose repair is idempotent).
     """
 
     limit: int = 100_000
-    _ids: set[int] = field(default_factory=set)
+    clock: Callable[[], float] = time.monotonic
+    _rows: dict[int, tuple[Written, float]] = field(default_factory=dict)
 
-    def add(self, row_id: int) -> None:
-        if len(self._ids) < self.limit:
-            self._ids.add(row_id)
+    def add(self, row_id: int, written: Written) -> None:
+        if len(self._rows) < self.limit:
+            self._rows[row_id] = (written, self.clock())
 
     def __contains__(self, row_id: object) -> bool:
-        return row_id in self._ids
+        return row_id in self._rows
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._rows)
 
-    def take(self) -> list[int]:
-        ids, self._ids = sorted(self._ids), set()
-        return ids
+    def take(self, older_than_s: float = 0.0) -> list[tuple[int, Written]]:
+        due = self.clock() - older_than_s
+        taken = sorted(row_id for row_id, (_, at) in self._rows.items() if at <= due)
+        return [(row_id, self._rows.pop(row_id)[0]) for row_id in taken]
 
-    def give_back(self, ids: Iterable[int]) -> None:
-        for row_id in ids:
-            self.add(row_id)
+    def give_back(self, rows: Iterable[tuple[int, Written]]) -> None:
+        for row_id, written in rows:
+            self.add(row_id, written)
 
 
 def union(families: Iterable[Iterable[str]]) -> list[str]:

@@ -2,8 +2,11 @@
 
 Every write records what it owes the cache (`Upkeep`) in its own transaction
 (`UnitOfWork.keep_cached`), then applies it after the commit, before answering, as before. When
-every Redis call of that apply succeeded, the row's id goes to an in-memory set that a flusher
-deletes in batches (every `upkeep_flush_every_s`), so the answer waits for no extra round trip.
+every Redis call of that apply succeeded, the row goes to an in-memory set that a flusher handles
+in batches (every `upkeep_flush_every_s`), so the answer waits for no extra round trip: once a row
+was applied `RECHECK_AFTER_S` ago, the flusher looks at its entry again (`Cache.recheck`: a
+tombstone at the committed version unless Redis holds it; an older write's put that landed after
+an eviction is so undone), then deletes the row.
 
 A row still there after `upkeep_repair_after_s` is one whose writer died after its commit, or
 whose cache calls failed: the repair worker of every API process of that database takes such
@@ -37,9 +40,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from orderflow.cache import Cache, Entity, Key
 from orderflow.data.base import UpkeepTable
 from orderflow.kit import metrics
-from orderflow.kit.caching import ServiceCache
+from orderflow.kit.caching import PUT_WITHIN_S, ServiceCache
 from orderflow.kit.settings import Settings
-from orderflow.kit.upkeep import AppliedIds, Coalescer, Upkeep, decode_key, encode_key, union
+from orderflow.kit.upkeep import (
+    AppliedIds,
+    Coalescer,
+    Upkeep,
+    Written,
+    decode_key,
+    encode_key,
+    union,
+)
 from orderflow.kit.upkeep_repository import Model, UpkeepRepository
 
 log = logging.getLogger(__name__)
@@ -51,6 +62,9 @@ BATCHES_PER_TICK = 50
 LOCK_WAIT_MS = 1000  # a replay or 409 waits this long at most for a repair in progress
 REPLAY_BATCHES = 500  # a probe replays at most this many batches; the workers do the rest
 REPLAY_BUDGET_S = 1.0  # the longest a probe (and the request carrying it) waits for a replay
+# A put leaves within PUT_WITHIN_S of its commit (`ServiceCache`), and its writer looks again no
+# sooner than this: any older put sent before a newer write's recheck has landed by then.
+RECHECK_AFTER_S = 2 * PUT_WITHIN_S
 
 
 def exit_now() -> None:
@@ -102,21 +116,26 @@ class UpkeepJournal:
         if self.crash_after_commit > 0 and random.random() < self.crash_after_commit:
             self.crash()
 
-    def applied(self, row_id: int) -> None:
-        """The upkeep of `row_id` fully applied: delete its row with the next batch."""
+    def applied(self, row_id: int, written: Written) -> None:
+        """The upkeep of `row_id` (which wrote `written`) fully applied: recheck its entry, then
+        delete its row, with a later batch."""
         if self._flusher:
-            self.applied_ids.add(row_id)
+            self.applied_ids.add(row_id, written)
 
-    async def flush(self) -> None:
-        """Delete the rows of applied upkeep, in one statement."""
-        if not (ids := self.applied_ids.take()):
+    async def flush(self, older_than_s: float = RECHECK_AFTER_S) -> None:
+        """Recheck the entries of the rows applied `older_than_s` ago, in one round trip, and
+        delete those rows in one statement. A row whose recheck failed stays for the workers."""
+        if not (rows := self.applied_ids.take(older_than_s)):
             return
+        checked = await self.cache.recheck([written for _, written in rows])
+        rows = [row for row, ok in zip(rows, checked, strict=True) if ok]
         try:
             async with self.sessions() as session, session.begin():
-                await UpkeepRepository(session, self.model, background=True).delete(ids)
+                repository = UpkeepRepository(session, self.model, background=True)
+                await repository.delete([row_id for row_id, _ in rows])
         except Exception as exc:  # noqa: BLE001  a database outage: keep them for the next try
-            log.warning("could not delete %d applied upkeep rows, will retry: %s", len(ids), exc)
-            self.applied_ids.give_back(ids)
+            log.warning("could not delete %d applied upkeep rows, will retry: %s", len(rows), exc)
+            self.applied_ids.give_back(rows)
 
     async def pending(self, session: AsyncSession, entity: Entity, key: Key) -> bool:
         """Whether the entry has upkeep rows left, in the transaction of `session` (one cheap
@@ -195,7 +214,9 @@ class UpkeepJournal:
     async def _apply(self, rows: Sequence[UpkeepTable]) -> list[int]:
         """Re-apply `rows` idempotently; the ids of those that fully applied (rows this process
         applied itself and has not deleted yet are done already)."""
-        done = [row.id for row in rows if row.id in self.applied_ids]
+        mine = [row for row in rows if row.id in self.applied_ids]  # applied, not yet rechecked
+        checked = await self.cache.recheck([self._written(row) for row in mine])
+        done = [row.id for row, ok in zip(mine, checked, strict=True) if ok]
         rows = [row for row in rows if row.id not in self.applied_ids]
         if not rows:
             return done
@@ -211,6 +232,10 @@ class UpkeepJournal:
             if ok[row.id] and row.event:
                 ok[row.id] = await self._announce(row)
         return done + [row_id for row_id, applied in ok.items() if applied]
+
+    def _written(self, row: UpkeepTable) -> Written:
+        entity = self.entities.get(row.entity) or Entity(row.entity)
+        return entity, decode_key(row.key), row.version
 
     async def _tombstone(self, row: UpkeepTable) -> bool:
         entity = self.entities.get(row.entity)
@@ -229,7 +254,9 @@ class UpkeepJournal:
         """The flusher (and with `repair`, the worker) until the block ends. Stopping lets a
         round in progress finish (no transaction is cancelled midway), then deletes once more."""
         stop = asyncio.Event()
-        loops = [(self.flush, self.flush_every_s)]
+        loops: list[tuple[Callable[[], Awaitable[None]], float]] = [
+            (self.flush, self.flush_every_s)
+        ]
         if repair:
             loops.append((self._tick_logged, self.repair_every_s))
         tasks = [
@@ -246,7 +273,7 @@ class UpkeepJournal:
                 self.cache.cache.recovery.remove(self.replay)
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self.flush()
+            await self.flush(older_than_s=0.0)
             self._flusher = False
 
     async def _tick_logged(self) -> None:
