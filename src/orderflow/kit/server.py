@@ -22,6 +22,10 @@ from orderflow.kit.settings import Settings, get_settings
 PROTOCOL = "orderflow.kit.server:GuardedHttpTools"
 
 
+class HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a head over the limit."""
+
+
 class GuardedHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -31,6 +35,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self.head_pending = True  # the bytes received now belong to a request's head
         self.head_bytes = 0
         self.head_timer: asyncio.TimerHandle | None = None
+        self.head_too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -48,7 +53,18 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.head_pending = False
         self._disarm()
+        # A head that arrived whole in one read is measured here: the parser has it all.
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.max_head:
+            self.head_too_large = True
+            raise HeadTooLarge  # the parser stops; uvicorn answers through send_400_response
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self.head_too_large:
+            self._refuse(b"431 Request Header Fields Too Large", b"request head too large")
+            return
+        super().send_400_response(msg)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
