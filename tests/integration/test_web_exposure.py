@@ -199,6 +199,31 @@ async def test_the_own_pages_and_the_documented_api_still_work(
     assert patched.status_code in (200, 422), patched.text  # reached the route: not refused
 
 
+@pytest.mark.parametrize("service", ["shop", "crm", "mes"])
+async def test_no_json_operation_takes_a_form(
+    service: str,
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    mes: httpx.AsyncClient,
+    shop_sessions: Sessions,
+) -> None:
+    """Every unsafe operation of the API, sent a form: a body-less action refuses it (403,
+    `NO_FORM`), one with a body reads no JSON in it (422); none acts."""
+    client = {"shop": shop, "crm": crm, "mes": mes}[service]
+    before = await order_count(shop_sessions)
+    spec = (await client.get("/openapi.json")).json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method not in ("post", "put", "patch", "delete"):
+                continue
+            url = re.sub(r"\{\w+\}", "1", path)
+            response = await client.request(method, url, content="mode=off", headers=FORM)
+            expected = 422 if "requestBody" in operation else 403
+            assert response.status_code == expected, (method, path, response.text)
+    assert await order_count(shop_sessions) == before
+    assert (await client.get("/admin/cache")).json()["mode"] == "on"
+
+
 async def test_a_page_takes_only_an_urlencoded_form(mes: httpx.AsyncClient, queued: int) -> None:
     """`form_fields` parses no other body, even one that got past the guard."""
     as_json = await mes.post(

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
-from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp
@@ -20,7 +20,7 @@ from orderflow.kit.http import JSONBytes, dumps
 from orderflow.kit.metrics import exposition
 from orderflow.kit.middleware import BodyLimit, RequestMetrics
 from orderflow.kit.resources import Resources
-from orderflow.kit.security import CrossSiteGuard, SecurityHeaders, forms_only_on_pages
+from orderflow.kit.security import CrossSiteGuard, SecurityHeaders
 from orderflow.kit.settings import Settings
 from orderflow.kit.upkeep_journal import UpkeepJournal
 
@@ -99,7 +99,6 @@ def create_app(
         version=__version__,
         description=description,
         lifespan=lifespan,
-        dependencies=[Depends(forms_only_on_pages)],
     )
     install_handlers(app)
     app.include_router(ops)

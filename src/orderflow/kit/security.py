@@ -14,11 +14,11 @@ could otherwise post to the services on loopback. Three guards, all plain ASGI:
   page of another port on the same host (another service) is another origin, refused too.
   Then the body's type: a cross-site `<form>` or `fetch(..., {mode: "no-cors"})` can only
   send `text/plain`, `application/x-www-form-urlencoded` or `multipart/form-data`. Form types
-  are taken only by page routes (`forms_only_on_pages`, an app-wide dependency, asks the
-  route's class); JSON routes take JSON (`application/json`, `*+json`) or no body at all (a
-  body-less action such as `POST /orders/{id}/confirm`, as curl and httpx send it); anything
-  else, `text/plain` first, is refused, so a browser too old to send Origin still cannot act
-  through a form.
+  are taken only by page routes (`pages.form_fields`); a JSON route with a body refuses them
+  (422: not JSON), a body-less JSON action (`POST /orders/{id}/confirm`) by `NO_FORM` (403);
+  JSON routes take JSON (`application/json`, `*+json`) or no body at all (as curl and httpx
+  send a body-less action); anything else, `text/plain` first, is refused here, so a browser
+  too old to send Origin still cannot act through a form.
 - `SecurityHeaders`: a CSP that allows only this origin's scripts, styles and images and no
   framing, `nosniff`, a Referrer-Policy, on every answer, errors and streams included (it wraps
   the whole app, outside Starlette's error middleware: `kit/app.py`).
@@ -29,7 +29,7 @@ could otherwise post to the services on loopback. Three guards, all plain ASGI:
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from starlette.datastructures import MutableHeaders
+from fastapi import Depends
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -84,10 +84,11 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in [(b"content-security-policy", csp), *HEADERS]:
-                    if name.decode() not in headers:
-                        headers.raw.append((name, value))
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}  # a route may set its own
+                ours = [(b"content-security-policy", csp), *HEADERS]
+                headers.extend(header for header in ours if header[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -130,7 +131,7 @@ def why_refused(scope: Scope) -> str | None:
 def _body_refused(headers: dict[bytes, bytes]) -> str | None:
     content_type = media_type(headers.get(b"content-type", b"").decode("latin-1"))
     if content_type in FORM_TYPES:
-        return None  # pages take them; `forms_only_on_pages` refuses them elsewhere
+        return None  # the pages take them; JSON routes do not (`refuse_form`, and FastAPI)
     if content_type == "application/json" or content_type.endswith("+json"):
         return None
     if not content_type and not _has_body(headers):
@@ -143,17 +144,18 @@ def media_type(content_type: str) -> str:
     return content_type.split(";")[0].strip().lower()
 
 
-async def forms_only_on_pages(request: Request) -> None:
-    """An app-wide dependency: a form body reaches only a page route (its class says
-    `takes_forms`); a JSON route refuses it (403), so that a cross-site `<form>` cannot act
-    through the JSON API, whose body-less actions would otherwise take any body. Here and not
-    in `CrossSiteGuard`, because only after routing is the route known."""
-    if request.method not in UNSAFE:
-        return
-    if getattr(request.scope.get("route"), "takes_forms", False):
-        return
+async def refuse_form(request: Request) -> None:
+    """The dependency of every body-less JSON action (`NO_FORM`): a form body is refused
+    (403). `CrossSiteGuard` lets forms through for the pages, and an action that reads no body
+    would act on any; JSON routes with a body refuse a form anyway (422: not JSON). A route
+    dependency, not an app-wide one: only these few routes pay for it (about 10 µs a request
+    on every route, app-wide), and only after routing is the route known.
+    `tests/integration/test_web_exposure.py` checks that every such route has it."""
     if media_type(request.headers.get("content-type", "")) in FORM_TYPES:
         raise HTTPException(403, "this address takes JSON (application/json), not a form")
+
+
+NO_FORM = Depends(refuse_form)
 
 
 def _has_body(headers: dict[bytes, bytes]) -> bool:
