@@ -1,7 +1,7 @@
 """What no other web page may do to a service: act on it, frame it, or run script in it.
 
 There is no login (authorisation is out of scope), so any page a seller or operator opens
-could otherwise post to the services on loopback. Three guards, all plain ASGI:
+could otherwise post to the services on loopback. Three guards:
 
 - `CrossSiteGuard` (CSRF): an unsafe method (POST, PUT, PATCH, DELETE) is refused with 403
   when the browser says it comes from another site or origin. Why Origin and Sec-Fetch-Site,
