@@ -71,6 +71,12 @@ def serve(
     name: ServiceName = service  # type: ignore[assignment]
     processes = workers or settings.workers
     options = uvicorn_options(settings) | {"port": port or settings.port_of(name)}
+    if settings.host not in platform.LOOPBACK:
+        typer.echo(
+            f"warning: {name} listens on {settings.host}, not loopback: with no login, anyone "
+            "who reaches the port can write and switch the cache off (README, Exposure)",
+            err=True,
+        )
     if processes == 1:
         uvicorn.run(build_app(name, settings), **options)
         return
