@@ -259,10 +259,12 @@ async def test_a_rebound_host_is_refused_and_changes_nothing(
 
 
 def test_the_trusted_hosts_are_loopback_the_listening_address_and_the_configured() -> None:
-    assert Settings().trusted_hosts() == ["127.0.0.1", "localhost", "[::1]"]
+    loopback = ["127.0.0.1", "localhost", "[::1]"]
+    assert Settings(host="127.0.0.1", allowed_hosts="").trusted_hosts() == loopback
     named = Settings(host="10.0.0.5", allowed_hosts="orders.example, crm.example")
-    assert named.trusted_hosts()[3:] == ["10.0.0.5", "orders.example", "crm.example"]
-    assert Settings(host="0.0.0.0").trusted_hosts() == ["127.0.0.1", "localhost", "[::1]"]
+    assert named.trusted_hosts() == [*loopback, "10.0.0.5", "orders.example", "crm.example"]
+    assert Settings(host="0.0.0.0", allowed_hosts="").trusted_hosts() == loopback
+    assert Settings(host="fd00::5", allowed_hosts="").trusted_hosts()[3:] == ["[fd00::5]"]
     assert Settings(allowed_hosts="*").trusted_hosts() == ["*"]
 
 
