@@ -44,7 +44,7 @@ async def in_process(service: ServiceName, settings: Settings) -> AsyncIterator[
     app = build_app(service, settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             yield client
 
 

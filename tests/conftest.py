@@ -159,6 +159,8 @@ def settings(
         # These tests check what the cache does on a read, from the first read on: every key is
         # admitted. Admission on second sight has its own tests (tests/cache/test_admission.py).
         cache_admit_after=0,
+        # The in-process clients' base URLs (tests/clients.py, Schemathesis' testserver).
+        allowed_hosts="shop,crm,mes,test,testserver",
     )
 
 

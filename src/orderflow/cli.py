@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 
 from orderflow import platform
 from orderflow.kit.metrics import MULTIPROC_DIR
+from orderflow.kit.server import uvicorn_options
 from orderflow.kit.settings import ServiceName, Settings, get_settings
 from orderflow.seed import Volumes
 
@@ -69,16 +70,13 @@ def serve(
     settings = _configured()
     name: ServiceName = service  # type: ignore[assignment]
     processes = workers or settings.workers
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": port or settings.port_of(name),
-        "access_log": False,
-        "log_level": "warning",
-        # Longer than clients keep idle connections (httpx: 5 s): a server that closes first
-        # races the client's next request on that connection, which then fails unanswered.
-        "timeout_keep_alive": 75,
-        "timeout_graceful_shutdown": 10,
-    }
+    options = uvicorn_options(settings) | {"port": port or settings.port_of(name)}
+    if settings.host not in platform.LOOPBACK:
+        typer.echo(
+            f"warning: {name} listens on {settings.host}, not loopback: with no login, anyone "
+            "who reaches the port can write and switch the cache off (README, Exposure)",
+            err=True,
+        )
     if processes == 1:
         uvicorn.run(build_app(name, settings), **options)
         return

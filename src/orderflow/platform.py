@@ -215,6 +215,9 @@ class StopFlag:
         return self.raised
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def _announce(settings: Settings, elapsed_s: float) -> None:
     console.print(f"[green]orderflow is up[/green] after {elapsed_s:.1f}s:")
     for service in SERVICES:
@@ -222,4 +225,10 @@ def _announce(settings: Settings, elapsed_s: float) -> None:
         console.print(f"  {service:<5} {base}   (API docs: {base}/docs)")
     kind = "Redis Cluster (any node)" if settings.redis_cluster else "Redis"
     console.print(f"  {kind}: {settings.redis_url}")
+    if settings.host not in LOOPBACK:
+        console.print(
+            f"[yellow]warning[/yellow]: listening on {settings.host}, not loopback: with no "
+            "login, anyone who reaches these ports can write and switch the cache off "
+            '(README, "Exposure")'
+        )
     console.print("press Ctrl-C to stop")

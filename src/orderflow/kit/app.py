@@ -7,17 +7,20 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import PlainTextResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp
 
 from orderflow import __version__
 from orderflow.kit import admin
 from orderflow.kit.cache_modes import CacheModes, cache_modes
 from orderflow.kit.caching import NearPolicy, ServiceCache
 from orderflow.kit.deps import ResourcesDep
-from orderflow.kit.errors import install_handlers
+from orderflow.kit.errors import http_error, install_handlers
 from orderflow.kit.http import JSONBytes, dumps
 from orderflow.kit.metrics import exposition
 from orderflow.kit.middleware import BodyLimit, RequestMetrics
 from orderflow.kit.resources import Resources
+from orderflow.kit.security import CrossSiteGuard, SecurityHeaders
 from orderflow.kit.settings import Settings
 from orderflow.kit.upkeep_journal import UpkeepJournal
 
@@ -67,6 +70,14 @@ OpenContext = Callable[[Resources, CacheModes, str], DomainContext]
 Extra = Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]
 
 
+class Service(FastAPI):
+    """A FastAPI app whose every answer carries the security headers: they wrap the whole
+    stack, Starlette's error middleware (the 500s) included, which `add_middleware` cannot."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(
     service: str,
     settings: Settings,
@@ -83,7 +94,7 @@ def create_app(
     `extra` holds what the service runs beside its routes (background tasks), opened after the
     context, closed before it."""
     lifespan = _lifespan(service, settings, databases, namespace, context, near, extra)
-    app = FastAPI(
+    app = Service(
         title=f"orderflow {service}",
         version=__version__,
         description=description,
@@ -95,6 +106,9 @@ def create_app(
     for router in routers:
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CrossSiteGuard, refuse=http_error)  # kit/security.py: CSRF
+    # DNS rebinding: a page whose name now points at loopback is not one of ours.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
     app.add_middleware(RequestMetrics, service=service)
     return app
 

@@ -80,7 +80,7 @@ async def _on_validation(request: Request, exc: Exception) -> JSONBytes:
     return problem(422, "Invalid input", detail, request, errors=errors)
 
 
-async def _on_http(request: Request, exc: Exception) -> Response:
+async def http_error(request: Request, exc: Exception) -> Response:
     """Framework-raised errors (404 route, 405, unparseable body) as problem+json too; as a page
     for a browser, when the app has pages (`app.state.error_pages`: kit knows no template)."""
     assert isinstance(exc, StarletteHTTPException)
@@ -186,7 +186,7 @@ def install_handlers(app: FastAPI) -> None:
     """Every error answers problem+json; the app's OpenAPI says so (`document_problems`)."""
     app.add_exception_handler(OrderflowError, _on_domain)
     app.add_exception_handler(RequestValidationError, _on_validation)
-    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     for exc_type in (DBAPIError, PoolTimeoutError, OSError, TimeoutError):
         app.add_exception_handler(exc_type, _on_dbapi)
     app.add_exception_handler(asyncpg.exceptions.PostgresConnectionError, _on_database_down)

@@ -1,6 +1,7 @@
 """The OpenAPI each service serves, telling the truth about its errors: every error status an
 operation can answer, as the `application/problem+json` body (RFC 9457) that `kit.errors`
-renders, and numeric bounds as exact as the checks behind them."""
+renders (403 for every unsafe method: kit/security.py), and numeric bounds as exact as the
+checks behind them."""
 
 from http import HTTPStatus
 from typing import Any
@@ -12,6 +13,9 @@ from orderflow.kit.params import MAX_ID
 
 _DESCRIPTIONS = {
     400: "The body cannot be read: not UTF-8, or JSON nested too deep",
+    403: "A request another web page could have made: a browser's `Origin`, `Referer` or "
+    "`Sec-Fetch-Site` of another origin, or a body that is not JSON (`text/plain`, a form, "
+    "none named)",
     413: "The body is larger than the service accepts (`ORDERFLOW_MAX_BODY_BYTES`)",
     422: "Invalid input: each invalid parameter, header or body field is named in `errors`",
 }
@@ -75,7 +79,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 def document_problems(app: FastAPI) -> None:
     """Make `app.openapi()` document the errors as they are answered: problem+json for every
     error status an operation declares, 422 for every operation with parameters or a body,
-    400 and 413 for every body; the `Problem` schema replaces FastAPI's `HTTPValidationError`."""
+    400 and 413 for every body, 403 for every unsafe method; the `Problem` schema replaces
+    FastAPI's `HTTPValidationError`."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -94,10 +99,13 @@ def _with_problems(schema: dict[str, Any]) -> None:
     components["FieldError"] = FIELD_ERROR_SCHEMA
     components["Problem"] = PROBLEM_SCHEMA
     for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
+        for method, operation in operations.items():
+            if method in _UNSAFE:  # kit.security.CrossSiteGuard
+                operation.setdefault("responses", {}).setdefault("403", {})
             _document_operation(operation)
 
 
+_UNSAFE = ("post", "put", "patch", "delete")
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 
 

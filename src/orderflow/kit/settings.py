@@ -41,7 +41,16 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Path(".orderflow")
 
-    host: str = "127.0.0.1"
+    host: str = Field(
+        "127.0.0.1",
+        description="the address the APIs listen on; anything but loopback exposes every write "
+        "and the cache switch to the network (there is no authentication)",
+    )
+    allowed_hosts: str = Field(
+        "",
+        description="host names (comma-separated) a request's Host may carry besides loopback "
+        "(127.0.0.1, localhost, ::1) and `host`; others get 400 (DNS rebinding). `*`: any",
+    )
     shop_port: int = 8001
     crm_port: int = 8002
     mes_port: int = 8003
@@ -63,6 +72,15 @@ class Settings(BaseSettings):
     db_statement_timeout_s: float = 5.0
     redis_timeout_s: float = 0.25
     max_body_bytes: int = 64 * 1024
+    limit_concurrency: int = Field(
+        1000, ge=1, description="connections and requests at once per process; beyond: 503"
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="a request's line and headers; beyond: 431, closed"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="a connection must finish a request's headers within this"
+    )
 
     cache_shop: CacheMode = "on"
     cache_crm: CacheMode = "on"
@@ -93,6 +111,12 @@ class Settings(BaseSettings):
     )
 
     sse_heartbeat_s: float = 15.0
+    sse_max_subscribers: int = Field(
+        500, ge=1, description="live feeds (/events, /board/events) per process; beyond: 503"
+    )
+    sse_replay_max: int = Field(
+        1000, ge=1, description="events a reconnecting feed may replay; further behind: resync"
+    )
     event_stream_maxlen: int = 100_000
 
     relay_metrics_port: int = Field(8004, description="the relay's /metrics; 0: none")
@@ -104,6 +128,16 @@ class Settings(BaseSettings):
     seed_clients: int = 50_000
     seed_orders: int = 200_000
     seed_operators: int = 20
+
+    def trusted_hosts(self) -> list[str]:
+        """The names a request's Host may carry (without port): loopback, `host`, the extra."""
+        extra = [name.strip() for name in self.allowed_hosts.split(",") if name.strip()]
+        if "*" in extra:
+            return ["*"]
+        listening = [] if self.host in ("0.0.0.0", "::", "") else [self.host]
+        names = ["127.0.0.1", "localhost", "::1", *listening, *extra]
+        # An IPv6 literal arrives in Host in brackets ([::1]:8001), and is matched so.
+        return list(dict.fromkeys(f"[{n.strip('[]')}]" if ":" in n else n for n in names))
 
     def port_of(self, service: ServiceName) -> int:
         return {"shop": self.shop_port, "crm": self.crm_port, "mes": self.mes_port}[service]

@@ -74,7 +74,12 @@ async def live_boards(app: FastAPI, resources: Resources) -> AsyncIterator[None]
     """The process's one reader of the event stream, fanning it out to its boards."""
     settings = resources.settings
     fanout = (
-        EventFanout(settings.redis_url, cluster=settings.redis_cluster)
+        EventFanout(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            max_subscribers=settings.sse_max_subscribers,
+            replay_max=settings.sse_replay_max,
+        )
         if settings.redis_url
         else None
     )

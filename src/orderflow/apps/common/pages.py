@@ -30,6 +30,7 @@ FRAMEWORK = {
     404: ("Not found", "There is no page at this address."),
     405: ("Not possible here", "This address does not take this action."),
 }
+FORM = "application/x-www-form-urlencoded"  # what the pages' forms and htmx send
 
 
 class FormError(Exception):
@@ -73,7 +74,15 @@ def loads(body: bytes) -> Any:
 
 
 async def form_fields(request: Request) -> dict[str, list[str]]:
-    """An urlencoded form body; repeated names keep every value, in order."""
+    """An urlencoded form body; repeated names keep every value, in order.
+
+    Any other body is refused (415), `text/plain` above all: it is what a form on another
+    site can send (`enctype="text/plain"`), and it would otherwise parse as the same fields.
+    `kit.security.CrossSiteGuard` refuses it before; this keeps the parser honest on its own.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM:
+        raise HTTPException(415, f"a form is sent as {FORM}")
     body = (await request.body()).decode("utf-8", errors="replace")
     return parse_qs(body, keep_blank_values=True, max_num_fields=1000)
 
@@ -120,6 +129,8 @@ def _explain(exc: Exception) -> tuple[int, str, str, list[tuple[str, str]]] | No
         titles = {404: "Not found", 409: "Not possible now", 422: "Please check the form"}
         return exc.status, titles.get(exc.status, exc.title), exc.detail, fields
     if isinstance(exc, HTTPException):  # the framework's: no route, or not this method
+        if exc.status_code == 403:  # kit.security: not from this service's own pages
+            return 403, "Refused", f"Refused: {exc.detail}.", []
         return exc.status_code, *FRAMEWORK.get(exc.status_code, ("Error", exc.detail)), []
     if is_connection_error(exc):
         return 503, "Unavailable", "The database is unavailable, try again in a moment.", []
@@ -156,7 +167,10 @@ def service_of(request: Request) -> str:
 
 
 class PageRoute(APIRoute):
-    """A route whose refusals answer as pages for people, not as problem+json."""
+    """A route whose refusals answer as pages for people, not as problem+json; the only
+    routes that take forms (`kit.security.CrossSiteGuard` asks `takes_forms`)."""
+
+    takes_forms = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -9,6 +9,7 @@ from orderflow.kit.errors import UNAVAILABLE
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id, Moment, QueryId
+from orderflow.kit.security import NO_FORM
 from orderflow.sales.context import SalesDep
 from orderflow.sales.orders import reads, transitions
 from orderflow.sales.orders.lifecycle import OrderStatus
@@ -66,7 +67,12 @@ def _transition_route(action: str, summary: str) -> None:
 
     endpoint.__name__ = f"{action}_order"
     endpoint.__doc__ = summary
-    router.post(f"/{{order_id}}/{action}", response_model=OrderOut, responses=TRANSITION)(endpoint)
+    router.post(
+        f"/{{order_id}}/{action}",
+        response_model=OrderOut,
+        responses=TRANSITION,
+        dependencies=[NO_FORM],  # body-less: no form of another site may reach it
+    )(endpoint)
 
 
 _transition_route("confirm", "Confirm a `created` order; it is sent to production.")

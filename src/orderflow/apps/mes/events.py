@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from orderflow.kit.errors import Unavailable
 from orderflow.kit.redis import REDIS_FAILURES
-from orderflow.production.events.fanout import RESYNC, EventFanout, Subscription
+from orderflow.production.events.fanout import RESYNC, EventFanout
 from orderflow.production.events.stream import parse_id
 
 router = APIRouter(tags=["production"])
@@ -41,7 +41,7 @@ def require_fanout(request: Request) -> EventFanout:
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "an endless event stream"},
-        503: {"description": "No Redis configured"},
+        503: {"description": "No Redis configured, or too many live feeds on this process"},
     },
 )
 async def events(
@@ -52,17 +52,23 @@ async def events(
     """Claims, releases, completions, queued and cancelled orders, as they happen.
 
     Each event's id is its Redis stream id. Reconnect with `Last-Event-ID` to get what was
-    missed; a `resync` event means that is no longer possible: re-read the lists.
+    missed; a `resync` event means that is no longer possible (too old, or more than
+    `ORDERFLOW_SSE_REPLAY_MAX` events behind): re-read the lists. A process serves at most
+    `ORDERFLOW_SSE_MAX_SUBSCRIBERS` feeds; beyond, 503 with `Retry-After`.
     """
+    fanout.admit()
     heartbeat_s: float = request.app.state.resources.settings.sse_heartbeat_s
-    frames = _frames(fanout, fanout.subscribe(), last_event_id, heartbeat_s)
+    frames = _frames(fanout, last_event_id, heartbeat_s)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
 
 
 async def _frames(
-    fanout: EventFanout, subscription: Subscription, last_event_id: str | None, heartbeat_s: float
+    fanout: EventFanout, last_event_id: str | None, heartbeat_s: float
 ) -> AsyncIterator[bytes]:
+    # Subscribed when the stream starts, not before: a response that never starts (the client
+    # left) leaves no subscription behind to count against `max_subscribers`.
+    subscription = fanout.subscribe()
     try:
         yield SUBSCRIBED
         seen = (0, 0)
@@ -89,7 +95,7 @@ async def _frames(
 async def _replay(fanout: EventFanout, last_event_id: str) -> tuple[bytes, tuple[int, int]]:
     """What the board missed since `last_event_id`, or a resync when that cannot be told."""
     try:
-        missed = await fanout.stream.after(last_event_id)
+        missed = await fanout.missed(last_event_id)
     except REDIS_FAILURES:
         missed = None  # cannot replay now: the board re-reads instead
     if missed is None:

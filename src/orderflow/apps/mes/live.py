@@ -11,7 +11,9 @@ A fragment is rendered from the order's current state (a cached read), never fro
 a replayed, repeated or reordered event can only bring a board up to date. A board that
 connects without `Last-Event-ID` (first load, or the extension's fresh EventSource after a
 failed reconnect) gets a full snapshot; one that reconnects with it gets what changed since,
-or a snapshot when the stream cannot tell (`resync`).
+or a snapshot when the stream cannot tell (`resync`) or when it is more than
+`ORDERFLOW_SSE_REPLAY_MAX` events behind (a replay from the oldest id would render the whole
+stream for one request).
 """
 
 import asyncio
@@ -62,7 +64,7 @@ async def changes(p: Production, operator: int | None, events: list[StreamEvent]
 
 async def _missed(fanout: EventFanout, last_event_id: str) -> list[StreamEvent] | None:
     try:
-        return await fanout.stream.after(last_event_id)
+        return await fanout.missed(last_event_id)
     except REDIS_FAILURES:
         return None  # cannot tell: the board gets a snapshot instead
 
@@ -115,6 +117,7 @@ async def board_events(
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """The board's live feed: `snapshot` and `change` events carrying HTML to swap in."""
+    fanout.admit()
     heartbeat_s: float = request.app.state.resources.settings.sse_heartbeat_s
     frames = _frames(p, fanout, operator, last_event_id, heartbeat_s)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -46,14 +46,25 @@ async def board_lists(p: Production, operator: int | None) -> dict[str, Any]:
     return {"queue": queue, "mine": mine, "operator": operator}
 
 
+DONE = {"claim": "You took", "release": "You released", "complete": "You completed"}
+
+
+def done_words(done: Action | None, order: int | None) -> str:
+    """The notice after a form's redirect, from a code: the address carries no free text,
+    so a link from anywhere cannot make the board show words of its own."""
+    return f"{DONE[done]} order {order}." if done is not None and order is not None else ""
+
+
 @router.get("/", response_class=HTMLResponse)
 async def board_page(
     p: ProductionDep,
     operator: Operator = None,
-    notice: Annotated[str, Query(max_length=300)] = "",
+    done: Action | None = None,
+    order: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> HTMLResponse:
     """The production board of one operator (or of nobody: the queue only)."""
     lists = await board_lists(p, operator)
+    notice = done_words(done, order)
     return templates.page(
         "board.html", service="mes", title="Production board", notice=notice, **lists
     )
@@ -86,10 +97,9 @@ async def act_on_order(
     """Claim, release or complete. Losing a race reads "operator N took it", not an error."""
     fields = await form_fields(request)
     operator = whole(first(fields, "operator_id"), "operator_id")
-    done = {"claim": "You took", "release": "You released", "complete": "You completed"}
     try:
         order = loads(await _act(p, order_id, action, fields))
-        notice, status, refused = f"{done[action]} order {order_id}.", 200, False
+        notice, status, refused = done_words(action, order_id), 200, False
     except Conflict as exc:
         order = loads(await reads.get_production_order(p, order_id))
         notice, status, refused = _refusal_words(order_id, exc), 409, True
@@ -99,7 +109,9 @@ async def act_on_order(
             return templates.page(
                 "board.html", status_code=409, service="mes", notice=notice, **lists
             )
-        return see_other("/?" + urlencode({"operator": operator, "notice": notice}))
+        return see_other(
+            "/?" + urlencode({"operator": operator, "done": action, "order": order_id})
+        )
     html = templates.render(
         "board_change.html", o=order, operator=operator, notice=notice, refused=refused
     )

@@ -8,6 +8,7 @@ from orderflow.kit.errors import UNAVAILABLE
 from orderflow.kit.http import JSONBytes, Responses
 from orderflow.kit.pagination import PageDep
 from orderflow.kit.params import Id
+from orderflow.kit.security import NO_FORM
 from orderflow.sales.context import SalesDep
 from orderflow.sales.orders import placement, reads, transitions
 from orderflow.sales.orders.schemas import OrderIn, OrderList, OrderOut
@@ -63,7 +64,10 @@ async def orders_of_client(sales: SalesDep, client_id: Id, page: PageDep) -> JSO
 
 
 @router.post(
-    "/orders/{order_id}/cancel", response_model=OrderOut, responses={**NOT_FOUND, **CONFLICT}
+    "/orders/{order_id}/cancel",
+    response_model=OrderOut,
+    responses={**NOT_FOUND, **CONFLICT},
+    dependencies=[NO_FORM],  # body-less: no form of another site may reach it
 )
 async def cancel_order(sales: SalesDep, order_id: Id) -> JSONBytes:
     """Cancel an order that is still `created` or `confirmed`."""

@@ -8,6 +8,7 @@ import asyncio
 import logging
 
 from orderflow.kit.broadcast import connect
+from orderflow.kit.errors import Unavailable
 from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.tasks import cancel
 from orderflow.production.events.stream import EventStream, StreamEvent
@@ -33,12 +34,25 @@ class Subscription:
 
 
 class EventFanout:
-    def __init__(self, redis_url: str, *, block_ms: int = 2_000, cluster: bool = False) -> None:
+    """`max_subscribers` live feeds at most (`admit`); a feed that reconnects replays at most
+    `replay_max` events, and resyncs when it is further behind."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        block_ms: int = 2_000,
+        cluster: bool = False,
+        max_subscribers: int = 500,
+        replay_max: int = 1000,
+    ) -> None:
         # Its own connection: a blocking read must outlast the cache's short socket timeout. On
         # a cluster, the stream's one slot names the node every read goes to.
         self.redis = connect(redis_url, cluster=cluster, socket_timeout=block_ms / 1000 + 2)
         self.stream = EventStream(self.redis)
         self.block_ms = block_ms
+        self.max_subscribers = max_subscribers
+        self.replay_max = replay_max
         self.subscribers: set[Subscription] = set()
         self.position = "$"
         self.task: asyncio.Task[None] | None = None
@@ -49,6 +63,16 @@ class EventFanout:
     async def stop(self) -> None:
         await cancel(self.task)
         await self.redis.aclose()
+
+    def admit(self) -> None:
+        """Refuse a new feed (503, Retry-After) when the process has `max_subscribers`: each
+        holds a connection, a queue of up to 10,000 events and a share of every fan-out."""
+        if len(self.subscribers) >= self.max_subscribers:
+            raise Unavailable("too many live feeds on this process; retry shortly")
+
+    async def missed(self, last_id: str) -> list[StreamEvent] | None:
+        """What a feed missed since `last_id`, or None: resync (see `EventStream.after`)."""
+        return await self.stream.after(last_id, self.replay_max)
 
     def subscribe(self) -> Subscription:
         subscription = Subscription(self)
@@ -78,7 +102,7 @@ class EventFanout:
 
     async def _after_outage(self) -> None:
         """Events may have been lost with Redis: boards must re-read, unless none were."""
-        missed = await self.stream.after(self.position) if self.position != "0-0" else None
+        missed = await self.missed(self.position) if self.position != "0-0" else None
         if missed is None:
             for subscriber in list(self.subscribers):
                 subscriber.offer(RESYNC)

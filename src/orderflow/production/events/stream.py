@@ -129,17 +129,23 @@ class EventStream:
             self.breaker.succeeded(ticket)
         return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
 
-    async def after(self, last_id: str) -> list[StreamEvent] | None:
-        """Events after `last_id`, oldest first, or None when the stream cannot tell.
+    async def after(self, last_id: str, limit: int = 1000) -> list[StreamEvent] | None:
+        """Events after `last_id`, oldest first, or None when the stream cannot tell or there
+        are more than `limit` of them.
 
         None means a gap is possible: `last_id` is older than the oldest event retained (the
-        tail was trimmed), or newer than the newest (Redis lost the stream, e.g. a restart).
+        tail was trimmed), or newer than the newest (Redis lost the stream, e.g. a restart);
+        or it is too far behind to be worth replaying: a board that re-reads its lists costs
+        one snapshot, where a replay from the oldest id would read and send up to `maxlen`
+        events (100,000) to one request.
         """
         async with asyncio.timeout(self.timeout_s * 4):
             first = cast(Rows, await self.redis.xrange(STREAM_KEY, "-", "+", count=1))
             last = cast(Rows, await self.redis.xrevrange(STREAM_KEY, "+", "-", count=1))
-            rows = cast(Rows, await self.redis.xrange(STREAM_KEY, f"({last_id}", "+"))
-        if not first or not last:
+            rows = cast(
+                Rows, await self.redis.xrange(STREAM_KEY, f"({last_id}", "+", count=limit + 1)
+            )
+        if not first or not last or len(rows) > limit:
             return None
         oldest, newest = parse_id(_decode(first[0][0])), parse_id(_decode(last[0][0]))
         if not oldest <= parse_id(last_id) <= newest:
