@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import PlainTextResponse
 
 from orderflow import __version__
-from orderflow.kit import admin
+from orderflow.kit import admin, tracing
 from orderflow.kit.cache_modes import CacheModes, cache_modes
 from orderflow.kit.caching import NearPolicy, ServiceCache
 from orderflow.kit.deps import ResourcesDep
@@ -19,6 +19,7 @@ from orderflow.kit.metrics import exposition
 from orderflow.kit.middleware import BodyLimit, RequestMetrics
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings
+from orderflow.kit.trace_gather import TraceGather
 from orderflow.kit.upkeep_journal import UpkeepJournal
 
 ops = APIRouter(tags=["operations"])
@@ -81,7 +82,8 @@ def create_app(
 ) -> FastAPI:
     """One service's app. `context` opens what its routes work with (on `app.state.context`);
     `extra` holds what the service runs beside its routes (background tasks), opened after the
-    context, closed before it."""
+    context, closed before it. Tracing (`kit/tracing.py`) is set up here, once per process."""
+    tracing.setup(service)
     lifespan = _lifespan(service, settings, databases, namespace, context, near, extra)
     app = FastAPI(
         title=f"orderflow {service}",
@@ -96,6 +98,7 @@ def create_app(
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, service=service)
+    tracing.instrument_app(app, service)
     return app
 
 
@@ -115,6 +118,9 @@ def _lifespan(
         async with AsyncExitStack() as stack:
             stack.push_async_callback(resources.close)
             await resources.start()
+            app.state.traces = TraceGather(settings)  # answers /admin/traces of any process
+            app.state.traces.start()
+            stack.push_async_callback(app.state.traces.stop)
             modes = await stack.enter_async_context(cache_modes(settings))
             app.state.context = context(resources, modes, service)
             cached = app.state.context.cache
