@@ -292,6 +292,12 @@ def journey_context(order_id: int) -> Context:
     return trace.set_span_in_context(NonRecordingSpan(root), Context())
 
 
+def journey_trace_id(order_id: int) -> str:
+    """The trace id of order `order_id`'s journey, as 32 hex digits."""
+    root = trace.get_current_span(journey_context(order_id)).get_span_context()
+    return format(root.trace_id, "032x")
+
+
 @contextmanager
 def journey(order_id: int, name: str) -> Iterator[None]:
     """A span of order `order_id`'s trace around one step of it (placed, confirmed, claimed...),

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from orderflow.apps.common.pages import SHARED, FormError, is_htmx, page_router, service_of, whole
 from orderflow.kit import tracing
 from orderflow.kit.errors import NotFound
+from orderflow.kit.http import JSONBytes, dumps
 from orderflow.kit.trace_gather import TraceGather
 
 router = page_router()
@@ -115,6 +116,18 @@ async def traces(request: Request, order: str = "") -> HTMLResponse:
         "enabled": tracing.enabled(),
     }
     return SHARED.page("traces_list.html" if is_htmx(request) else "traces.html", **context)
+
+
+@router.get("/admin/traces/{trace_id}/spans")
+async def trace_spans(request: Request, trace_id: str) -> JSONBytes:
+    """Every span of one trace that any process keeps, as JSON (what the waterfall draws)."""
+    if not TRACE_ID.match(trace_id):
+        raise FormError("trace_id", "must be 32 lowercase hexadecimal digits")
+    answers = await _gather(request).ask({"spans": [trace_id]})
+    spans = list({s["span_id"]: s for answer in answers for s in answer}.values())
+    spans.sort(key=lambda s: s["start"])
+    body = {"trace_id": trace_id, "spans": spans}
+    return JSONBytes(dumps(body), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/admin/traces/{trace_id}", response_class=HTMLResponse)
