@@ -51,7 +51,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, T
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderflow.kit.trace_buffer import SpanBuffer
 
@@ -355,13 +355,19 @@ class ServiceTag:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = _SERVICE.set(self.service)
+        span = trace.get_current_span()
+        span.set_attribute(SERVICE_ATTR, self.service)
+
+        async def send_noting_order(message: Message) -> None:
+            # Routed by now, and the span still open (it ends with the response).
+            if message["type"] == "http.response.start":
+                order_id = str(scope.get("path_params", {}).get("order_id", ""))
+                if order_id.isascii() and order_id.isdigit():
+                    span.set_attribute(ORDER_ATTR, int(order_id))
+            await send(message)
+
         try:
-            span = trace.get_current_span()
-            span.set_attribute(SERVICE_ATTR, self.service)
-            await self.app(scope, receive, send)
-            order_id = str(scope.get("path_params", {}).get("order_id", ""))
-            if order_id.isascii() and order_id.isdigit():
-                span.set_attribute(ORDER_ATTR, int(order_id))
+            await self.app(scope, receive, send_noting_order if span.is_recording() else send)
         finally:
             _SERVICE.reset(token)
 
