@@ -174,3 +174,12 @@ async def test_trace_pages_refuse_bad_input_in_words(traced: dict[str, str]) -> 
     assert bad_order.status_code == 422 and "order" in bad_order.text
     assert bad_trace.status_code == 422 and "trace_id" in bad_trace.text
     assert unknown.status_code == 404 and "no process keeps" in unknown.text
+
+
+def test_otel_sdk_disabled_turns_tracing_off(settings: Settings) -> None:
+    with server("mes", settings, {"OTEL_SDK_DISABLED": "true"}) as mes:
+        claimed = httpx.post(f"{mes}/orders/999999999/claim", json={"operator_id": 1})
+        page = httpx.get(f"{mes}/admin/traces", params={"order": 999999999})
+    assert claimed.status_code == 404  # the service works as before
+    assert page.status_code == 200 and "Tracing is off" in page.text
+    assert "No trace of order 999999999" in page.text

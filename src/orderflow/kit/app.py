@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import PlainTextResponse
 
 from orderflow import __version__
-from orderflow.kit import admin, tracing
+from orderflow.kit import admin, trace_instrument, tracing
 from orderflow.kit.cache_modes import CacheModes, cache_modes
 from orderflow.kit.caching import NearPolicy, ServiceCache
 from orderflow.kit.deps import ResourcesDep
@@ -98,7 +98,7 @@ def create_app(
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, service=service)
-    tracing.instrument_app(app, service)
+    trace_instrument.instrument_app(app, service)
     return app
 
 

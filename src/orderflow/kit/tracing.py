@@ -29,9 +29,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-from fastapi import FastAPI
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -39,21 +37,20 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
     Decision,
-    ParentBased,
     Sampler,
-    SamplingResult,
-    TraceIdRatioBased,
 )
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
-from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderflow.kit.trace_buffer import SpanBuffer
+from orderflow.kit.trace_config import (
+    RequestRoots,
+    configured_sampler,
+    install_log_context,
+    otlp_endpoint,
+)
 
 log = logging.getLogger(__name__)
 TRACER = "orderflow"
@@ -105,79 +102,18 @@ def setup(service: str, *, buffer_size: int = 5000) -> bool:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
-    _instrument_clients()
+    from orderflow.kit.trace_instrument import instrument_clients
+
+    instrument_clients()
     _state = _Tracing(provider, sampler, spans, service)
     log.info("tracing on: sampler %s, OTLP %s", sampler.get_description(), otlp_endpoint() or "off")
     return True
-
-
-def otlp_endpoint() -> str:
-    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT", ""
-    )
 
 
 def flush(timeout_ms: int = 5000) -> None:
     """Send what the OTLP exporter still holds (a process that stops, a test)."""
     if _state is not None:
         _state.provider.force_flush(timeout_ms)
-
-
-def _instrument_clients() -> None:
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
-
-    RedisInstrumentor().instrument()
-    HTTPXClientInstrumentor().instrument()
-
-
-def configured_sampler() -> Sampler:
-    """The sampler `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` name."""
-    name = os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
-    try:
-        ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
-    except ValueError:
-        log.warning("OTEL_TRACES_SAMPLER_ARG is not a number: sampling everything")
-        ratio = 1.0
-    ratio = min(max(ratio, 0.0), 1.0)
-    roots: dict[str, Sampler] = {
-        "always_on": ALWAYS_ON,
-        "always_off": ALWAYS_OFF,
-        "traceidratio": TraceIdRatioBased(ratio),
-    }
-    if name in roots:
-        return roots[name]
-    if name.startswith("parentbased_") and name.removeprefix("parentbased_") in roots:
-        return ParentBased(roots[name.removeprefix("parentbased_")])
-    log.warning("unknown OTEL_TRACES_SAMPLER %r: using parentbased_always_on", name)
-    return ParentBased(ALWAYS_ON)
-
-
-class RequestRoots(Sampler):
-    """The configured sampler, except that only requests and deliveries start a trace."""
-
-    def __init__(self, inner: Sampler) -> None:
-        self.inner = inner
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: Any = None,
-    ) -> SamplingResult:
-        parent = trace.get_current_span(parent_context).get_span_context()
-        if not parent.is_valid and kind not in (SpanKind.SERVER, SpanKind.CONSUMER):
-            return SamplingResult(Decision.DROP)
-        return self.inner.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-
-    def get_description(self) -> str:
-        return f"RequestRoots{{{self.inner.get_description()}}}"
 
 
 class _Stamp(SpanProcessor):
@@ -319,82 +255,3 @@ def journey(order_id: int, name: str) -> Iterator[None]:
         name, context=journey_root, links=links, attributes={ORDER_ATTR: order_id}
     ):
         yield
-
-
-def instrument_app(app: FastAPI, service: str) -> None:
-    """Server spans for `app`'s requests (not the probes and streams of EXCLUDED_URLS)."""
-    if _state is None:
-        return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-    app.add_middleware(ServiceTag, service=service)
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
-    )
-
-
-def instrument_engine(engine: AsyncEngine) -> None:
-    """A span per SQL statement of `engine` (its sync core: the async engine has no events)."""
-    if _state is None:
-        return
-    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-    from opentelemetry.metrics import get_meter
-
-    # The instrumentor instruments one engine per process (it is a singleton); the processes
-    # here open several (each database, and each service in tests): its EngineTracer, each.
-    usage = get_meter(TRACER).create_up_down_counter("db.client.connections.usage")
-    EngineTracer(tracer(), engine.sync_engine, usage)  # type: ignore[no-untyped-call]
-
-
-class ServiceTag:
-    """ASGI: the request's spans name this service, and its span the order in its path."""
-
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = _SERVICE.set(self.service)
-        span = trace.get_current_span()
-        span.set_attribute(SERVICE_ATTR, self.service)
-
-        async def send_noting_order(message: Message) -> None:
-            # Routed by now, and the span still open (it ends with the response).
-            if message["type"] == "http.response.start":
-                order_id = str(scope.get("path_params", {}).get("order_id", ""))
-                if order_id.isascii() and order_id.isdigit():
-                    span.set_attribute(ORDER_ATTR, int(order_id))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_order if span.is_recording() else send)
-        finally:
-            _SERVICE.reset(token)
-
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s trace=%(trace_id)s %(message)s"
-_factory_installed = False
-
-
-def install_log_context() -> None:
-    """Every log record carries `trace_id` (the current trace's, or "-"), and log lines show
-    it: a process whose root logger has no handler yet gets one with LOG_FORMAT (the relay
-    configures its own, with the trace id too)."""
-    global _factory_installed
-    if _factory_installed:
-        return
-    _factory_installed = True
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        context = trace.get_current_span().get_span_context()
-        record.trace_id = format(context.trace_id, "032x") if context.is_valid else "-"
-        return record
-
-    logging.setLogRecordFactory(factory)
-    root = logging.getLogger()
-    if not root.handlers:  # an API under uvicorn: its own loggers only are configured
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        root.addHandler(handler)
