@@ -70,6 +70,7 @@ vendor: ## refresh the vendored htmx, htmx-ext-sse and uPlot (pinned) from the n
 
 screens: install browser ## screenshots of every screen into docs/screens/
 	ORDERFLOW_SCREENSHOTS=docs/screens $(UV) run --frozen pytest tests/browser/test_accessibility.py -k every_screen
+	ORDERFLOW_SCREENSHOTS=docs/screens $(UV) run --frozen pytest tests/browser/test_traces.py
 
 lint: install ## ruff format check, ruff lint, mypy on src/
 	$(UV) run --frozen ruff format --check src tests perf

@@ -11,6 +11,7 @@ comes from.
 
     uv run --frozen python -m perf.bench.reads             # 1M orders, 10 s per variant
     uv run --frozen python -m perf.bench.reads --orders 20000 --seconds 3   # a quick run
+    uv run --frozen python -m perf.bench.reads --tracing 1%      # the server traces 1 %
 
 The server (uvicorn, 1 worker, uvloop + httptools) is pinned to core 0, the pure-Python load
 generator (`perf.bench.loadgen`) to core 1; PostgreSQL and Redis are unpinned children.
@@ -72,6 +73,20 @@ GENERATIONS = range(3)  # CPython's collector generations
 QUIET_CORES = 0.3  # other processes' CPU below which the machine counts as quiet
 DB_TIMEOUT_S = 60.0  # see server_env
 SEQUENCE_LENGTH = 20_000  # requests per kind, walked cyclically by the connections
+# --tracing: the server's OpenTelemetry (kit/tracing.py), by the standard variables. `on` sets it
+# up and samples nothing (what the instrumentation costs alone); `off` is no SDK at all, as
+# before tracing existed, and the default, so that earlier results stay comparable. An
+# OTEL_EXPORTER_OTLP_ENDPOINT in the bench's environment is passed on (spans exported too).
+TRACING = {
+    "off": {"OTEL_SDK_DISABLED": "true"},
+    "on": {"OTEL_SDK_DISABLED": "false", "OTEL_TRACES_SAMPLER": "parentbased_always_off"},
+    "1%": {
+        "OTEL_SDK_DISABLED": "false",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.01",
+    },
+    "100%": {"OTEL_SDK_DISABLED": "false", "OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,6 +104,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=15.0,
         help="per variant (over its rounds): the longest wait for others to use < 0.3 cores",
+    )
+    p.add_argument(
+        "--tracing",
+        choices=list(TRACING),
+        default="off",
+        help="the server's tracing: off (no SDK), on (nothing sampled), 1%%, 100%%",
     )
     p.add_argument("--kinds", default=",".join(KINDS))
     p.add_argument("--variants", default=",".join(VARIANTS))
@@ -302,7 +323,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"starting the bench app on :{port} (core {server_cpu}, log {app_log})")
         app_args = ["--port", str(port)]
         app_args += ["--cpu", str(server_cpu)] if server_cpu is not None else []
-        server = Child("perf.bench.app", app_args, server_env(live), app_log)
+        server = Child("perf.bench.app", app_args, server_env(live, args.tracing), app_log)
         stack.callback(server.stop)
         base = f"http://127.0.0.1:{port}"
         wait_until(functools.partial(healthy, base), "the bench app", children=[server])
@@ -360,13 +381,14 @@ def announce(row: dict[str, Any], kind: str) -> dict[str, Any]:
     return row
 
 
-def server_env(live: Settings) -> dict[str, str]:
+def server_env(live: Settings, tracing: str = "off") -> dict[str, str]:
     """The bench app's settings: the bench's servers, and patient database timeouts.
 
     The platform answers 503 after 2 s without a pooled connection and cancels statements
     after 5 s. Under 32 connections the *off* variant of the CRM views queues longer than that
     on two cores, and fast 503s would pass for throughput: here it waits, so that *off*
     measures what PostgreSQL delivers. The cached variants never come near either limit.
+    `tracing` is one of TRACING's settings.
     """
     env = dict(os.environ)
     env |= {
@@ -376,7 +398,8 @@ def server_env(live: Settings) -> dict[str, str]:
         "ORDERFLOW_DB_CONNECT_TIMEOUT_S": str(DB_TIMEOUT_S),
         "ORDERFLOW_DB_STATEMENT_TIMEOUT_S": str(DB_TIMEOUT_S),
     }
-    return env
+    env.pop("OTEL_TRACES_SAMPLER_ARG", None)
+    return env | TRACING[tracing]
 
 
 def git_commit() -> str:
@@ -406,6 +429,7 @@ def main(argv: list[str] | None = None) -> None:
         "connections": args.connections,
         "zipf": args.zipf,
         "quiet_wait": args.quiet_wait,
+        "tracing": args.tracing,
         "db_timeouts_s": DB_TIMEOUT_S,
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -111,8 +111,9 @@ def _how(results: dict[str, Any]) -> list[str]:
     p, m = results["params"], results["machine"]
     return [
         f"`make bench` ran `{p['command'].strip()}` at commit `{p['commit']}`, "
-        f"{p['started']} to {p['finished']}, on {p['orders']:,} orders. Raw results: "
-        "[`docs/bench/reads.json`](bench/reads.json).",
+        f"{p['started']} to {p['finished']}, on {p['orders']:,} orders, the server's tracing "
+        f"{p.get('tracing', 'off')} (`--tracing`: off, on, 1%, 100%; docs/tracing.md). "
+        "Raw results: [`docs/bench/reads.json`](bench/reads.json).",
         "",
         "One bench app (`perf/bench/app.py`) built by the platform's own `create_app` (the Shop's "
         "and CRM's middleware, error handlers, engine pool and Redis client) serves every "

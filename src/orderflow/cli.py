@@ -16,6 +16,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from orderflow import platform
+from orderflow.kit import trace_config
 from orderflow.kit.metrics import MULTIPROC_DIR
 from orderflow.kit.server import uvicorn_options
 from orderflow.kit.settings import ServiceName, Settings, get_settings
@@ -135,7 +136,10 @@ def build_app(service: ServiceName, settings: Settings):  # type: ignore[no-unty
 def relay() -> None:
     """Run the outbox relay between ShopDB and the MES db until SIGTERM or Ctrl-C."""
     settings = _configured()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(message)s")
+    trace_config.install_log_context()  # log lines carry the trace id
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s relay trace=%(trace_id)s %(message)s"
+    )
     asyncio.run(_relay(settings))
 
 

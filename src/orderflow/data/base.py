@@ -47,6 +47,9 @@ class OutboxTable:
     event_type: Mapped[str] = mapped_column(String(40))
     order_id: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The W3C trace context of the write that announced the event: the relay's delivery
+    # continues that trace (kit/tracing.py). NULL when the writer traced nothing.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -11,7 +11,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp
 
 from orderflow import __version__
-from orderflow.kit import admin
+from orderflow.kit import admin, trace_instrument, tracing
 from orderflow.kit.cache_modes import CacheModes, cache_modes
 from orderflow.kit.caching import NearPolicy, ServiceCache
 from orderflow.kit.deps import ResourcesDep
@@ -22,6 +22,7 @@ from orderflow.kit.middleware import BodyLimit, RequestMetrics
 from orderflow.kit.resources import Resources
 from orderflow.kit.security import CrossSiteGuard, SecurityHeaders
 from orderflow.kit.settings import Settings
+from orderflow.kit.trace_gather import TraceGather
 from orderflow.kit.upkeep_journal import UpkeepJournal
 
 ops = APIRouter(tags=["operations"])
@@ -92,7 +93,8 @@ def create_app(
 ) -> FastAPI:
     """One service's app. `context` opens what its routes work with (on `app.state.context`);
     `extra` holds what the service runs beside its routes (background tasks), opened after the
-    context, closed before it."""
+    context, closed before it. Tracing (`kit/tracing.py`) is set up here, once per process."""
+    tracing.setup(service)
     lifespan = _lifespan(service, settings, databases, namespace, context, near, extra)
     app = Service(
         title=f"orderflow {service}",
@@ -110,6 +112,7 @@ def create_app(
     # DNS rebinding: a page whose name now points at loopback is not one of ours.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
     app.add_middleware(RequestMetrics, service=service)
+    trace_instrument.instrument_app(app, service)
     return app
 
 
@@ -129,6 +132,9 @@ def _lifespan(
         async with AsyncExitStack() as stack:
             stack.push_async_callback(resources.close)
             await resources.start()
+            app.state.traces = TraceGather(settings)  # answers /admin/traces of any process
+            app.state.traces.start()
+            stack.push_async_callback(app.state.traces.stop)
             modes = await stack.enter_async_context(cache_modes(settings))
             app.state.context = context(resources, modes, service)
             cached = app.state.context.cache

@@ -32,6 +32,7 @@ from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.settings import Settings
+from orderflow.kit.trace_cache import traced_read, traced_write
 from orderflow.kit.upkeep import COMMITTED_AT
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class ServiceCache:
     def writing_through(self) -> bool:
         return self.modes.orders == "write-through"
 
+    @traced_read
     async def read(self, entity: Entity, key: Key, loader: Loader, ttl: TTLPolicy) -> bytes:
         if self.cache is None or not self.reading:
             return (await loader())[1]
@@ -98,6 +100,7 @@ class ServiceCache:
         near.put((entity.name, key), value, stamp)
         return value
 
+    @traced_read
     async def read_view(
         self, entity: Entity, key: Key, families: Sequence[str], loader: Loader, ttl: TTLPolicy
     ) -> bytes:
@@ -115,6 +118,7 @@ class ServiceCache:
         near.put((entity.name, key), value, stamp)
         return value
 
+    @traced_read
     async def read_listing(
         self,
         listing: Listing,
@@ -142,6 +146,7 @@ class ServiceCache:
         starts a new epoch, so nothing written meanwhile is owed)."""
         return self.cache is None or not self.cache.enabled
 
+    @traced_write("write")
     async def write(
         self,
         entity: Entity,
@@ -164,6 +169,7 @@ class ServiceCache:
             return await _never_fails("write", self.cache, put)
         return await _never_fails("write", self.cache, self.cache.invalidate(entity, key, version))
 
+    @traced_write("put")
     async def put(
         self,
         entity: Entity,
@@ -190,6 +196,7 @@ class ServiceCache:
         assert self.cache is not None
         return await self.cache.recheck(written)
 
+    @traced_write("invalidate")
     async def invalidate(self, entity: Entity, key: Key, version: int) -> bool:
         """Tombstone the entry at `version`, and drop its near copies in every process."""
         if self._idle:
@@ -202,6 +209,7 @@ class ServiceCache:
             done = await self._tell_near(["drop", entity.name, key]) and done
         return done
 
+    @traced_write("bump")
     async def bump(self, families: Sequence[str]) -> bool:
         if self._idle or not families:
             return True

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orderflow.cache import Cache, CircuitBreaker
+from orderflow.kit import trace_instrument
 from orderflow.kit.db import create_engine, session_factory
 from orderflow.kit.redis import RedisClient, create_redis, is_cluster
 from orderflow.kit.settings import Settings
@@ -35,6 +36,7 @@ class Resources:
         dsns = {"shopdb": settings.shop_dsn, "mesdb": settings.mes_dsn}
         for db in databases:
             res.engines[db] = create_engine(dsns[db], settings, database=db)
+            trace_instrument.instrument_engine(res.engines[db])
             res.sessions[db] = session_factory(res.engines[db])
         if settings.redis_url:
             res.redis = create_redis(settings.redis_url, settings, name=name)

@@ -13,12 +13,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from opentelemetry import trace
+from opentelemetry.trace import Link
+
 from orderflow.data.mesdb import MesOutbox
 from orderflow.data.shopdb import ShopOutbox
-from orderflow.kit import metrics
+from orderflow.kit import metrics, tracing
 from orderflow.kit.cache_modes import cache_modes
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings
+from orderflow.kit.trace_gather import TraceGather
 from orderflow.kit.unit_of_work import Sessions, UnitOfWork
 from orderflow.production.context import Production
 from orderflow.production.orders.ingest import ingest
@@ -41,16 +45,34 @@ class Direction:
     apply: Apply
 
     async def deliver_batch(self, limit: int) -> int:
-        """Deliver up to `limit` events; returns how many were delivered."""
-        async with UnitOfWork(self.source) as uow:
-            outbox = OutboxRepository(uow.session, self.model)
-            events = await outbox.lock_batch(limit)
-            for event in events:
-                await self.apply(event)
-            if events:
-                await outbox.mark_published([e.id for e in events])
+        """Deliver up to `limit` events; returns how many were delivered.
+
+        Traced: a span for the batch, and one per event that continues the trace of the write
+        that announced it (its stored `traceparent`), linked to the batch."""
+        with tracing.as_service("relay"):
+            async with UnitOfWork(self.source) as uow:
+                outbox = OutboxRepository(uow.session, self.model)
+                events = await outbox.lock_batch(limit)
+                if events:
+                    with tracing.continued(None, f"relay {self.name} batch") as batch:
+                        batch.set_attribute("orderflow.relay.events", len(events))
+                        for event in events:
+                            await self._deliver(event, batch)
+                        await outbox.mark_published([e.id for e in events])
         metrics.RELAY_EVENTS.labels(self.name).inc(len(events))
         return len(events)
+
+    async def _deliver(self, event: OutboxRow, batch: trace.Span) -> None:
+        links = [Link(batch.get_span_context())] if batch.get_span_context().is_valid else []
+        attributes: dict[str, str | int] = {
+            "orderflow.order_id": event.order_id,
+            "orderflow.event": event.event_type,
+            "orderflow.event_id": f"{self.name}:{event.id}",
+            "messaging.operation.type": "process",
+        }
+        name = f"relay {event.event_type}"
+        with tracing.continued(event.traceparent, name, links=links, attributes=attributes):
+            await self.apply(event)
 
 
 def directions(sales: Sales, production: Production) -> list[Direction]:
@@ -73,11 +95,14 @@ def directions(sales: Sales, production: Production) -> list[Direction]:
 @asynccontextmanager
 async def opened(settings: Settings) -> AsyncIterator[list[Direction]]:
     """The relay's directions, with the two domains' contexts they write through, then closed."""
+    tracing.setup("relay")
     resources = Resources.open(
         settings, ("shopdb", "mesdb"), name="relay", namespaces=("shop", "mes")
     )
+    gather = TraceGather(settings)  # answers /admin/traces with the relay's spans
     try:
         await resources.start()
+        gather.start()
         async with cache_modes(settings) as modes:
             sales, production = (
                 Sales.open(resources, modes, "shop"),
@@ -91,7 +116,9 @@ async def opened(settings: Settings) -> AsyncIterator[list[Direction]]:
             ):
                 yield directions(sales, production)
     finally:
+        await gather.stop()
         await resources.close()
+        tracing.flush()
 
 
 async def drain(ways: list[Direction], *, batch: int = 100) -> int:

@@ -25,6 +25,7 @@ from orderflow.apps.common.pages import (
     service_of,
     static_router,
 )
+from orderflow.apps.common.traces import router as traces
 from orderflow.cache.metrics import REQUESTS
 from orderflow.kit import admin
 from orderflow.kit.http import JSONBytes, dumps
@@ -100,8 +101,10 @@ async def switch(request: Request) -> RedirectResponse:
 
 
 def shared_router() -> APIRouter:
-    """What every service serves beside its own pages: the dashboard and the static files."""
+    """What every service serves beside its own pages: the dashboard, the traces and the
+    static files."""
     shared = APIRouter(include_in_schema=False)
     shared.include_router(router)
+    shared.include_router(traces)
     shared.include_router(static_router())
     return shared

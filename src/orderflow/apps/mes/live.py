@@ -18,6 +18,7 @@ stream for one request).
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated
 
 import orjson
@@ -27,6 +28,7 @@ from fastapi.responses import StreamingResponse
 from orderflow.apps.common.pages import loads, page_router
 from orderflow.apps.mes.events import HEARTBEAT, LastEventId, require_fanout
 from orderflow.apps.mes.pages import Operator, board_lists, templates
+from orderflow.kit import tracing
 from orderflow.kit.errors import NotFound
 from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.production.context import Production, ProductionDep
@@ -50,16 +52,32 @@ async def snapshot(p: Production, operator: int | None, position: str) -> bytes:
 
 
 async def changes(p: Production, operator: int | None, events: list[StreamEvent]) -> bytes:
-    """One frame for a batch of events: each order's current state, once."""
-    order_ids = list(dict.fromkeys(int(orjson.loads(e.data)["order_id"]) for e in events))
+    """One frame for a batch of events: each order's current state, once. Rendering an order
+    is a span of the trace of its latest event (the write that changed it)."""
+    latest = {int(orjson.loads(e.data)["order_id"]): e for e in events}
     parts = []
-    for order_id in order_ids:
-        try:
-            order = loads(await reads.get_production_order(p, order_id))
-        except NotFound:
-            continue
-        parts.append(templates.render("board_change.html", o=order, operator=operator))
+    for order_id, event in latest.items():
+        with _push_span(order_id, event, operator):
+            try:
+                order = loads(await reads.get_production_order(p, order_id))
+            except NotFound:
+                continue
+            parts.append(templates.render("board_change.html", o=order, operator=operator))
     return frame("change", "\n".join(parts), events[-1].id)
+
+
+def _push_span(
+    order_id: int, event: StreamEvent, operator: int | None
+) -> AbstractContextManager[object]:
+    """`board push`, continuing the event's trace; nothing for an event that carries none."""
+    if not event.traceparent:
+        return nullcontext()
+    attributes: dict[str, str | int] = {
+        "orderflow.order_id": order_id,
+        "orderflow.event": event.type,
+    }
+    attributes["orderflow.board"] = f"operator {operator}" if operator else "queue"
+    return tracing.continued(event.traceparent, "board push", attributes=attributes)
 
 
 async def _missed(fanout: EventFanout, last_event_id: str) -> list[StreamEvent] | None:

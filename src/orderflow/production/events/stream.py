@@ -17,6 +17,7 @@ from redis.typing import EncodableT
 
 from orderflow.cache import CircuitBreaker
 from orderflow.cache.breaker import Ticket
+from orderflow.kit import tracing
 from orderflow.kit.redis import REDIS_FAILURES
 
 log = logging.getLogger(__name__)
@@ -25,13 +26,14 @@ log = logging.getLogger(__name__)
 STREAM_KEY = "{mes:events}:v1"
 SENT_TTL_MS = 300_000  # how long an event is remembered as appended (see APPEND_ONCE)
 
-# KEYS: the stream, the event's marker. ARGV: maxlen, the marker's TTL in ms, the event's JSON.
+# KEYS: the stream, the event's marker. ARGV: maxlen, the marker's TTL in ms, the event's JSON,
+# the W3C traceparent of the write that made it ('' if none: a board's push starts no trace).
 # An event is one version of one order: announced again (a repair of cache upkeep that may or
 # may not have reached the stream), it is not appended twice; the answer is its stream id.
 APPEND_ONCE = """
 local sent = redis.call('GET', KEYS[2])
 if sent then return sent end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[3])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[3], 't', ARGV[4])
 redis.call('SET', KEYS[2], id, 'PX', ARGV[2])
 return id
 """
@@ -43,6 +45,7 @@ Rows = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's answer: (stream id, fi
 class StreamEvent:
     id: str  # "" for a resync, which is no event of the stream
     data: bytes  # the event's JSON, ready to send
+    traceparent: str = ""  # the trace of the write it announces (kit/tracing.py)
 
     @property
     def type(self) -> str:
@@ -118,7 +121,13 @@ class EventStream:
         try:
             async with asyncio.timeout(self.timeout_s):
                 keys = [STREAM_KEY, sent_key(order)]
-                args: list[EncodableT] = [self.maxlen, SENT_TTL_MS, event_body(event_type, order)]
+                body = event_body(event_type, order)
+                args: list[EncodableT] = [
+                    self.maxlen,
+                    SENT_TTL_MS,
+                    body,
+                    tracing.traceparent() or "",
+                ]
                 stream_id = await self._append_once(keys=keys, args=args)
         except REDIS_FAILURES as exc:
             log.warning("event %s of order %s not published: %s", event_type, order["id"], exc)
@@ -165,7 +174,10 @@ class EventStream:
 
 
 def _events(rows: Rows) -> list[StreamEvent]:
-    return [StreamEvent(_decode(stream_id), fields[b"d"]) for stream_id, fields in rows]
+    return [
+        StreamEvent(_decode(stream_id), fields[b"d"], _decode(fields.get(b"t", b"")))
+        for stream_id, fields in rows
+    ]
 
 
 def _decode(value: bytes | str) -> str:

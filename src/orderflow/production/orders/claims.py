@@ -11,6 +11,7 @@ first attempt committed but died before its cache writes, and boards must show w
 from typing import Any
 
 from orderflow.data.mesdb import ProductionOrder
+from orderflow.kit import tracing
 from orderflow.kit.errors import Conflict, InvalidInput, NotFound
 from orderflow.kit.unit_of_work import UnitOfWork
 from orderflow.production.context import Production
@@ -27,55 +28,60 @@ S = ProductionStatus
 
 async def claim(p: Production, order_id: int, operator_id: int) -> bytes:
     """Exactly one operator wins: the update matches only a queued, unassigned row."""
-    async with p.unit() as uow:
-        repo = uow.repository(ProductionRepository)
-        if not await repo.operator_exists(operator_id):
-            raise InvalidInput(f"operator {operator_id} does not exist", field="operator_id")
-        order = await repo.claim_if_queued(order_id, operator_id)
-        if order is None:
-            raise await _refusal(uow, repo, order_id, "claim")
-        await repo.open_assignment(order_id, operator_id)
-        await repo.record(order_id, S.QUEUED, S.IN_PROGRESS, operator_id)
-        await repo.add_outbox("in_production", order_id, _event(order))
-        data = production_order_dict(order)
-        return await keep_boards_current(uow, p, "claimed", data, S.QUEUED, operator_id=operator_id)
+    with tracing.journey(order_id, "order claim"):
+        async with p.unit() as uow:
+            repo = uow.repository(ProductionRepository)
+            if not await repo.operator_exists(operator_id):
+                raise InvalidInput(f"operator {operator_id} does not exist", field="operator_id")
+            order = await repo.claim_if_queued(order_id, operator_id)
+            if order is None:
+                raise await _refusal(uow, repo, order_id, "claim")
+            await repo.open_assignment(order_id, operator_id)
+            await repo.record(order_id, S.QUEUED, S.IN_PROGRESS, operator_id)
+            await repo.add_outbox("in_production", order_id, _event(order))
+            data = production_order_dict(order)
+            return await keep_boards_current(
+                uow, p, "claimed", data, S.QUEUED, operator_id=operator_id
+            )
 
 
 async def release(p: Production, order_id: int, action: OperatorAction) -> bytes:
     """The holder gives the order back to the queue."""
-    async with p.unit() as uow:
-        repo = uow.repository(ProductionRepository)
-        order = await repo.update_if_held(
-            order_id, action.operator_id, action.version, status=S.QUEUED, operator_id=None
-        )
-        if order is None:
-            raise await _refusal(uow, repo, order_id, "release", action)
-        await repo.close_assignment(order_id, "released")
-        await repo.record(order_id, S.IN_PROGRESS, S.QUEUED, action.operator_id)
-        data = production_order_dict(order)
-        holder = action.operator_id
-        return await keep_boards_current(
-            uow, p, "released", data, S.IN_PROGRESS, operator_id=holder
-        )
+    with tracing.journey(order_id, "order release"):
+        async with p.unit() as uow:
+            repo = uow.repository(ProductionRepository)
+            order = await repo.update_if_held(
+                order_id, action.operator_id, action.version, status=S.QUEUED, operator_id=None
+            )
+            if order is None:
+                raise await _refusal(uow, repo, order_id, "release", action)
+            await repo.close_assignment(order_id, "released")
+            await repo.record(order_id, S.IN_PROGRESS, S.QUEUED, action.operator_id)
+            data = production_order_dict(order)
+            holder = action.operator_id
+            return await keep_boards_current(
+                uow, p, "released", data, S.IN_PROGRESS, operator_id=holder
+            )
 
 
 async def complete(p: Production, order_id: int, action: OperatorAction) -> bytes:
     """The holder finishes the order; the Shop order becomes `ready`."""
-    async with p.unit() as uow:
-        repo = uow.repository(ProductionRepository)
-        order = await repo.update_if_held(
-            order_id, action.operator_id, action.version, status=S.DONE
-        )
-        if order is None:
-            raise await _refusal(uow, repo, order_id, "complete", action)
-        await repo.close_assignment(order_id, "completed")
-        await repo.record(order_id, S.IN_PROGRESS, S.DONE, action.operator_id)
-        await repo.add_outbox("ready", order_id, _event(order))
-        data = production_order_dict(order)
-        holder = action.operator_id
-        return await keep_boards_current(
-            uow, p, "completed", data, S.IN_PROGRESS, operator_id=holder
-        )
+    with tracing.journey(order_id, "order complete"):
+        async with p.unit() as uow:
+            repo = uow.repository(ProductionRepository)
+            order = await repo.update_if_held(
+                order_id, action.operator_id, action.version, status=S.DONE
+            )
+            if order is None:
+                raise await _refusal(uow, repo, order_id, "complete", action)
+            await repo.close_assignment(order_id, "completed")
+            await repo.record(order_id, S.IN_PROGRESS, S.DONE, action.operator_id)
+            await repo.add_outbox("ready", order_id, _event(order))
+            data = production_order_dict(order)
+            holder = action.operator_id
+            return await keep_boards_current(
+                uow, p, "completed", data, S.IN_PROGRESS, operator_id=holder
+            )
 
 
 async def _refusal(

@@ -16,6 +16,7 @@ from orderflow.data.mesdb import (
     ProductionStatusCount,
     StatusHistory,
 )
+from orderflow.kit import tracing
 from orderflow.production.orders.schemas import ProductionStatus
 
 PO = ProductionOrder
@@ -127,7 +128,9 @@ class ProductionRepository:
         )
 
     async def add_outbox(self, event_type: str, order_id: int, payload: dict[str, Any]) -> None:
-        self.session.add(MesOutbox(event_type=event_type, order_id=order_id, payload=payload))
+        event = MesOutbox(event_type=event_type, order_id=order_id, payload=payload)
+        event.traceparent = tracing.traceparent()  # the relay continues this trace
+        self.session.add(event)
 
     async def mark_processed(self, event_id: str) -> bool:
         result = await self.session.execute(

@@ -1,8 +1,10 @@
 """A client places an order: validated, priced, idempotent under its Idempotency-Key."""
 
 import hashlib
+from contextlib import ExitStack
 
 from orderflow.data.shopdb import Order, OrderLine
+from orderflow.kit import tracing
 from orderflow.kit.errors import InvalidInput
 from orderflow.kit.http import dumps
 from orderflow.kit.unit_of_work import UnitOfWork
@@ -28,6 +30,13 @@ async def place_order(sales: Sales, data: OrderIn, key: str | None) -> tuple[byt
     may have died between its commit and its cache writes (a retry is how a client finds out).
     """
     digest = request_hash(data)
+    with ExitStack() as journey:  # the order's trace, from its insert to the write-through
+        return await _place(sales, data, key, digest, journey)
+
+
+async def _place(
+    sales: Sales, data: OrderIn, key: str | None, digest: str, journey: ExitStack
+) -> tuple[bytes, bool]:
     async with sales.unit() as uow:
         orders = uow.repository(OrderRepository)
         if key and (earlier := await orders.by_idempotency_key(key)) is not None:
@@ -42,6 +51,7 @@ async def place_order(sales: Sales, data: OrderIn, key: str | None) -> tuple[byt
             earlier = await orders.by_idempotency_key(key)
             assert earlier is not None
             return await _replay(uow, orders, earlier, digest), False
+        journey.enter_context(tracing.journey(order.id, "order placed"))
         rows = [
             OrderLine(order_id=order.id, line_no=n, item_id=i, quantity=q, unit_price=p)
             for n, (i, q, p) in enumerate(lines, start=1)

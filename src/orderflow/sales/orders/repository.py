@@ -21,6 +21,7 @@ from orderflow.data.shopdb import (
     ShopOutbox,
     ShopProcessedEvent,
 )
+from orderflow.kit import tracing
 from orderflow.kit.lean import fetch, fetchrow
 from orderflow.kit.unit_of_work import Sessions
 
@@ -69,7 +70,9 @@ class OrderRepository:
         return result.one_or_none()
 
     async def add_outbox(self, event_type: str, order_id: int, payload: dict[str, Any]) -> None:
-        self.session.add(ShopOutbox(event_type=event_type, order_id=order_id, payload=payload))
+        event = ShopOutbox(event_type=event_type, order_id=order_id, payload=payload)
+        event.traceparent = tracing.traceparent()  # the relay continues this trace
+        self.session.add(event)
         await self.session.flush()
 
     async def mark_processed(self, event_id: str) -> bool:

@@ -5,6 +5,7 @@ caller gets 409 with the current status. Confirming and cancelling write an outb
 same transaction, so the MES learns of them whatever crashes afterwards.
 """
 
+from orderflow.kit import tracing
 from orderflow.kit.errors import Conflict, NotFound
 from orderflow.sales.caching import moved_families
 from orderflow.sales.context import Sales
@@ -28,6 +29,11 @@ async def transition(sales: Sales, order_id: int, action: str) -> bytes:
     attempt committed but died before its cache writes, and the state it names must be the one
     every reader sees.
     """
+    with tracing.journey(order_id, f"order {action}"):
+        return await _transition(sales, order_id, action)
+
+
+async def _transition(sales: Sales, order_id: int, action: str) -> bytes:
     allowed_from, target = ACTIONS[action]
     async with sales.unit() as uow:
         orders = uow.repository(OrderRepository)
