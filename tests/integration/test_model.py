@@ -274,6 +274,11 @@ class CachePromise(RuleBasedStateMachine):
         share of one kind (generation counters, leases, views, order entries)."""
         self.run(_evict(self.platform.redis, kind, share, random.Random(seed)))
 
+    @rule()
+    def evict_generations(self) -> None:
+        """Every generation counter evicted: the eviction that once brought old lists back."""
+        self.evict(":gen:", 1.0, 0)
+
     @rule(seconds=st.sampled_from([0.3, 1.0]), client=clients, name=st.sampled_from(["Wim"]))
     def pause(self, seconds: float, client: int, name: str) -> None:
         """Redis answers nothing for a while; a rename is acknowledged meanwhile."""
@@ -415,3 +420,23 @@ async def test_no_read_is_older_than_an_acknowledged_write(platform: Platform) -
         suppress_health_check=list(HealthCheck),
     )
     await asyncio.to_thread(run_state_machine_as_test, CachePromise, settings=checks)
+
+
+async def test_a_kept_history_an_evicted_counter_brings_back_no_list(platform: Platform) -> None:
+    """A history the machine is meant to find, kept: on the code before issue 18 a generation
+    counter evicted after its bump was read as 0, and the list cached before the order was
+    served again (tests/integration/test_eviction.py measures it over many clients)."""
+    CachePromise.platform = platform
+    CachePromise.loop = asyncio.get_running_loop()
+
+    def history() -> None:
+        state = CachePromise()
+        client = state.add_client(name="Ada")
+        state.read_client_orders(client=client, service="shop")
+        state.read_client_orders(client=client, service="crm")
+        state.place_order(client=client)
+        state.evict_generations()
+        state.read_client_orders(client=client, service="shop")
+        state.read_client_orders(client=client, service="crm")
+
+    await asyncio.to_thread(history)

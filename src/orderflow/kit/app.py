@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
 from orderflow import __version__
 from orderflow.kit import admin, trace_instrument, tracing
@@ -73,10 +73,12 @@ Extra = Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]
 
 class Service(FastAPI):
     """A FastAPI app whose every answer carries the security headers: they wrap the whole
-    stack, Starlette's error middleware (the 500s) included, which `add_middleware` cannot."""
+    stack, Starlette's error middleware (the 500s) included, which `add_middleware` cannot.
+    Around the app's call, not in `build_middleware_stack`: OpenTelemetry's instrumentation
+    rebuilds that stack and needs Starlette's own outermost middleware there."""
 
-    def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack())
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await SecurityHeaders(super().__call__)(scope, receive, send)
 
 
 def create_app(
