@@ -56,7 +56,7 @@ async def client(redis_url: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def ns(client: Redis) -> str:
     """A fresh namespace whose epoch starts at 0, so tests can name its keys (`...:e0:...`).
-    (Left missing, a namespace's epoch starts from the server's clock: see `lua.FRESH`.)"""
+    (Left missing, a namespace's epoch starts from the server's clock: see `lua_epochs.FRESH`.)"""
     namespace = f"t{uuid.uuid4().hex[:12]}"
     await client.set(f"{namespace}:epoch", 0)
     return namespace

@@ -206,3 +206,18 @@ async def test_a_recheck_undoes_an_older_put_landed_after_an_eviction(
     assert await cache.recheck([(entity, "k", 6)]) == [True]  # holds 6 now: nothing written
     assert await cache.get_or_load(entity, "k", v6, TTL) == b'{"v":6}'
     assert v6.calls == 1
+    assert await client.get(cache.key_of(entity, "other")) is None  # nothing stale: left alone
+
+
+async def test_a_recheck_refuses_no_reader_s_fill(cache: Cache, entity: Entity) -> None:
+    """A reader that missed and holds the lease, loading, while the writer's recheck of a
+    missing entry runs: its fill still lands (the recheck neither tombstones a missing entry nor
+    revokes a lease), so the next read is a hit."""
+    v1 = Loader(1, b'{"v":1}', gated=True)
+    reading = asyncio.create_task(cache.get_or_load(entity, "new", v1, TTL))
+    await v1.entered.wait()
+    assert await cache.recheck([(entity, "new", 1)]) == [True]
+    v1.gate.set()
+    assert await reading == b'{"v":1}'
+    assert await cache.get_or_load(entity, "new", v1, TTL) == b'{"v":1}'
+    assert v1.calls == 1

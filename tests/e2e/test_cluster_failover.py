@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.cluster import FAILOVER_BOUND_S
-from tests.faults.suite import CLUSTER_FAULTS, examples, run, table
+from tests.faults.suite import CLUSTER_FAULTS, examples, explain, run, table
 from tests.faults.workload import TIMEOUT_S
 
 
@@ -20,6 +20,7 @@ async def test_a_master_killed_under_load_loses_nothing_and_serves_nothing_stale
         verdict, history = await run(Path(root), seconds=0, faults=CLUSTER_FAULTS, cluster=True)
     print(table(verdict, history))
     print(examples(verdict, n=20))
+    print(explain(verdict, history))
     for f in verdict.failovers:
         print(
             f"master {f.port} killed: its slots served by its replica after {f.served_s:.2f} s, "

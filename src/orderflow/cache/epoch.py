@@ -6,7 +6,7 @@ that belief in the same round trip and, if it is out of date, hands back the cur
 
 An epoch moves only when Redis lost data (rule 5), as the server itself shows it:
 - an empty restart loses the epoch key (it has no TTL, so no `volatile-*` eviction takes it):
-  the next script re-creates it above every value it had (`lua.FRESH`, the caller's belief);
+  the next script re-creates it above every value it had (`lua_epochs.FRESH`, the caller's belief);
 - a restart that kept a snapshot, or a replica promoted in its master's place, serves the slot
   under another run id than the one marked there: the first process to see it moves the epoch,
   once for all processes (`check_server`, run by every breaker probe).
@@ -30,7 +30,7 @@ from redis.typing import EncodableT
 
 from orderflow.cache.errors import CacheProtocolError
 from orderflow.cache.layout import Layout
-from orderflow.cache.lua import CHECK_SERVER, CURRENT_EPOCH, NEW_EPOCH
+from orderflow.cache.lua_epochs import CHECK_SERVER, CURRENT_EPOCH, NEW_EPOCH
 from orderflow.cache.scripts import Call, Scripts
 
 log = logging.getLogger(__name__)
@@ -94,20 +94,20 @@ class Epochs:
             self.adopt(slot, int(value))
         log.info("cache epochs of %s bumped in %d slot(s)", self.namespace, len(chosen))
 
-    async def check_server(self, slots: Iterable[int], server_id: str) -> None:
-        """`slots` are served by the server whose run id is `server_id` now: if another
-        server held them when last checked, their data may be lost, so their epochs move
+    async def check_server(self, slots: Iterable[int]) -> None:
+        """Check the server serving each of `slots` now (its run id, read by the script): if
+        another server held the slot when last checked, its data may be lost, so its epoch moves
         (once, whichever process sees it first); adopt what each slot's epoch is now."""
         chosen = list(slots)
         if len(chosen) == 1:
-            args: list[EncodableT] = [self.value(chosen[0]), server_id]
+            args: list[EncodableT] = [self.value(chosen[0])]
             reply = await self._check_server(keys=self._check_keys(chosen[0]), args=args)
             self.adopt(chosen[0], int(reply))
             return
         for start in range(0, len(chosen), CHUNK):  # other calls are not held up for long
             part = chosen[start : start + CHUNK]
             calls: list[Call] = [
-                (self._check_server, self._check_keys(s), [self.value(s), server_id]) for s in part
+                (self._check_server, self._check_keys(s), [self.value(s)]) for s in part
             ]
             for slot, value in zip(part, await self._scripts.pipelined(calls), strict=True):
                 self.adopt(slot, int(value))

@@ -43,7 +43,7 @@ class Guard:
     slots another node serves now (a replica promoted) is in an outage: the answer of the call
     that found out is not trusted, and the shard's breaker opens for an immediate probe.
 
-    The half-open probe runs `on_probe(shard)` before its own call (`Cache._probe`: the check
+    The half-open probe runs `on_probe(shard)` before its own call (`Recovery.probe`: the check
     that the shard's server lost nothing, then the replay of what Redis missed meanwhile), so
     that nothing is read from the shard after an outage until that is done. Calls made by
     `on_probe` itself pass the shard's breaker (`_RECOVERING`), each under `timeout_s`.

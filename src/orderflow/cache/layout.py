@@ -86,11 +86,6 @@ class Layout:
     async def refresh(self) -> None:
         """Learn again which node serves which slot (before a shard's probe)."""
 
-    async def server_id(self, redis: Any, slot: int) -> str:
-        """The run id of the server serving `slot` now: a new one after every restart, and
-        another node's after a failover (`Epochs.check_server`)."""
-        return str((await redis.info("server"))["run_id"])
-
 
 class ClusterLayout(Layout):
     """A Redis Cluster through redis-py's `RedisCluster`, which routes each call by its keys."""
@@ -166,13 +161,6 @@ class ClusterLayout(Layout):
         if not nodes:
             raise SlotNotCoveredError(f"slot {slot} is in no slot table now")
         return await self._redis.ping(target_nodes=nodes[0])
-
-    async def server_id(self, redis: Any, slot: int) -> str:
-        nodes: Any = self._redis.nodes_manager.slots_cache.get(slot)
-        if not nodes:
-            raise SlotNotCoveredError(f"slot {slot} is in no slot table now")
-        info = await self._redis.info("server", target_nodes=nodes[0])
-        return str(info["run_id"])
 
     def _master(self, slot: int) -> str:
         nodes: Any = self._redis.nodes_manager.slots_cache.get(slot)

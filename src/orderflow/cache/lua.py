@@ -20,13 +20,7 @@ Conventions shared by every script that touches entries:
   hash tag (a view's entry and lease); only on one node does LOOKUP_VIEW build its members' keys.
 """
 
-# A counter that went missing restarts here, never at a number it may have had before.
-FRESH = """
-local function fresh()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-"""
+from orderflow.cache.lua_epochs import FRESH
 
 _PRELUDE = (
     FRESH
@@ -208,6 +202,23 @@ return 1
 """
 )
 
+# KEYS: epoch, entry. ARGV: epoch, committed version, tombstone, ttl_ms.
+# The writer's second look (`recheck`): 1 if the entry held an older version (an older put that
+# landed after Redis evicted this one) and now holds a tombstone at this version; 0 otherwise. A
+# missing entry holds nothing stale and a lease held now was granted after this write revoked
+# the earlier ones: both are left alone, so no reader's fill is refused for nothing.
+RECHECK = (
+    _PRELUDE
+    + """
+local raw = redis.call('GET', KEYS[2])
+if raw and version_of(raw) < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  return 1
+end
+return 0
+"""
+)
+
 # KEYS: epoch, entry, lease. ARGV: epoch. Removes the entry, revokes its lease.
 DELETE = _PRELUDE + "\nredis.call('DEL', KEYS[2], KEYS[3])\nreturn 1\n"
 
@@ -223,58 +234,6 @@ for i = 2, #KEYS do
   redis.call('SET', KEYS[i], string.format('%d', next_number()), 'PX', ARGV[2])
 end
 return 1
-"""
-)
-
-# KEYS: epoch. The current epoch, started on a fresh value if there is none.
-CURRENT_EPOCH = (
-    FRESH
-    + """
-local epoch = tonumber(redis.call('GET', KEYS[1]))
-if epoch then return epoch end
-epoch = fresh()
-redis.call('SET', KEYS[1], string.format('%d', epoch))
-return epoch
-"""
-)
-
-# KEYS: epoch. ARGV: the caller's belief. A new epoch: one above the current and the belief (a
-# promoted replica may lag), or a fresh one if it went missing.
-NEW_EPOCH = (
-    FRESH
-    + """
-local epoch = tonumber(redis.call('GET', KEYS[1]))
-if epoch then epoch = math.max(epoch, tonumber(ARGV[1]) or 0) + 1 else epoch = fresh() end
-redis.call('SET', KEYS[1], string.format('%d', epoch))
-return epoch
-"""
-)
-
-# KEYS: epoch, server mark. ARGV: the caller's belief, the run id of the server holding the
-# slot now. Whether this slot's data may be lost, decided from the server itself: the mark names
-# the server that held the slot when it was last checked; another server (a restart that kept a
-# snapshot, a promoted replica) may lack writes it acknowledged, so the epoch moves past every
-# value it had. The first caller to see the new server moves it and marks it: every other
-# process, checking the same event, finds the mark already set and moves nothing. A missing
-# epoch (an empty restart) is re-created above every value it had, like `_PRELUDE` does.
-# The epoch now.
-CHECK_SERVER = (
-    FRESH
-    + """
-local epoch = tonumber(redis.call('GET', KEYS[1]))
-local believed = tonumber(ARGV[1])
-local mark = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = math.max(fresh(), believed + 1)
-elseif mark and mark ~= ARGV[2] then
-  epoch = math.max(epoch, believed) + 1
-else
-  if not mark then redis.call('SET', KEYS[2], ARGV[2]) end
-  return epoch
-end
-redis.call('SET', KEYS[1], string.format('%d', epoch))
-redis.call('SET', KEYS[2], ARGV[2])
-return epoch
 """
 )
 

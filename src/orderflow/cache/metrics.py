@@ -43,6 +43,7 @@ OPS = (
     "release",
     "put",
     "invalidate",
+    "recheck",
     "delete",
     "bump",
     "ping",

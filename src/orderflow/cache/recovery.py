@@ -55,9 +55,7 @@ class Recovery:
 
     async def check(self, shard: str) -> None:
         """Check the server serving `shard` now (`Epochs.check_server`). Raises redis errors."""
-        slots = self._layout.shard_slots(shard)
-        server = await self._layout.server_id(self._redis, slots[0])
-        await self._epochs.check_server(slots, server)
+        await self._epochs.check_server(self._layout.shard_slots(shard))
 
     async def start(self, guard: Guard, namespace: str) -> None:
         """One node: `check` it now (if Redis does not answer, the first script reply corrects

@@ -23,6 +23,7 @@ from orderflow.cache.lua import (
     LOOKUP_MANY,
     LOOKUP_VIEW,
     PUT,
+    RECHECK,
     RELEASE,
 )
 
@@ -41,6 +42,7 @@ class Scripts:
     fill: AsyncScript
     put: AsyncScript
     invalidate: AsyncScript
+    recheck: AsyncScript
     delete: AsyncScript
     bump: AsyncScript
     release: AsyncScript
@@ -57,6 +59,7 @@ class Scripts:
             fill=redis.register_script(FILL),
             put=redis.register_script(PUT),
             invalidate=redis.register_script(INVALIDATE),
+            recheck=redis.register_script(RECHECK),
             delete=redis.register_script(DELETE),
             bump=redis.register_script(BUMP),
             release=redis.register_script(RELEASE),
