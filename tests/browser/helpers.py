@@ -86,3 +86,12 @@ def get_json(url: str) -> Any:
 
 def post_json(url: str, body: dict[str, Any]) -> Any:
     return httpx.post(url, json=body, timeout=10).raise_for_status().json()
+
+
+async def sign_in(page: Any, shop: str, client: dict[str, Any]) -> None:
+    """Sign the page's browser in as `client`, by email and client number, as a client does."""
+    await page.goto(f"{shop}/me")
+    await page.get_by_label("Your email").fill(client["email"])
+    await page.get_by_label("Client number").fill(str(client["id"]))
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(lambda url: "/me" not in url)

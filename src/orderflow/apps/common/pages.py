@@ -117,6 +117,8 @@ def _explain(exc: Exception) -> tuple[int, str, str, list[tuple[str, str]]] | No
         return 422, "Please check the form", "Some values are not valid.", fields
     if isinstance(exc, OrderflowError):
         fields = [(e["field"], e["message"]) for e in exc.extra.get("errors", [])]
+        if not fields and "field" in exc.extra:  # a conflict on one field (an email taken)
+            fields = [(str(exc.extra["field"]), exc.detail)]
         titles = {404: "Not found", 409: "Not possible now", 422: "Please check the form"}
         return exc.status, titles.get(exc.status, exc.title), exc.detail, fields
     if isinstance(exc, HTTPException):  # the framework's: no route, or not this method
@@ -126,6 +128,15 @@ def _explain(exc: Exception) -> tuple[int, str, str, list[tuple[str, str]]] | No
     if is_bad_value(exc):
         return 422, "Please check the form", "A value cannot be stored.", []
     return None
+
+
+def field_errors(exc: Exception) -> dict[str, str] | None:
+    """A refused form's messages by field name, to show beside each field with what was
+    typed; None when `exc` is not about the form's values (then an error page answers)."""
+    explained = _explain(exc)
+    if explained is None or explained[0] not in (409, 422) or not explained[3]:
+        return None
+    return {field: message for field, message in reversed(explained[3])}
 
 
 def error_page(request: Request, exc: Exception) -> HTMLResponse | None:

@@ -1,43 +1,38 @@
-"""The Shop's cart, checkout and "my orders".
+"""The Shop's cart and checkout.
 
 The cart lives in a cookie (`item:quantity,...`): no server state for a browsing client. The
 checkout form carries the lines, the client and an Idempotency-Key made when the form was
 rendered, so a double click or a resubmitted form places one order, never two: the same key
 and body return the order the first submission created.
 
-An open "my orders" page re-reads its list every LIVE_S seconds (htmx polling): a Shop order's
-status changes in ShopDB through the relay, and no event stream reaches the Shop; each poll is a
-hit on the client's cached order list, which every write keeps current (write-through).
+The order is placed for the client the browser is signed in as (the session cookie), never for
+a client id the form names.
 """
 
 import secrets
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
 
 from orderflow.apps.common.pages import (
     first,
     form_fields,
-    is_htmx,
     loads,
     page_router,
     see_other,
     whole,
 )
-from orderflow.apps.shop.pages import current_client, require_quantity, templates
+from orderflow.apps.shop.pages import current_client, require_quantity, shop_page
 from orderflow.kit.errors import NotFound
-from orderflow.kit.pagination import Page
-from orderflow.kit.params import Id
 from orderflow.sales.catalogue import service as catalogue
 from orderflow.sales.context import Sales, SalesDep
-from orderflow.sales.orders import placement, reads, transitions
+from orderflow.sales.orders import placement
 from orderflow.sales.orders.schemas import OrderIn
 
 router = page_router()
 CART_COOKIE = "cart"
 MAX_LINES = 100
-LIVE_S = 2  # how often an open "my orders" page re-reads its statuses
 
 
 def read_cart(request: Request) -> dict[int, int]:
@@ -90,11 +85,11 @@ async def remove_from_cart(request: Request) -> Response:
 async def cart_page(request: Request, sales: SalesDep) -> HTMLResponse:
     """The cart and, for a known client, the checkout form with a fresh Idempotency-Key."""
     lines = await _lines(sales, read_cart(request))
-    return templates.page(
+    return await shop_page(
+        request,
+        sales,
         "cart.html",
-        service="shop",
         title="Cart",
-        me=await current_client(sales, request),
         lines=lines,
         total=sum(line["amount"] for line in lines),
         key=secrets.token_urlsafe(18),
@@ -104,11 +99,14 @@ async def cart_page(request: Request, sales: SalesDep) -> HTMLResponse:
 @router.post("/checkout", response_class=HTMLResponse)
 async def checkout(request: Request, sales: SalesDep) -> Response:
     """Place the order the form describes; a repeat of the same form returns the same order."""
+    me = await current_client(sales, request)
+    if me is None:  # signed out since the cart was shown: sign in, then the cart again
+        return see_other("/me?next=/cart")
     fields = await form_fields(request)
     key = first(fields, "idempotency_key")
     items, quantities = fields.get("item_id", []), fields.get("quantity", [])
     body = {
-        "client_id": whole(first(fields, "client_id"), "client_id"),
+        "client_id": me["id"],
         "lines": [
             {"item_id": whole(item, "item_id"), "quantity": require_quantity(quantity)}
             for item, quantity in zip(items, quantities, strict=False)
@@ -117,48 +115,3 @@ async def checkout(request: Request, sales: SalesDep) -> Response:
     data, _ = await placement.place_order(sales, OrderIn.model_validate(body), key or None)
     order = loads(data)
     return with_cart(see_other(f"/my/orders/{order['id']}"), {})
-
-
-async def _my_orders(sales: Sales, client_id: int, page: int) -> dict[str, Any]:
-    window = Page(limit=20, offset=(page - 1) * 20)
-    return loads(await reads.orders_of_client(sales, client_id, window))  # type: ignore[no-any-return]
-
-
-@router.get("/my/orders", response_class=HTMLResponse)
-async def my_orders_page(
-    request: Request, sales: SalesDep, page: Annotated[int, Query(ge=1, le=10_000)] = 1
-) -> Response:
-    """The chosen client's orders; open, their statuses follow the order's life."""
-    me = await current_client(sales, request)
-    if me is None:
-        return see_other("/me")
-    found = await _my_orders(sales, me["id"], page)
-    name = "my_orders_list.html" if is_htmx(request) else "my_orders.html"
-    return templates.page(
-        name, service="shop", title="My orders", me=me, found=found, page=page, live_s=LIVE_S
-    )
-
-
-@router.get("/my/orders/{order_id}", response_class=HTMLResponse)
-async def my_order_page(request: Request, sales: SalesDep, order_id: Id) -> HTMLResponse:
-    """One order with its lines; open, its status follows the order's life."""
-    order = loads(await reads.get_order(sales, order_id))
-    names = await catalogue.item_names(sales, (line["item_id"] for line in order["lines"]))
-    name = "my_order_status.html" if is_htmx(request) else "my_order.html"
-    me = await current_client(sales, request)
-    return templates.page(
-        name,
-        service="shop",
-        title=f"Order {order_id}",
-        me=me,
-        order=order,
-        names=names,
-        live_s=LIVE_S,
-    )
-
-
-@router.post("/my/orders/{order_id}/cancel", response_class=HTMLResponse)
-async def cancel_my_order(sales: SalesDep, order_id: Id) -> RedirectResponse:
-    """Cancel an order still `created` or `confirmed` (a 409 page says why not otherwise)."""
-    await transitions.transition(sales, order_id, "cancel")
-    return see_other(f"/my/orders/{order_id}")
