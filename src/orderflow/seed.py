@@ -135,6 +135,8 @@ async def _seed_reference(
     progress.advance(task, v.clients)
     operators = [(i, f"Operator {i}") for i in range(1, v.operators + 1)]
     await mes.copy_records_to_table("operators", records=operators, columns=["id", "name"])
+    products = [(row[0], row[1]) for row in items]  # the names production knows (mesdb_0004)
+    await mes.copy_records_to_table("products", records=products, columns=["item_id", "name"])
 
 
 async def _seed_orders(

@@ -98,7 +98,7 @@ async def test_every_screen_is_usable_by_keyboard_and_labelled(
 
 async def test_a_claim_by_keyboard_alone(platform: Platform, page: Any) -> None:
     ids = queued_orders(platform, 1)
-    await page.goto(f"{platform.mes}/?operator=19")
+    await page.goto(f"{platform.mes}/?operator=19&q={ids[0]}")
     await expect(page.locator("#live")).to_have_attribute("data-state", "on")
     await reach_by_keyboard(page, f"Claim order {ids[0]}")
     await page.keyboard.press("Enter")
