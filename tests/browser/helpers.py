@@ -43,7 +43,8 @@ class Platform:
 
 def new_client(platform: Platform, name: str = "Browser") -> dict[str, Any]:
     with platform.api(platform.shop) as shop:
-        email = f"{name.lower()}.{random.randrange(10**9)}@example.com"
+        slug = "".join(c for c in name.lower() if c.isascii() and c.isalnum())
+        email = f"{slug}.{random.randrange(10**9)}@example.com"
         response = shop.post("/clients", json={"name": name, "email": email})
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]

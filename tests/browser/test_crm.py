@@ -1,11 +1,14 @@
 """A seller filters, confirms, meets a refusal in words, edits a price the Shop shows at once."""
 
+import random
 import re
 from typing import Any
 
 from playwright.async_api import expect
 
 from tests.browser.helpers import Platform, new_client, place, post_json
+
+CLIENT = "Client: name, email or number"
 
 
 async def test_seller_filters_confirms_and_edits_a_price(
@@ -16,7 +19,7 @@ async def test_seller_filters_confirms_and_edits_a_price(
 
     await page.goto(platform.crm + "/")
     await page.get_by_label(re.compile(r"^Status")).select_option("created")
-    await page.get_by_label("Client number").fill(str(client["id"]))
+    await page.get_by_label("Client: name, email or number").fill(str(client["id"]))
     await page.get_by_role("button", name="Filter").click()
     await expect(page.locator("#orders tr[data-order]")).to_have_count(1)
     stale = await context.new_page()  # a second tab on the same order, left open
@@ -53,3 +56,38 @@ async def test_a_price_edit_shows_in_the_shop_at_once(
 
     await shop.reload()
     await expect(shop.locator("#price")).to_have_text("1,234.50")
+
+
+async def test_a_seller_finds_a_client_by_name_or_email_and_the_counts_follow(
+    platform: Platform, page: Any
+) -> None:
+    tag = f"{random.randrange(10**6, 10**7)}"
+    eva = new_client(platform, f"Eva Quist{tag}")
+    other = new_client(platform, f"Eva Quist{tag}b")
+    orders = [place(platform, eva["id"]), place(platform, eva["id"])]
+    place(platform, other["id"])
+
+    await page.goto(platform.crm + "/")
+    await page.get_by_label(CLIENT).fill(f"quist{tag}")  # part of the name, any case: two
+    await page.get_by_role("button", name="Filter").click()
+    matches = page.locator("#client-matches li")
+    await expect(matches).to_have_count(2)
+    await page.get_by_role("link", name=f"Eva Quist{tag}", exact=True).click()
+    await expect(page.locator("#orders tr[data-order]")).to_have_count(2)
+    await expect(page.locator("#found-total")).to_contain_text(f"2 orders of Eva Quist{tag}")
+    await expect(page.locator(".counts a").first).to_have_text("all 2")
+    await expect(page.locator('.counts a[data-status="created"] strong')).to_have_text("2")
+    for order_id in orders:
+        row = page.locator(f'#orders tr[data-order="{order_id}"]')
+        await expect(row).to_contain_text(f"Eva Quist{tag}")  # a name, not "client N"
+
+    await page.get_by_label(CLIENT).fill(eva["email"].upper())  # the whole email: one client
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("#orders tr[data-order]")).to_have_count(2)
+    await expect(page.locator("#client-matches")).to_have_count(0)
+
+    await page.get_by_label(CLIENT).fill(f"Nobody{tag}")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.get_by_role("heading", level=2)).to_have_text(
+        f"No client matches “Nobody{tag}”"
+    )

@@ -25,7 +25,7 @@ from orderflow.kit.pagination import Page
 from orderflow.kit.params import Id
 from orderflow.sales.catalogue import service as catalogue
 from orderflow.sales.clients import service as clients
-from orderflow.sales.context import SalesDep
+from orderflow.sales.context import Sales, SalesDep
 from orderflow.sales.orders import reads, transitions
 from orderflow.sales.orders.lifecycle import ACTIONS, OrderStatus
 
@@ -33,6 +33,7 @@ router = page_router()
 templates = Templates(Path(__file__).parent / "templates")
 PAGE_SIZE = 25
 Field = Annotated[str, Query(max_length=40)]
+MATCHES = 20  # clients listed when a name or email matches several
 Action = Literal["confirm", "ship", "deliver", "cancel"]
 
 
@@ -48,14 +49,13 @@ def _day(value: str, field: str) -> date | None:
     return day
 
 
-def _filters(status: str, client: str, since: str, until: str) -> dict[str, Any]:
+def _filters(status: str, since: str, until: str) -> dict[str, Any]:
     """The list's filters as the service takes them; a wrong one is a 422 naming it."""
     if status and status not in OrderStatus.__members__.values():
         raise FormError("status", "is not an order status")
     first_day, last_day = _day(since, "from"), _day(until, "to")
     return {
         "status": OrderStatus(status) if status else None,
-        "client_id": whole(client, "client") if client else None,
         "created_from": datetime.combine(first_day, time(), UTC) if first_day else None,
         # the form's "to" day is included: the service's bound is exclusive
         "created_to": datetime.combine(last_day + timedelta(days=1), time(), UTC)
@@ -64,32 +64,58 @@ def _filters(status: str, client: str, since: str, until: str) -> dict[str, Any]
     }
 
 
+async def _client(sales: Sales, text: str) -> tuple[int | None, list[dict[str, Any]]]:
+    """The client a seller typed: a number, or part of a name or an email. (id, []) when one
+    client is meant; (None, the candidates) when several or none match."""
+    text = text.strip()
+    if text.isascii() and text.isdigit():
+        return whole(text, "client"), []
+    matches = await clients.find_clients(sales, text, limit=MATCHES + 1)
+    if len(matches) == 1:
+        return matches[0]["id"], matches
+    return None, matches
+
+
 @router.get("/", response_class=HTMLResponse)
 async def orders_page(
     sales: SalesDep,
     status: Field = "",
-    client: Field = "",
+    client: Annotated[str, Query(max_length=100)] = "",
     since: Annotated[str, Query(alias="from", max_length=40)] = "",
     until: Annotated[str, Query(alias="to", max_length=40)] = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> HTMLResponse:
-    """Every client's orders, newest first, filtered by status, client and day; the counts."""
-    filters = _filters(status, client, since, until)
+    """Every client's orders, newest first, filtered by status, client (by number, name or
+    email) and day; the counts by status of what the other filters narrow to."""
+    filters = _filters(status, since, until)
+    client_id, matches = await _client(sales, client) if client else (None, [])
+    unresolved = bool(client) and client_id is None
     window = Page(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    found = loads(await reads.list_orders(sales, **filters, page=window))
-    counts = loads(await reads.counts_by_status(sales))
+    found: dict[str, Any] = {"items": [], "total": 0}
+    counts: dict[str, Any] = {"counts": {}, "total": 0}
+    if not unresolved:
+        found = loads(await reads.list_orders(sales, **filters, client_id=client_id, page=window))
+        narrowed = {k: v for k, v in filters.items() if k != "status"}
+        counts = loads(await reads.counts_by_status(sales, client_id=client_id, **narrowed))
     query = {k: v for k, v in (("client", client), ("from", since), ("to", until)) if v}
 
     def link(**change: Any) -> str:
         return "/?" + urlencode({**query, "status": status, **change})
 
     pages = max(1, -(-found["total"] // PAGE_SIZE))
+    names = await clients.client_names(sales, (o["client_id"] for o in found["items"]))
     return templates.page(
         "orders.html",
         service="crm",
         title="Orders",
         found=found,
         counts=counts,
+        names=names,
+        matches=matches[:MATCHES],
+        more_matches=len(matches) > MATCHES,
+        unresolved=unresolved,
+        chosen=names.get(client_id) if client_id else None,
+        client_id=client_id,
         statuses=[s.value for s in OrderStatus],
         status=status,
         client=client,
@@ -98,6 +124,7 @@ async def orders_page(
         page=page,
         pages=pages,
         status_url=lambda s: "/?" + urlencode({**query, "status": s}),
+        client_url=lambda c: "/?" + urlencode({**query, "client": c, "status": status}),
         prev_url=link(page=page - 1) if page > 1 else None,
         next_url=link(page=page + 1) if page < pages else None,
     )
