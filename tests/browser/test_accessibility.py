@@ -58,7 +58,8 @@ def screens(platform: Platform) -> list[tuple[str, str, str]]:
         ("mes-board", f"{m}/?operator=18", "Switch"),
         ("dashboard", f"{s}/admin/", "Apply to every process"),
         ("error-404", f"{s}/catalogue/999999999", "Start page"),
-        ("error-422", f"{c}/?from=not-a-date", "Start page"),
+        ("error-422", f"{s}/catalogue/abc", "Start page"),
+        ("crm-orders-refused-filter", f"{c}/?from=not-a-date", "Filter"),
     ], client
 
 

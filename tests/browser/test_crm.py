@@ -30,11 +30,13 @@ async def test_seller_filters_confirms_and_edits_a_price(
     await expect(page.locator("#status")).to_have_text("confirmed")
     await expect(page.locator("#notice")).to_have_text("Done: confirm.")
 
-    await stale.get_by_role("button", name="Confirm").click()
-    await expect(stale.get_by_role("heading", level=1)).to_contain_text("Not possible now")
-    await expect(stale.locator("main")).to_contain_text(
-        f"cannot confirm order {order_id}: it is confirmed"
+    await stale.get_by_role("button", name="Confirm").click()  # back on the order, told why
+    await expect(stale.get_by_role("heading", level=1)).to_contain_text(f"Order {order_id}")
+    await expect(stale.locator("#status")).to_have_text("confirmed")
+    await expect(stale.locator("#notice")).to_contain_text(
+        re.compile(rf"Order {order_id} was not confirmed: it became confirmed on .+ \d\d:\d\d")
     )
+    await expect(stale.get_by_role("button", name="Confirm")).to_have_count(0)
 
 
 async def test_a_price_edit_shows_in_the_shop_at_once(
@@ -91,3 +93,30 @@ async def test_a_seller_finds_a_client_by_name_or_email_and_the_counts_follow(
     await expect(page.get_by_role("heading", level=2)).to_have_text(
         f"No client matches “Nobody{tag}”"
     )
+
+
+async def test_a_refused_item_form_keeps_what_was_typed_and_the_price_takes_what_the_list_shows(
+    platform: Platform, page: Any
+) -> None:
+    await page.goto(f"{platform.crm}/console/items")
+    await page.get_by_label("Name", exact=True).fill("Typed stool")
+    await page.get_by_label("Category").fill("Stools")
+    await page.get_by_label("Price (EUR)").fill("12.345")
+    await page.get_by_label("Description").fill("Three legs.")
+    async with page.expect_response(re.compile("/console/items$")) as answer:
+        await page.get_by_role("button", name="Add item").click()
+    assert (await answer.value).status == 422
+    price = page.get_by_label("Price (EUR)")
+    await expect(price).to_have_value("12.345")
+    await expect(price).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#price-error")).to_have_text("must be an amount like 1,234.50")
+    await expect(page.get_by_label("Name", exact=True)).to_have_value("Typed stool")
+    await expect(page.get_by_label("Description")).to_have_value("Three legs.")
+
+    await price.fill("1,234.50")
+    await page.get_by_role("button", name="Add item").click()
+    await expect(page.locator("#notice")).to_contain_text("Saved")
+    await expect(page.get_by_label("Price (EUR)")).to_have_value("1,234.50")
+    item_id = int(page.url.split("/console/items/")[1].split("?")[0])
+    with platform.api(platform.shop) as shop:
+        assert shop.get(f"/items/{item_id}").json()["price"] == 123450

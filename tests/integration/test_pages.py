@@ -43,16 +43,18 @@ async def test_refusals_are_pages_in_words_and_the_api_keeps_problem_json(
     assert_problem(await shop.get("/items/987654321"), 404)
     page = is_page(await shop.get("/catalogue/abc"), 422)
     assert "<strong>item_id</strong>" in page
+    page = is_page(await crm.get("/?from=2026-02-30&client=Eva"), 422)
+    assert 'id="from-error"' in page and 'value="Eva"' in page  # the filter, as typed
     page = is_page(
         await crm.post("/console/items/1", content="name=x&price=abc", headers=FORM), 422
     )
-    assert "<strong>price</strong>" in page
+    assert 'id="price-error"' in page and 'value="abc"' in page  # beside the field, as typed
     page = is_page(await shop.post("/me/register", content="name=A&email=nope", headers=FORM), 422)
     assert 'id="register-email-error"' in page and 'value="nope"' in page  # beside, as typed
     orders = (await crm.get("/orders", params={"status": "delivered", "limit": 1})).json()
     delivered = orders["items"][0]["id"]
     page = is_page(await crm.post(f"/console/orders/{delivered}/confirm"), 409)
-    assert f"cannot confirm order {delivered}: it is delivered" in page
+    assert f"Order {delivered} was not confirmed: it became delivered on" in page
 
 
 async def test_a_resubmitted_order_form_places_one_order(shop: httpx.AsyncClient) -> None:

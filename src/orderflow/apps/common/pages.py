@@ -26,6 +26,7 @@ from orderflow.kit.errors import OrderflowError, is_bad_value, is_connection_err
 COMMON = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent.parent / "static"
 NO_STORE = {"Cache-Control": "no-store"}
+CURRENCY = "EUR"  # every price is in euro cents: the catalogue has one currency
 FRAMEWORK = {
     404: ("Not found", "There is no page at this address."),
     405: ("Not possible here", "This address does not take this action."),
@@ -56,6 +57,7 @@ class Templates:
         loader = jinja2.FileSystemLoader([*directories, COMMON])
         self.env = jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True)
         self.env.filters.update(money=money, label=label)
+        self.env.globals.update(currency=CURRENCY)
 
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)

@@ -11,16 +11,19 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import Query
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, Response
 
 from orderflow.apps.common.pages import (
     FormError,
     Templates,
+    field_errors,
+    label,
     loads,
     page_router,
     see_other,
     whole,
 )
+from orderflow.kit.errors import Conflict, InvalidInput
 from orderflow.kit.pagination import Page
 from orderflow.kit.params import Id
 from orderflow.sales.catalogue import service as catalogue
@@ -34,6 +37,7 @@ templates = Templates(Path(__file__).parent / "templates")
 PAGE_SIZE = 25
 Field = Annotated[str, Query(max_length=40)]
 MATCHES = 20  # clients listed when a name or email matches several
+FILTER_FIELDS = {"created_from": "from", "created_to": "to"}  # the service's names, the form's
 Action = Literal["confirm", "ship", "deliver", "cancel"]
 
 
@@ -87,16 +91,24 @@ async def orders_page(
 ) -> HTMLResponse:
     """Every client's orders, newest first, filtered by status, client (by number, name or
     email) and day; the counts by status of what the other filters narrow to."""
-    filters = _filters(status, since, until)
-    client_id, matches = await _client(sales, client) if client else (None, [])
-    unresolved = bool(client) and client_id is None
     window = Page(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     found: dict[str, Any] = {"items": [], "total": 0}
     counts: dict[str, Any] = {"counts": {}, "total": 0}
-    if not unresolved:
-        found = loads(await reads.list_orders(sales, **filters, client_id=client_id, page=window))
-        narrowed = {k: v for k, v in filters.items() if k != "status"}
-        counts = loads(await reads.counts_by_status(sales, client_id=client_id, **narrowed))
+    errors: dict[str, str] = {}
+    client_id: int | None = None
+    matches: list[dict[str, Any]] = []
+    try:
+        filters = _filters(status, since, until)
+        client_id, matches = await _client(sales, client) if client else (None, [])
+        if not client or client_id is not None:
+            found = loads(
+                await reads.list_orders(sales, **filters, client_id=client_id, page=window)
+            )
+            narrowed = {k: v for k, v in filters.items() if k != "status"}
+            counts = loads(await reads.counts_by_status(sales, client_id=client_id, **narrowed))
+    except (FormError, InvalidInput) as exc:  # beside the filter, with what was typed
+        errors = {FILTER_FIELDS.get(k, k): v for k, v in (field_errors(exc) or {}).items()}
+    unresolved = bool(errors) or (bool(client) and client_id is None)
     query = {k: v for k, v in (("client", client), ("from", since), ("to", until)) if v}
 
     def link(**change: Any) -> str:
@@ -106,7 +118,9 @@ async def orders_page(
     names = await clients.client_names(sales, (o["client_id"] for o in found["items"]))
     return templates.page(
         "orders.html",
+        422 if errors else 200,
         service="crm",
+        errors=errors,
         title="Orders",
         found=found,
         counts=counts,
@@ -135,13 +149,20 @@ async def order_page(
     sales: SalesDep, order_id: Id, done: Annotated[str, Query(max_length=20)] = ""
 ) -> HTMLResponse:
     """One order: its client, its lines, and the actions its status allows."""
+    notice = f"Done: {done}." if done in ACTIONS else ""
+    return await _order_page(sales, order_id, notice=notice)
+
+
+async def _order_page(
+    sales: Sales, order_id: int, *, notice: str = "", status_code: int = 200
+) -> HTMLResponse:
     order = loads(await reads.get_order(sales, order_id))
     client = loads(await clients.get_client(sales, order["client_id"]))
     status = OrderStatus(order["status"])
     allowed = [action for action, (sources, _) in ACTIONS.items() if status in sources]
-    notice = f"Done: {done}." if done in ACTIONS else ""
     return templates.page(
         "order.html",
+        status_code,
         service="crm",
         title=f"Order {order_id}",
         order=order,
@@ -149,11 +170,25 @@ async def order_page(
         names=await catalogue.item_names(sales, (ln["item_id"] for ln in order["lines"])),
         allowed=allowed,
         notice=notice,
+        refused=status_code == 409,
     )
 
 
+DONE = {"confirm": "confirmed", "ship": "shipped", "deliver": "delivered", "cancel": "cancelled"}
+
+
 @router.post("/console/orders/{order_id}/{action}", response_class=HTMLResponse)
-async def act_on_order(sales: SalesDep, order_id: Id, action: Action) -> RedirectResponse:
-    """Confirm, ship, deliver or cancel; a 409 page says why the status forbids it."""
-    await transitions.transition(sales, order_id, action)
+async def act_on_order(sales: SalesDep, order_id: Id, action: Action) -> Response:
+    """Confirm, ship, deliver or cancel; refused (someone or something changed the order
+    first), the order's page comes back (409) saying what happened to it and when."""
+    try:
+        await transitions.transition(sales, order_id, action)
+    except Conflict:
+        order = loads(await reads.get_order(sales, order_id))
+        when = datetime.fromisoformat(order["updated_at"]).strftime("%d %b %Y at %H:%M:%S %Z")
+        notice = (
+            f"Order {order_id} was not {DONE[action]}: it became {label(order['status'])} "
+            f"on {when}, before your click."
+        )
+        return await _order_page(sales, order_id, notice=notice, status_code=409)
     return see_other(f"/console/orders/{order_id}?done={action}")

@@ -69,7 +69,7 @@ async def _order_page(
     notice: str = "",
 ) -> HTMLResponse:
     names = await catalogue.item_names(sales, (line["item_id"] for line in order["lines"]))
-    context = {"notice": notice} if notice else {}
+    context = {"notice": notice, "refused": status_code == 409} if notice else {}
     return await shop_page(
         request,
         sales,
