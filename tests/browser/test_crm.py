@@ -46,7 +46,7 @@ async def test_a_price_edit_shows_in_the_shop_at_once(
     item = post_json(f"{platform.crm}/items", body)
     shop = await context.new_page()
     await shop.goto(f"{platform.shop}/catalogue/{item['id']}")  # now cached, near cache too
-    await expect(shop.locator("#price")).to_have_text("49.99")
+    await expect(shop.locator("#price")).to_have_text("€49.99")
 
     await page.goto(f"{platform.crm}/console/items")
     await page.get_by_label("Name contains").fill("Browser test stool")
@@ -57,7 +57,7 @@ async def test_a_price_edit_shows_in_the_shop_at_once(
     await expect(page.locator("#notice")).to_contain_text("Saved")
 
     await shop.reload()
-    await expect(shop.locator("#price")).to_have_text("1,234.50")
+    await expect(shop.locator("#price")).to_have_text("€1,234.50")
 
 
 async def test_a_seller_finds_a_client_by_name_or_email_and_the_counts_follow(

@@ -27,6 +27,7 @@ COMMON = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent.parent / "static"
 NO_STORE = {"Cache-Control": "no-store"}
 CURRENCY = "EUR"  # every price is in euro cents: the catalogue has one currency
+CURRENCY_SIGN = "€"
 FRAMEWORK = {
     404: ("Not found", "There is no page at this address."),
     405: ("Not possible here", "This address does not take this action."),
@@ -46,6 +47,11 @@ def money(cents: int) -> str:
     return f"{cents // 100:,}.{cents % 100:02d}"
 
 
+def priced(cents: int) -> str:
+    """An amount as pages show it: with its currency."""
+    return f"{CURRENCY_SIGN}{money(cents)}"
+
+
 def label(status: str) -> str:
     return status.replace("_", " ")
 
@@ -56,7 +62,7 @@ class Templates:
     def __init__(self, *directories: Path) -> None:
         loader = jinja2.FileSystemLoader([*directories, COMMON])
         self.env = jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True)
-        self.env.filters.update(money=money, label=label)
+        self.env.filters.update(money=priced, label=label)
         self.env.globals.update(currency=CURRENCY)
 
     def render(self, name: str, **context: Any) -> str:

@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from orderflow.apps.common.pages import (
+    FormError,
     first,
     form_fields,
     loads,
@@ -33,6 +34,7 @@ from orderflow.sales.orders.schemas import OrderIn
 router = page_router()
 CART_COOKIE = "cart"
 MAX_LINES = 100
+MAX_QUANTITY = 10_000
 
 
 def read_cart(request: Request) -> dict[int, int]:
@@ -40,7 +42,7 @@ def read_cart(request: Request) -> dict[int, int]:
     cart: dict[int, int] = {}
     for part in request.cookies.get(CART_COOKIE, "").split("."):
         item, _, quantity = part.partition("-")
-        if item.isdigit() and quantity.isdigit() and 0 < int(quantity) <= 10_000:
+        if item.isdigit() and quantity.isdigit() and 0 < int(quantity) <= MAX_QUANTITY:
             cart[int(item)] = int(quantity)
     return dict(list(cart.items())[:MAX_LINES])
 
@@ -64,12 +66,32 @@ async def _lines(sales: Sales, cart: dict[int, int]) -> list[dict[str, Any]]:
 
 @router.post("/cart/add", response_class=HTMLResponse)
 async def add_to_cart(request: Request, sales: SalesDep) -> Response:
-    """Put an item in the cart (or change its quantity), then show the cart."""
+    """Put an item in the cart (added to what is there already), then show the cart."""
     fields = await form_fields(request)
     item_id = whole(first(fields, "item_id"), "item_id")
     quantity = require_quantity(first(fields, "quantity", "1"))
     await catalogue.get_item(sales, item_id)  # 404 page for an unknown item
-    cart = read_cart(request) | {item_id: quantity}
+    cart = read_cart(request)
+    cart[item_id] = min(cart.get(item_id, 0) + quantity, MAX_QUANTITY)
+    return with_cart(see_other("/cart"), cart)
+
+
+@router.post("/cart/update", response_class=HTMLResponse)
+async def update_cart(request: Request, sales: SalesDep) -> Response:
+    """Set a line's quantity (0 removes it); a wrong one comes back beside the line (422)."""
+    fields = await form_fields(request)
+    item_id = whole(first(fields, "item_id"), "item_id")
+    typed = first(fields, "quantity")
+    cart = read_cart(request)
+    try:
+        quantity = whole(typed, "quantity", low=0, high=MAX_QUANTITY)
+    except FormError:
+        words = f"must be a whole number from 0 (remove) to {MAX_QUANTITY:,}"
+        return await _cart(request, sales, 422, errors={item_id: words}, typed={item_id: typed})
+    if quantity == 0:
+        cart.pop(item_id, None)
+    elif item_id in cart:
+        cart[item_id] = quantity
     return with_cart(see_other("/cart"), cart)
 
 
@@ -84,15 +106,28 @@ async def remove_from_cart(request: Request) -> Response:
 @router.get("/cart", response_class=HTMLResponse)
 async def cart_page(request: Request, sales: SalesDep) -> HTMLResponse:
     """The cart and, for a known client, the checkout form with a fresh Idempotency-Key."""
+    return await _cart(request, sales)
+
+
+async def _cart(
+    request: Request,
+    sales: Sales,
+    status_code: int = 200,
+    errors: dict[int, str] | None = None,
+    typed: dict[int, str] | None = None,
+) -> HTMLResponse:
     lines = await _lines(sales, read_cart(request))
     return await shop_page(
         request,
         sales,
         "cart.html",
+        status_code=status_code,
         title="Cart",
         lines=lines,
         total=sum(line["amount"] for line in lines),
         key=secrets.token_urlsafe(18),
+        errors=errors or {},
+        typed=typed or {},
     )
 
 
