@@ -98,6 +98,13 @@ def whole(value: str, field: str, *, low: int = 1, high: int = 2**63 - 1) -> int
     return int(value)
 
 
+def sse_frame(event: str, html: str, event_id: str = "") -> bytes:
+    """One Server-Sent Event carrying HTML for htmx's SSE extension to swap in."""
+    head = f"id: {event_id}\n" if event_id else ""
+    data = "".join(f"data: {line}\n" for line in html.splitlines() if line.strip())
+    return f"{head}event: {event}\n{data}\n".encode()
+
+
 def is_htmx(request: Request) -> bool:
     return request.headers.get("HX-Request") == "true"
 

@@ -24,6 +24,7 @@ from fastapi import Depends, Request
 from fastapi.responses import StreamingResponse
 
 from orderflow.apps.common.pages import loads, page_router
+from orderflow.apps.common.pages import sse_frame as frame
 from orderflow.apps.mes.events import HEARTBEAT, LastEventId, require_fanout
 from orderflow.apps.mes.pages import (
     Operator,
@@ -43,12 +44,6 @@ from orderflow.production.orders import reads
 from orderflow.production.products import service as products
 
 router = page_router()
-
-
-def frame(event: str, html: str, event_id: str = "") -> bytes:
-    head = f"id: {event_id}\n" if event_id else ""
-    data = "".join(f"data: {line}\n" for line in html.splitlines() if line.strip())
-    return f"{head}event: {event}\n{data}\n".encode()
 
 
 @dataclass(frozen=True)

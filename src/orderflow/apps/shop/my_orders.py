@@ -6,9 +6,9 @@ sequential, reveal nothing. Cancelling asks first, on a page of its own (no scri
 a refusal (the order went into production meanwhile) comes back on the order's page saying
 what happened and when.
 
-An open "my orders" page re-reads its list every LIVE_S seconds (htmx polling): a Shop order's
-status changes in ShopDB through the relay, and no event stream reaches the Shop; each poll is a
-hit on the client's cached order list, which every write keeps current (write-through).
+An open "my orders" page, or an order's page, follows its statuses over Server-Sent Events
+(`apps/shop/live.py`); only while no stream can be held does it re-read every 2 s instead
+(`static/live-orders.js`).
 """
 
 from datetime import datetime
@@ -27,11 +27,10 @@ from orderflow.sales.context import Sales, SalesDep
 from orderflow.sales.orders import reads, transitions
 
 router = page_router()
-LIVE_S = 2  # how often an open "my orders" page re-reads its statuses
 PER_PAGE = 20
 
 
-async def _own_order(sales: Sales, me: dict[str, Any], order_id: int) -> dict[str, Any]:
+async def own_order(sales: Sales, me: dict[str, Any], order_id: int) -> dict[str, Any]:
     """The order if it is this client's; for anyone else it does not exist."""
     try:
         order: dict[str, Any] = loads(await reads.get_order(sales, order_id))
@@ -53,9 +52,7 @@ async def my_orders_page(
     window = Page(limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
     found = loads(await reads.orders_of_client(sales, me["id"], window))
     name = "my_orders_list.html" if is_htmx(request) else "my_orders.html"
-    return await shop_page(
-        request, sales, name, title="My orders", me=me, found=found, page=page, live_s=LIVE_S
-    )
+    return await shop_page(request, sales, name, title="My orders", me=me, found=found, page=page)
 
 
 async def _order_page(
@@ -79,7 +76,6 @@ async def _order_page(
         me=me,
         order=order,
         names=names,
-        live_s=LIVE_S,
         **context,
     )
 
@@ -90,7 +86,7 @@ async def my_order_page(request: Request, sales: SalesDep, order_id: Id) -> Resp
     me = await current_client(sales, request)
     if me is None:
         return sign_in_first(request)
-    order = await _own_order(sales, me, order_id)
+    order = await own_order(sales, me, order_id)
     name = "my_order_status.html" if is_htmx(request) else "my_order.html"
     return await _order_page(request, sales, me, order, name=name)
 
@@ -101,7 +97,7 @@ async def confirm_cancel_page(request: Request, sales: SalesDep, order_id: Id) -
     me = await current_client(sales, request)
     if me is None:
         return sign_in_first(request)
-    order = await _own_order(sales, me, order_id)
+    order = await own_order(sales, me, order_id)
     return await _order_page(request, sales, me, order, name="my_order_cancel.html")
 
 
@@ -112,11 +108,11 @@ async def cancel_my_order(request: Request, sales: SalesDep, order_id: Id) -> Re
     me = await current_client(sales, request)
     if me is None:
         return sign_in_first(request)
-    await _own_order(sales, me, order_id)
+    await own_order(sales, me, order_id)
     try:
         await transitions.transition(sales, order_id, "cancel")
     except Conflict:
-        order = await _own_order(sales, me, order_id)
+        order = await own_order(sales, me, order_id)
         words = _not_cancelled(order)
         return await _order_page(request, sales, me, order, status_code=409, notice=words)
     return flash(see_other(f"/my/orders/{order_id}"), "cancelled")
