@@ -67,7 +67,8 @@ async def my_orders_events(
     else:
         render = _list(sales, me["id"], page)
     heartbeat_s: float = request.app.state.resources.settings.sse_heartbeat_s
-    frames = _frames(changes, me["id"], order, render, heartbeat_s)
+    first_page = order is None and page == 1
+    frames = _frames(changes, me["id"], order, render, heartbeat_s, first_page)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
 
@@ -90,14 +91,19 @@ def _status(sales: Sales, me: dict[str, Any], order_id: int) -> Render:
     return render
 
 
-async def _caught_up(render: Render, change: Change | None) -> str:
+async def _caught_up(render: Render, change: Change | None, *, first_page: bool) -> str:
     """The render, once it shows the announced version of the changed order (or, after
-    CATCH_UP_S, whatever the cache holds: the cache's upkeep has its own guarantees)."""
+    CATCH_UP_S, whatever the cache holds: the cache's upkeep has its own guarantees). A new
+    order (version 1) belongs at the top of the first page of the list: it waits for it there."""
     deadline = asyncio.get_running_loop().time() + CATCH_UP_S
     while True:
         versions, html = await render()
-        seen = versions.get(change.order_id) if change else None
-        if seen is None or change is None or seen >= change.version:
+        if change is None:
+            return html
+        seen = versions.get(change.order_id)
+        if seen is None and not (first_page and change.version == 1):
+            return html  # not on this page: nothing to wait for
+        if seen is not None and seen >= change.version:
             return html
         if asyncio.get_running_loop().time() > deadline:
             return html
@@ -105,12 +111,17 @@ async def _caught_up(render: Render, change: Change | None) -> str:
 
 
 async def _frames(
-    changes: OrderChanges, client_id: int, order: int | None, render: Render, heartbeat_s: float
+    changes: OrderChanges,
+    client_id: int,
+    order: int | None,
+    render: Render,
+    heartbeat_s: float,
+    first_page: bool,
 ) -> AsyncIterator[bytes]:
     event = "status" if order is not None else "orders"
     with changes.follow(client_id) as queue:  # first: nothing after this point is missed
         yield b": following\n\n"
-        yield sse_frame(event, await _caught_up(render, None))
+        yield sse_frame(event, await _caught_up(render, None, first_page=first_page))
         while True:
             try:
                 change = await asyncio.wait_for(queue.get(), heartbeat_s)
@@ -120,4 +131,5 @@ async def _frames(
             if change is None:  # the listener lost PostgreSQL: the page polls meanwhile
                 return
             if order is None or change.order_id == order:
-                yield sse_frame(event, await _caught_up(render, change))
+                html = await _caught_up(render, change, first_page=first_page)
+                yield sse_frame(event, html)
