@@ -128,6 +128,7 @@ async def _cart(
         key=secrets.token_urlsafe(18),
         errors=errors or {},
         typed=typed or {},
+        here="/cart",
     )
 
 

@@ -76,6 +76,7 @@ async def _order_page(
         me=me,
         order=order,
         names=names,
+        here=f"/my/orders/{order['id']}",
         **context,
     )
 

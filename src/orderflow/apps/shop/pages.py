@@ -63,6 +63,9 @@ def safe_next(value: str) -> str:
 
 
 def here(request: Request) -> str:
+    """Where signing in from this page returns to: the page itself, if a GET can show it."""
+    if request.method != "GET":
+        return "/"
     query = request.url.query
     return request.url.path + (f"?{query}" if query else "")
 
@@ -93,9 +96,8 @@ async def shop_page(
     """A Shop page: who is signed in, where the sign-in link returns to, a flashed notice."""
     me = context.pop("me") if "me" in context else await current_client(sales, request)
     context.setdefault("notice", _flashed(request, me))
-    response = templates.page(
-        name, status_code, service="shop", me=me, here=here(request), **context
-    )
+    context.setdefault("here", here(request))
+    response = templates.page(name, status_code, service="shop", me=me, **context)
     if FLASH in request.cookies:
         response.delete_cookie(FLASH)
     return response

@@ -1,5 +1,6 @@
 """Client profiles: cache-aside, invalidated on every change (programmatic, per the decision)."""
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,14 +42,16 @@ async def find_clients(sales: Sales, text: str, limit: int = 20) -> list[dict[st
 
 
 async def client_names(sales: Sales, client_ids: Iterable[int]) -> dict[int, str]:
-    """Each client's name, for lists of orders (cached reads of the clients)."""
-    names = {}
-    for client_id in dict.fromkeys(client_ids):
+    """Each client's name, for lists of orders: cached reads of the clients, all at once."""
+
+    async def name(client_id: int) -> str:
         try:
-            names[client_id] = orjson.loads(await get_client(sales, client_id))["name"]
+            return str(orjson.loads(await get_client(sales, client_id))["name"])
         except NotFound:
-            names[client_id] = f"client {client_id}"
-    return names
+            return f"client {client_id}"
+
+    ids = list(dict.fromkeys(client_ids))
+    return dict(zip(ids, await asyncio.gather(*(name(i) for i in ids)), strict=True))
 
 
 async def update_client(sales: Sales, client_id: int, patch: ClientPatch) -> bytes:
