@@ -80,21 +80,15 @@ async def _client(sales: Sales, text: str) -> tuple[int | None, list[dict[str, A
     return None, matches
 
 
-@router.get("/", response_class=HTMLResponse)
-async def orders_page(
-    sales: SalesDep,
-    status: Field = "",
-    client: Annotated[str, Query(max_length=100)] = "",
-    since: Annotated[str, Query(alias="from", max_length=40)] = "",
-    until: Annotated[str, Query(alias="to", max_length=40)] = "",
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-) -> HTMLResponse:
-    """Every client's orders, newest first, filtered by status, client (by number, name or
-    email) and day; the counts by status of what the other filters narrow to."""
-    window = Page(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+Looked = tuple[dict[str, Any], dict[str, Any], dict[str, str], int | None, list[dict[str, Any]]]
+
+
+async def _lookup(
+    sales: Sales, status: str, client: str, since: str, until: str, window: Page
+) -> Looked:
+    """(the page of orders, the counts, the filter's errors, the client, the candidates)."""
     found: dict[str, Any] = {"items": [], "total": 0}
     counts: dict[str, Any] = {"counts": {}, "total": 0}
-    errors: dict[str, str] = {}
     client_id: int | None = None
     matches: list[dict[str, Any]] = []
     try:
@@ -108,6 +102,25 @@ async def orders_page(
             counts = loads(await reads.counts_by_status(sales, client_id=client_id, **narrowed))
     except (FormError, InvalidInput) as exc:  # beside the filter, with what was typed
         errors = {FILTER_FIELDS.get(k, k): v for k, v in (field_errors(exc) or {}).items()}
+        return found, counts, errors, None, []
+    return found, counts, {}, client_id, matches
+
+
+@router.get("/", response_class=HTMLResponse)
+async def orders_page(
+    sales: SalesDep,
+    status: Field = "",
+    client: Annotated[str, Query(max_length=100)] = "",
+    since: Annotated[str, Query(alias="from", max_length=40)] = "",
+    until: Annotated[str, Query(alias="to", max_length=40)] = "",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> HTMLResponse:
+    """Every client's orders, newest first, filtered by status, client (by number, name or
+    email) and day; the counts by status of what the other filters narrow to."""
+    window = Page(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    found, counts, errors, client_id, matches = await _lookup(
+        sales, status, client, since, until, window
+    )
     unresolved = bool(errors) or (bool(client) and client_id is None)
     query = {k: v for k, v in (("client", client), ("from", since), ("to", until)) if v}
 
