@@ -68,8 +68,9 @@ browser: ## Chromium for the browser tests: apt-get installs Debian's when missi
 vendor: ## refresh the vendored htmx, htmx-ext-sse and uPlot (pinned) from the npm registry
 	scripts/vendor.sh
 
-screens: install browser ## screenshots of every screen into docs/screens/
-	ORDERFLOW_SCREENSHOTS=docs/screens $(UV) run --frozen pytest tests/browser/test_accessibility.py -k every_screen
+screens: install browser ## screenshots of every screen at 360, 768 and 1280 px (and the traces page) into docs/screens/
+	ORDERFLOW_SCREENSHOTS=docs/screens $(UV) run --frozen pytest tests/browser/test_accessibility.py \
+		tests/browser/test_board.py -k "every_screen or loser"
 	ORDERFLOW_SCREENSHOTS=docs/screens $(UV) run --frozen pytest tests/browser/test_traces.py
 
 lint: install ## ruff format check, ruff lint, mypy on src/

@@ -43,7 +43,8 @@ class Platform:
 
 def new_client(platform: Platform, name: str = "Browser") -> dict[str, Any]:
     with platform.api(platform.shop) as shop:
-        email = f"{name.lower()}.{random.randrange(10**9)}@example.com"
+        slug = "".join(c for c in name.lower() if c.isascii() and c.isalnum())
+        email = f"{slug}.{random.randrange(10**9)}@example.com"
         response = shop.post("/clients", json={"name": name, "email": email})
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
@@ -86,3 +87,12 @@ def get_json(url: str) -> Any:
 
 def post_json(url: str, body: dict[str, Any]) -> Any:
     return httpx.post(url, json=body, timeout=10).raise_for_status().json()
+
+
+async def sign_in(page: Any, shop: str, client: dict[str, Any]) -> None:
+    """Sign the page's browser in as `client`, by email and client number, as a client does."""
+    await page.goto(f"{shop}/me")
+    await page.get_by_label("Your email").fill(client["email"])
+    await page.get_by_label("Client number").fill(str(client["id"]))
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(lambda url: "/me" not in url)

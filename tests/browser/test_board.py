@@ -16,13 +16,17 @@ from tests.clients import running, wait_healthy
 LATENCIES_MS: list[int] = []  # claim click to the other board's update, reported at the end
 
 
-async def board(browser: Any, base: str, operator: int, *, feed: bool = True) -> Any:
+async def board(
+    browser: Any, base: str, operator: int, *, feed: bool = True, q: int | None = None
+) -> Any:
+    """An operator's board; with `q`, searched for that order (the queue is paged, oldest
+    first: an order queued during the tests is rarely on its first page)."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     if not feed:  # a board whose live feed never gets through: its page goes stale
         await context.route("**/board/events**", lambda route: route.abort())
     page = await context.new_page()
-    await page.goto(f"{base}/?operator={operator}")
+    await page.goto(f"{base}/?operator={operator}" + (f"&q={q}" if q else ""))
     await expect(page.locator("#live")).to_have_attribute("data-state", "on" if feed else "lost")
     return page
 
@@ -55,15 +59,17 @@ async def test_a_claim_shows_on_every_board(platform: Platform, browser: Any) ->
     later = await board(browser, platform.mes, 11)  # opened after the claim
     await expect(later.locator(f"#m-{target}")).to_be_visible()
     await expect(claim_button(later, target)).to_have_count(0)
-    third = await board(browser, platform.mes, 13)
+    third = await board(browser, platform.mes, 13, q=target)
+    await expect(third.locator(f"#q-{target}")).to_contain_text("taken by operator 11")
+    third = await board(browser, platform.mes, 13, q=ids[1])
     await expect(claim_button(third, target)).to_have_count(0)
     await expect(claim_button(third, ids[1])).to_be_visible()
 
 
 async def test_the_loser_of_a_race_reads_who_won(platform: Platform, browser: Any) -> None:
     ids = queued_orders(platform, 1)
-    stale = await board(browser, platform.mes, 14, feed=False)
-    winner = await board(browser, platform.mes, 15)
+    stale = await board(browser, platform.mes, 14, feed=False, q=ids[0])
+    winner = await board(browser, platform.mes, 15, q=ids[0])
     await expect(claim_button(stale, ids[0])).to_be_visible()
     await claim_button(winner, ids[0]).click()
     await expect(winner.locator(f"#m-{ids[0]}")).to_be_visible()
@@ -94,7 +100,7 @@ async def test_a_board_that_lost_its_connection_says_so_and_catches_up(
     ids = queued_orders(platform, 1)
     port = free_port()
     with mes_on(platform, port) as url:
-        await page.goto(f"{url}/?operator=16")
+        await page.goto(f"{url}/?operator=16&q={ids[0]}")
         await expect(page.locator("#live")).to_have_attribute("data-state", "on")
         await expect(claim_button(page, ids[0])).to_be_visible()
     await expect(page.locator("#live")).to_have_attribute("data-state", "lost")

@@ -12,11 +12,14 @@ from tests.e2e.test_boards import queue_orders
 from tests.sse import Event, parse
 
 
-async def events(url: str, last_event_id: str | None = None) -> AsyncIterator[Event]:
+async def events(
+    url: str, last_event_id: str | None = None, search: str = ""
+) -> AsyncIterator[Event]:
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    path = f"{url}/board/events?operator=31" + (f"&q={search}" if search else "")
     async with (
         httpx.AsyncClient(timeout=10) as http,
-        http.stream("GET", f"{url}/board/events?operator=31", headers=headers) as response,
+        http.stream("GET", path, headers=headers) as response,
     ):
         assert response.status_code == 200
         async for event in parse(response.aiter_lines()):
@@ -24,8 +27,8 @@ async def events(url: str, last_event_id: str | None = None) -> AsyncIterator[Ev
                 yield event
 
 
-async def first(url: str, last_event_id: str | None = None) -> Event:
-    async for event in events(url, last_event_id):
+async def first(url: str, last_event_id: str | None = None, search: str = "") -> Event:
+    async for event in events(url, last_event_id, search):
         return event
     raise AssertionError("the feed ended")
 
@@ -34,7 +37,7 @@ async def test_snapshot_change_replay_and_resync(
     mes_url: str, settings: Settings, relay: list[Direction]
 ) -> None:
     order_id = (await queue_orders(settings, relay, 1))[0]
-    snapshot = await first(mes_url)
+    snapshot = await first(mes_url, search=str(order_id))  # the queue is paged: found by number
     assert snapshot.event == "snapshot" and 'id="queue"' in snapshot.data
     assert f'id="q-{order_id}"' in snapshot.data and snapshot.id
 

@@ -6,14 +6,15 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from orderflow.data.mesdb import ProductionOrder, StatusHistory
+from orderflow.data.mesdb import Product, ProductionOrder, StatusHistory
 from orderflow.data.shopdb import ShopOutbox
 from orderflow.kit.deps import Sessions
 from orderflow.kit.settings import Settings
+from orderflow.production.products.repository import ProductRepository
 from orderflow.relay.outbox import OutboxRow
-from orderflow.relay.relay import Direction, drain
+from orderflow.relay.relay import Direction, drain, opened
 from tests.clients import running
 from tests.factories import new_order
 
@@ -106,3 +107,26 @@ async def test_relay_process_killed_repeatedly_under_load(
                 break
             await asyncio.sleep(0.1)
     assert await queued_once(mes_sessions, ids) == dict.fromkeys(ids, 1)
+
+
+async def test_queued_orders_carry_item_names_and_the_relay_names_older_ones_as_it_starts(
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    settings: Settings,
+    mes_sessions: Sessions,
+    relay: list[Direction],
+) -> None:
+    [oid] = await confirmed_orders(shop, crm, 1)
+    await drain(relay)
+    lines = (await shop.get(f"/orders/{oid}")).json()["lines"]
+    expected = {
+        ln["item_id"]: (await shop.get(f"/items/{ln['item_id']}")).json()["name"] for ln in lines
+    }
+    async with mes_sessions() as session:
+        assert await ProductRepository(session).names(expected) == expected
+    async with mes_sessions() as session, session.begin():  # as if queued before mesdb_0005
+        await session.execute(delete(Product).where(Product.item_id.in_(list(expected))))
+    async with opened(settings):  # a relay starting
+        pass
+    async with mes_sessions() as session:
+        assert await ProductRepository(session).names(expected) == expected

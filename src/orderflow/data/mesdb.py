@@ -32,6 +32,19 @@ class ProductionOrder(Versioned, MesBase):
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default="[]")
 
 
+class Product(MesBase):
+    """What production knows of an item: its name, from the events that queue orders (the MES
+    keeps the product data it makes things from; it has no catalogue of its own)."""
+
+    __tablename__ = "products"
+
+    item_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
 class ProductionStatusCount(MesBase):
     """How many production orders are in each status, kept exact by triggers (migration
     mesdb_0002, `migrations/status_counts.py`): the boards' totals read one row."""

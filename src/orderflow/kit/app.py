@@ -81,6 +81,19 @@ class Service(FastAPI):
         await SecurityHeaders(super().__call__)(scope, receive, send)
 
 
+def together(*extras: Extra) -> Extra:
+    """Several things a service runs beside its routes, opened in order, closed in reverse."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for extra in extras:
+                await stack.enter_async_context(extra(app, resources))
+            yield
+
+    return run
+
+
 def create_app(
     service: str,
     settings: Settings,

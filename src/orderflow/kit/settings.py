@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         "(os._exit(137)) right after a commit with cache upkeep, before that upkeep runs",
     )
 
+    session_secret: str = Field(
+        "",
+        description="signs the Shop's session cookie (which client a browser is); empty: a "
+        "random key made once and kept in data_dir/shop-session.key, shared by every worker",
+    )
+
     sse_heartbeat_s: float = 15.0
     sse_max_subscribers: int = Field(
         500, ge=1, description="live feeds (/events, /board/events) per process; beyond: 503"

@@ -26,6 +26,7 @@ from orderflow.kit.trace_gather import TraceGather
 from orderflow.kit.unit_of_work import Sessions, UnitOfWork
 from orderflow.production.context import Production
 from orderflow.production.orders.ingest import ingest
+from orderflow.relay.backfill import backfill_item_names
 from orderflow.relay.outbox import OutboxRepository, OutboxRow
 from orderflow.sales.context import Sales
 from orderflow.sales.orders.transitions import apply_production_event
@@ -114,6 +115,10 @@ async def opened(settings: Settings) -> AsyncIterator[list[Direction]]:
                 sales.journal.running(repair=False),
                 production.journal.running(repair=False),
             ):
+                try:
+                    await backfill_item_names(sales, production)
+                except Exception as exc:  # noqa: BLE001  names must not stop the hand-offs
+                    log.warning("item names not filled in the MES: %s", exc)
                 yield directions(sales, production)
     finally:
         await gather.stop()

@@ -26,6 +26,8 @@ from orderflow.kit.errors import OrderflowError, is_bad_value, is_connection_err
 COMMON = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent.parent / "static"
 NO_STORE = {"Cache-Control": "no-store"}
+CURRENCY = "EUR"  # every price is in euro cents: the catalogue has one currency
+CURRENCY_SIGN = "€"
 FRAMEWORK = {
     404: ("Not found", "There is no page at this address."),
     405: ("Not possible here", "This address does not take this action."),
@@ -46,6 +48,11 @@ def money(cents: int) -> str:
     return f"{cents // 100:,}.{cents % 100:02d}"
 
 
+def priced(cents: int) -> str:
+    """An amount as pages show it: with its currency."""
+    return f"{CURRENCY_SIGN}{money(cents)}"
+
+
 def label(status: str) -> str:
     return status.replace("_", " ")
 
@@ -56,7 +63,8 @@ class Templates:
     def __init__(self, *directories: Path) -> None:
         loader = jinja2.FileSystemLoader([*directories, COMMON])
         self.env = jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True)
-        self.env.filters.update(money=money, label=label)
+        self.env.filters.update(money=priced, label=label)
+        self.env.globals.update(currency=CURRENCY)
 
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)
@@ -99,6 +107,13 @@ def whole(value: str, field: str, *, low: int = 1, high: int = 2**63 - 1) -> int
     return int(value)
 
 
+def sse_frame(event: str, html: str, event_id: str = "") -> bytes:
+    """One Server-Sent Event carrying HTML for htmx's SSE extension to swap in."""
+    head = f"id: {event_id}\n" if event_id else ""
+    data = "".join(f"data: {line}\n" for line in html.splitlines() if line.strip())
+    return f"{head}event: {event}\n{data}\n".encode()
+
+
 def is_htmx(request: Request) -> bool:
     return request.headers.get("HX-Request") == "true"
 
@@ -126,6 +141,8 @@ def _explain(exc: Exception) -> tuple[int, str, str, list[tuple[str, str]]] | No
         return 422, "Please check the form", "Some values are not valid.", fields
     if isinstance(exc, OrderflowError):
         fields = [(e["field"], e["message"]) for e in exc.extra.get("errors", [])]
+        if not fields and "field" in exc.extra:  # a conflict on one field (an email taken)
+            fields = [(str(exc.extra["field"]), exc.detail)]
         titles = {404: "Not found", 409: "Not possible now", 422: "Please check the form"}
         return exc.status, titles.get(exc.status, exc.title), exc.detail, fields
     if isinstance(exc, HTTPException):  # the framework's: no route, or not this method
@@ -137,6 +154,15 @@ def _explain(exc: Exception) -> tuple[int, str, str, list[tuple[str, str]]] | No
     if is_bad_value(exc):
         return 422, "Please check the form", "A value cannot be stored.", []
     return None
+
+
+def field_errors(exc: Exception) -> dict[str, str] | None:
+    """A refused form's messages by field name, to show beside each field with what was
+    typed; None when `exc` is not about the form's values (then an error page answers)."""
+    explained = _explain(exc)
+    if explained is None or explained[0] not in (409, 422) or not explained[3]:
+        return None
+    return {field: message for field, message in reversed(explained[3])}
 
 
 def error_page(request: Request, exc: Exception) -> HTMLResponse | None:

@@ -120,6 +120,7 @@ async def traces(request: Request, order: str = "") -> HTMLResponse:
         "traces": found,
         "order": order_id,
         "enabled": tracing.enabled(),
+        "ops": True,  # the operations frame, beside the cache dashboard
     }
     return SHARED.page("traces_list.html" if is_htmx(request) else "traces.html", **context)
 
@@ -157,4 +158,5 @@ async def one_trace(request: Request, trace_id: str) -> HTMLResponse:
         orders=orders,
         total_ms=total_ms,
         width=WIDTH,
+        ops=True,
     )

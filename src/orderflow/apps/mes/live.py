@@ -19,6 +19,7 @@ stream for one request).
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Annotated
 
 import orjson
@@ -26,8 +27,17 @@ from fastapi import Depends, Request
 from fastapi.responses import StreamingResponse
 
 from orderflow.apps.common.pages import loads, page_router
+from orderflow.apps.common.pages import sse_frame as frame
 from orderflow.apps.mes.events import HEARTBEAT, LastEventId, require_fanout
-from orderflow.apps.mes.pages import Operator, board_lists, templates
+from orderflow.apps.mes.pages import (
+    Operator,
+    PageNo,
+    Search,
+    board_lists,
+    count_of_own,
+    own_orders,
+    templates,
+)
 from orderflow.kit import tracing
 from orderflow.kit.errors import NotFound
 from orderflow.kit.redis import REDIS_FAILURES
@@ -35,34 +45,46 @@ from orderflow.production.context import Production, ProductionDep
 from orderflow.production.events.fanout import EventFanout, Subscription
 from orderflow.production.events.stream import StreamEvent
 from orderflow.production.orders import reads
+from orderflow.production.products import service as products
 
 router = page_router()
 
 
-def frame(event: str, html: str, event_id: str = "") -> bytes:
-    head = f"id: {event_id}\n" if event_id else ""
-    data = "".join(f"data: {line}\n" for line in html.splitlines() if line.strip())
-    return f"{head}event: {event}\n{data}\n".encode()
+@dataclass(frozen=True)
+class View:
+    """What one board shows: whose it is, which page of the queue, or a search."""
+
+    operator: int | None
+    page: int = 1
+    q: str = ""
 
 
-async def snapshot(p: Production, operator: int | None, position: str) -> bytes:
-    lists = await board_lists(p, operator)
+async def snapshot(p: Production, view: View, position: str) -> bytes:
+    lists = await board_lists(p, view.operator, view.page, view.q)
     html = templates.render("board_lists.html", oob=True, **lists)
     return frame("snapshot", html, position if position not in ("$", "0-0") else "")
 
 
-async def changes(p: Production, operator: int | None, events: list[StreamEvent]) -> bytes:
-    """One frame for a batch of events: each order's current state, once. Rendering an order
+async def changes(p: Production, view: View, events: list[StreamEvent]) -> bytes:
+    """One frame for a batch of events: each order's current state, once. A board showing a
+    search keeps to its result: orders newly queued are not appended to it. Reading an order
     is a span of the trace of its latest event (the write that changed it)."""
     latest = {int(orjson.loads(e.data)["order_id"]): e for e in events}
-    parts = []
+    orders = []
     for order_id, event in latest.items():
-        with _push_span(order_id, event, operator):
+        with _push_span(order_id, event, view.operator):
             try:
-                order = loads(await reads.get_production_order(p, order_id))
+                orders.append(loads(await reads.get_production_order(p, order_id)))
             except NotFound:
                 continue
-            parts.append(templates.render("board_change.html", o=order, operator=operator))
+    names = await products.item_names(p, products.item_ids_of(orders))
+    parts = [
+        templates.render(
+            "board_change.html", o=o, operator=view.operator, names=names, appends=not view.q
+        )
+        for o in orders
+    ]
+    parts.append(count_of_own(view.operator, await own_orders(p, view.operator)))
     return frame("change", "\n".join(parts), events[-1].id)
 
 
@@ -101,7 +123,7 @@ async def _batch(subscription: Subscription, heartbeat_s: float) -> list[StreamE
 async def _frames(
     p: Production,
     fanout: EventFanout,
-    operator: int | None,
+    view: View,
     last_event_id: str | None,
     heartbeat_s: float,
 ) -> AsyncIterator[bytes]:
@@ -111,17 +133,17 @@ async def _frames(
         yield b": subscribed\n\n"
         missed = await _missed(fanout, last_event_id) if last_event_id else None
         if missed is None:
-            yield await snapshot(p, operator, position)
+            yield await snapshot(p, view, position)
         elif missed:
-            yield await changes(p, operator, missed)
+            yield await changes(p, view, missed)
         while True:
             batch = await _batch(subscription, heartbeat_s)
             if not batch:
                 yield HEARTBEAT
             elif any(not event.id for event in batch):  # a resync: start over
-                yield await snapshot(p, operator, fanout.position)
+                yield await snapshot(p, view, fanout.position)
             else:
-                yield await changes(p, operator, batch)
+                yield await changes(p, view, batch)
     finally:
         subscription.close()
 
@@ -132,11 +154,13 @@ async def board_events(
     p: ProductionDep,
     fanout: Annotated[EventFanout, Depends(require_fanout)],
     operator: Operator = None,
+    page: PageNo = 1,
+    q: Search = "",
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """The board's live feed: `snapshot` and `change` events carrying HTML to swap in."""
     fanout.admit()
     heartbeat_s: float = request.app.state.resources.settings.sse_heartbeat_s
-    frames = _frames(p, fanout, operator, last_event_id, heartbeat_s)
+    frames = _frames(p, fanout, View(operator, page, q), last_event_id, heartbeat_s)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(frames, media_type="text/event-stream", headers=headers)

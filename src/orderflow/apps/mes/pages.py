@@ -17,33 +17,94 @@ from orderflow.apps.common.pages import (
     first,
     form_fields,
     is_htmx,
+    label,
     loads,
     page_router,
     see_other,
     whole,
 )
-from orderflow.kit.errors import Conflict
+from orderflow.kit.errors import Conflict, NotFound
 from orderflow.kit.pagination import Page
 from orderflow.kit.params import Id
 from orderflow.production.context import Production, ProductionDep
 from orderflow.production.orders import claims, reads
 from orderflow.production.orders.schemas import OperatorAction, ProductionStatus
+from orderflow.production.products import service as products
 
 router = page_router()
 templates = Templates(Path(__file__).parent / "templates")
-SHOWN = 100  # orders of each list on a board
+MINE = 100  # the operator's own orders shown (an operator holds a handful)
+PER_PAGE = 25  # the queue, a page at a time
 Action = Literal["claim", "release", "complete"]
 Operator = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
+PageNo = Annotated[int, Query(ge=1, le=100_000)]
+Search = Annotated[str, Query(max_length=30)]
 
 
-async def board_lists(p: Production, operator: int | None) -> dict[str, Any]:
-    """The queue and, for an operator, the orders they hold: what a board shows."""
-    window = Page(limit=SHOWN, offset=0)
-    queue = loads(await reads.search(p, ProductionStatus.QUEUED, None, window))
-    mine = {"items": [], "total": 0}
-    if operator is not None:
-        mine = loads(await reads.search(p, ProductionStatus.IN_PROGRESS, operator, window))
-    return {"queue": queue, "mine": mine, "operator": operator}
+async def board_lists(
+    p: Production, operator: int | None, page: int = 1, q: str = ""
+) -> dict[str, Any]:
+    """What a board shows: the operator's own orders (newest claim first), then the queue, a
+    page at a time oldest first, or only the order searched for by its number."""
+    mine = await own_orders(p, operator)
+    found = await _search(p, q, operator) if q else None
+    if found is not None:
+        queue = {"items": found["items"], "total": len(found["items"])}
+    else:
+        window = Page(limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
+        queue = loads(await reads.search(p, ProductionStatus.QUEUED, None, window))
+    names = await products.item_names(p, products.item_ids_of([*mine["items"], *queue["items"]]))
+    pages = max(1, -(-queue["total"] // PER_PAGE))
+    return {
+        "queue": queue,
+        "mine": mine,
+        "operator": operator,
+        "names": names,
+        "page": page,
+        "pages": pages,
+        "q": q,
+        "found": found,
+        "links": _links(operator, page, pages),
+    }
+
+
+async def own_orders(p: Production, operator: int | None) -> dict[str, Any]:
+    """The operator's orders in progress, newest claim first (a cached list)."""
+    if operator is None:
+        return {"items": [], "total": 0}
+    window = Page(limit=MINE, offset=0)
+    return loads(await reads.search(p, ProductionStatus.IN_PROGRESS, operator, window))  # type: ignore[no-any-return]
+
+
+def count_of_own(operator: int | None, mine: dict[str, Any]) -> str:
+    return templates.render("board_counts.html", operator=operator, mine=mine)
+
+
+async def _search(p: Production, q: str, operator: int | None) -> dict[str, Any]:
+    """The order numbered `q`: a row to act on if it is on the queue, else what became of it."""
+    number = q.strip().lstrip("#")
+    if not (number.isascii() and number.isdigit()) or not 1 <= int(number) < 2**63:
+        return {"items": [], "words": f"“{q}” is not an order number: type digits only."}
+    try:
+        order = loads(await reads.get_production_order(p, int(number)))
+    except NotFound:
+        words = f"No order {number} in production: a seller has not confirmed it yet."
+        return {"items": [], "words": words}
+    if order["status"] == ProductionStatus.IN_PROGRESS and order["operator_id"] == operator:
+        return {"items": [], "words": f"Order {number} is yours: it is in your orders above."}
+    if order["status"] in (ProductionStatus.QUEUED, ProductionStatus.IN_PROGRESS):
+        return {"items": [order], "words": ""}
+    return {"items": [], "words": f"Order {number} is {label(order['status'])}."}
+
+
+def _links(operator: int | None, page: int, pages: int) -> dict[str, str | None]:
+    def to(n: int) -> str:
+        return "/?" + urlencode({"operator": operator, "page": n} if operator else {"page": n})
+
+    return {
+        "prev": to(page - 1) if page > 1 else None,
+        "next": to(page + 1) if page < pages else None,
+    }
 
 
 DONE = {"claim": "You took", "release": "You released", "complete": "You completed"}
@@ -59,11 +120,13 @@ def done_words(done: Action | None, order: int | None) -> str:
 async def board_page(
     p: ProductionDep,
     operator: Operator = None,
+    page: PageNo = 1,
+    q: Search = "",
     done: Action | None = None,
     order: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> HTMLResponse:
     """The production board of one operator (or of nobody: the queue only)."""
-    lists = await board_lists(p, operator)
+    lists = await board_lists(p, operator, page, q)
     notice = done_words(done, order)
     return templates.page(
         "board.html", service="mes", title="Production board", notice=notice, **lists
@@ -112,7 +175,14 @@ async def act_on_order(
         return see_other(
             "/?" + urlencode({"operator": operator, "done": action, "order": order_id})
         )
+    names = await products.item_names(p, products.item_ids_of([order]))
     html = templates.render(
-        "board_change.html", o=order, operator=operator, notice=notice, refused=refused
-    )
+        "board_change.html",
+        o=order,
+        operator=operator,
+        notice=notice,
+        refused=refused,
+        names=names,
+        appends=True,
+    ) + count_of_own(operator, await own_orders(p, operator))
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})

@@ -14,7 +14,7 @@
   function makeChart(id, labels, colors) {
     const host = document.getElementById(id);
     const opts = {
-      width: Math.max(300, host.clientWidth - 16), height: 200,
+      width: Math.max(200, host.clientWidth - 16), height: 200,
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       series: [{}].concat(labels.map((label, i) => ({ label: label, stroke: colors[i], width: 2 }))),
     };
@@ -26,20 +26,29 @@
     if (!tr) {
       tr = document.createElement("tr");
       tr.dataset.entity = name;
-      tr.innerHTML = '<th scope="row"></th><td class="num hits"></td><td class="num misses"></td>' +
-        '<td class="num bypass"></td><td class="num ratio"></td><td class="num total"></td>';
-      tr.querySelector("th").textContent = name;
+      tr.innerHTML = '<th scope="row"></th><td class="num hits" data-label="From the cache/s"></td>' +
+        '<td class="num misses" data-label="From PostgreSQL/s"></td>' +
+        '<td class="num bypass" data-label="Cache off or failing/s"></td>' +
+        '<td class="num ratio" data-label="From the cache"></td><td class="num total" data-label="Since start"></td>';
+      tr.querySelector("th").textContent = name.replace(/_/g, " ");
       document.getElementById("entities").appendChild(tr);
     }
     return tr;
   }
 
-  function showState(state) {
+  // The words come with the sample (made on the server, like the page's first render).
+  function showState(state, words) {
     set("mode", state.mode);
+    set("mode-words", words.mode);
     set("orders-mode", state.orders);
-    set("breaker", state.breaker || "no Redis");
+    set("orders-words", words.orders);
+    set("redis-health", words.redis);
+    set("redis-words", words.redis_meaning);
+    const health = document.getElementById("redis-health");
+    if (health) health.className = "health " + words.redis.replace(/ /g, "-");
+    set("breaker", state.breaker || "none (no Redis)");
     set("epoch", state.epoch === null ? "–" : String(state.epoch));
-    set("modes", Object.entries(state.modes).map(([k, v]) => k + ": " + v).join(", "));
+    set("modes", words.modes);
   }
 
   function showRates(sample, dt) {
@@ -83,7 +92,7 @@
     try {
       const response = await fetch("/admin/stats", { cache: "no-store" });
       const sample = await response.json();
-      showState(sample.state);
+      showState(sample.state, sample.words);
       if (previous && previous.pid === sample.pid && sample.t > previous.t) {
         plot(sample, showRates(sample, sample.t - previous.t));
       }

@@ -1,5 +1,6 @@
 """The relay delivers the Shop's hand-offs (`order_confirmed`, `order_cancelled`): apply each
-once per event id, and keep the cache and the boards current after the commit.
+once per event id, and keep the cache and the boards current after the commit. The item names
+an event carries are kept as the MES's product data (`production/products`).
 
 A redelivery, or a cancel that comes after a claim, changes nothing; the order's state is still
 written through (an earlier delivery may have died between its commit and its cache write), but
@@ -14,6 +15,8 @@ from orderflow.production.context import Production
 from orderflow.production.orders.repository import ProductionRepository
 from orderflow.production.orders.schemas import ProductionStatus, production_order_dict
 from orderflow.production.orders.upkeep import REWRITE, keep_boards_current
+from orderflow.production.products.repository import ProductRepository
+from orderflow.production.products.service import names_in
 
 S = ProductionStatus
 
@@ -24,6 +27,7 @@ async def ingest(p: Production, event_id: str, event_type: str, payload: dict[st
         repo = uow.repository(ProductionRepository)
         changed = None
         if await repo.mark_processed(event_id):
+            await uow.repository(ProductRepository).remember(names_in(payload.get("lines", [])))
             changed = await _apply(repo, event_type, order_id, payload)
         if changed is not None:
             event, order, from_status = changed

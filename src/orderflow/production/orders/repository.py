@@ -44,8 +44,11 @@ class ProductionRepository:
             where.append(PO.status == status)
         if operator_id:
             where.append(PO.operator_id == operator_id)
+        # An operator's orders: the latest change (their newest claim) first; the queue and
+        # the other lists: oldest first, the order of priority (first confirmed, first made).
+        order = (PO.updated_at.desc(), PO.id.desc()) if operator_id else (PO.id,)
         ids = await self.session.scalars(
-            select(PO.id).where(*where).order_by(PO.id).limit(limit).offset(offset)
+            select(PO.id).where(*where).order_by(*order).limit(limit).offset(offset)
         )
         if operator_id:
             total = await self.session.scalar(select(func.count()).select_from(PO).where(*where))

@@ -33,6 +33,11 @@ class ItemRepository:
     async def many(self, item_ids: list[int]) -> Sequence[Item]:
         return (await self.session.scalars(select(Item).where(Item.id.in_(item_ids)))).all()
 
+    async def names(self, item_ids: Iterable[int]) -> dict[int, str]:
+        ids = sorted(set(item_ids))
+        rows = await self.session.execute(select(Item.id, Item.name).where(Item.id.in_(ids)))
+        return {item_id: name for item_id, name in rows}
+
     async def most_ordered(self, limit: int) -> list[int]:
         """Items in the most order lines of the last 30 days: what clients look at most."""
         recent = func.now() - text("interval '30 days'")

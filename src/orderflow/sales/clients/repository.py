@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orderflow.data.shopdb import Client
-from orderflow.kit.lean import fetchrow
+from orderflow.kit.lean import fetch, fetchrow
 from orderflow.kit.unit_of_work import Sessions
 
 # In `schemas.client_dict`'s order, so that a row renders the same JSON as an entity.
@@ -22,6 +22,21 @@ class ClientReads:
 
     async def one(self, client_id: int) -> Record | None:
         return await fetchrow(self.sessions, CLIENT_BY_ID, client_id)
+
+
+class ClientSearch:
+    """A seller looking for a client by part of a name or an email (no transaction)."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+
+    async def matching(self, text: str, limit: int) -> list[Record]:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        sql = (
+            "SELECT id, name, email FROM clients WHERE name ILIKE $1 OR email ILIKE $1"
+            " ORDER BY name, id LIMIT $2"
+        )
+        return await fetch(self.sessions, sql, f"%{escaped}%", limit)
 
 
 class ClientRepository:

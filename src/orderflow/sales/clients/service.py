@@ -1,12 +1,17 @@
 """Client profiles: cache-aside, invalidated on every change (programmatic, per the decision)."""
 
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
 from sqlalchemy.exc import IntegrityError
 
 from orderflow.kit.errors import Conflict, NotFound
 from orderflow.kit.http import dumps
 from orderflow.kit.upkeep import Upkeep
 from orderflow.sales.caching import CLIENT, CLIENT_TTL
-from orderflow.sales.clients.repository import ClientReads, ClientRepository
+from orderflow.sales.clients.repository import ClientReads, ClientRepository, ClientSearch
 from orderflow.sales.clients.schemas import ClientIn, ClientPatch, client_dict, client_row_dict
 from orderflow.sales.context import Sales
 
@@ -27,6 +32,26 @@ async def get_client(sales: Sales, client_id: int) -> bytes:
         return row["version"], dumps(client_row_dict(row))
 
     return await sales.cache.read(CLIENT, client_id, load, CLIENT_TTL)
+
+
+async def find_clients(sales: Sales, text: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Clients whose name or email contains `text` (any case), by name; a seller's search,
+    not cached: each is a different question."""
+    rows = await ClientSearch(sales.sessions).matching(text, limit)
+    return [dict(row) for row in rows]
+
+
+async def client_names(sales: Sales, client_ids: Iterable[int]) -> dict[int, str]:
+    """Each client's name, for lists of orders: cached reads of the clients, all at once."""
+
+    async def name(client_id: int) -> str:
+        try:
+            return str(orjson.loads(await get_client(sales, client_id))["name"])
+        except NotFound:
+            return f"client {client_id}"
+
+    ids = list(dict.fromkeys(client_ids))
+    return dict(zip(ids, await asyncio.gather(*(name(i) for i in ids)), strict=True))
 
 
 async def update_client(sales: Sales, client_id: int, patch: ClientPatch) -> bytes:

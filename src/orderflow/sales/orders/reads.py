@@ -123,10 +123,24 @@ async def load_orders(sales: Sales, ids: list[int]) -> dict[int, tuple[int | Non
     return {id_: (rows[id_]["version"], dumps(order_row_dict(rows[id_]))) for id_ in ids}
 
 
-async def counts_by_status(sales: Sales) -> bytes:
+async def counts_by_status(
+    sales: Sales,
+    *,
+    client_id: int | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> bytes:
+    """Orders per status: of all (a cached view), or of those a client or days narrow to
+    (counted each time: a seller's filter, read when a page with that filter is)."""
+    narrowed = (client_id, created_from, created_to)
+
     async def load() -> tuple[int, bytes]:
-        counts = await OrderReads(sales.sessions).count_by_status()
+        counts = await OrderReads(sales.sessions).count_by_status(
+            client_id=client_id, created_from=created_from, created_to=created_to
+        )
         every = {status.value: counts.get(status.value, 0) for status in OrderStatus}
         return 0, dumps({"counts": every, "total": sum(every.values())})
 
+    if any(narrowed):
+        return (await load())[1]
     return await sales.cache.read_view(ORDER_COUNTS, "all", [COUNTS], load, VIEW_TTL)

@@ -8,6 +8,7 @@ same transaction, so the MES learns of them whatever crashes afterwards.
 from orderflow.kit import tracing
 from orderflow.kit.errors import Conflict, NotFound
 from orderflow.sales.caching import moved_families
+from orderflow.sales.catalogue.repository import ItemRepository
 from orderflow.sales.context import Sales
 from orderflow.sales.orders.lifecycle import (
     ACTIONS,
@@ -48,11 +49,12 @@ async def _transition(sales: Sales, order_id: int, action: str) -> bytes:
                 order_status=current.status,
             )
         lines = (await orders.lines_of([order_id]))[order_id]
-        if target in HANDED_TO_PRODUCTION:
+        if target in HANDED_TO_PRODUCTION:  # production learns each line's item name with it
+            names = await uow.repository(ItemRepository).names([ln.item_id for ln in lines])
             payload = {
                 "order_id": order_id,
                 "client_id": order.client_id,
-                "lines": [line_dict(line) for line in lines],
+                "lines": [line_dict(line) | {"name": names.get(line.item_id)} for line in lines],
             }
             await orders.add_outbox(f"order_{target.value}", order_id, payload)
         families = moved_families(allowed_from, target)
