@@ -48,4 +48,4 @@ async def test_the_shops_client_navigation_has_no_dashboard(platform: Platform, 
     await page.goto(f"{platform.shop}/")
     await expect(page.locator('nav a[href^="/admin"]')).to_have_count(0)
     await page.goto(f"{platform.shop}/admin/")  # for operations people, by its address
-    await expect(page.locator("nav a")).to_have_text(["Cache dashboard"])
+    await expect(page.locator("nav a")).to_have_text(["Cache dashboard", "Traces"])

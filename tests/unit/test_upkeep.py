@@ -55,11 +55,11 @@ def test_applied_ids_are_taken_once_and_given_back_up_to_the_limit() -> None:
     for row_id in (5, 1, 5, 9):
         applied.add(row_id, (ORDER, row_id, 1))
     assert len(applied) == 3 and 9 in applied
-    assert [row_id for row_id, _ in applied.take()] == [1, 5, 9]
+    assert [row_id for row_id, _, _ in applied.take()] == [1, 5, 9]
     assert applied.take() == []
     applied.add(2, (ORDER, 2, 1))
-    applied.give_back([(n, (ORDER, n, 1)) for n in (1, 5, 9)])  # a failed delete: kept, to a limit
-    assert [row_id for row_id, _ in applied.take()] == [1, 2, 5]
+    applied.give_back([(n, (ORDER, n, 1), 0.0) for n in (1, 5, 9)])  # a failed delete: kept
+    assert [row_id for row_id, _, _ in applied.take()] == [1, 2, 5]
 
 
 def test_applied_rows_are_taken_only_once_they_are_old_enough_to_recheck() -> None:
@@ -70,8 +70,10 @@ def test_applied_rows_are_taken_only_once_they_are_old_enough_to_recheck() -> No
     applied.add(2, (ORDER, 8, 1))
     assert applied.take(0.5) == []
     now[0] = 10.6
-    assert applied.take(0.5) == [(1, (ORDER, 7, 3))]  # what it wrote, for the recheck
+    assert applied.take(0.5) == [(1, (ORDER, 7, 3), 10.0)]  # what it wrote, and when
     assert 2 in applied
+    applied.give_back([(1, (ORDER, 7, 3), 10.0)])  # given back with its time
+    assert applied.take(0.5) == [(1, (ORDER, 7, 3), 10.0)]
 
 
 def test_union_keeps_each_family_once_in_first_seen_order() -> None:
@@ -137,7 +139,8 @@ async def test_commit_then_crash_point_then_upkeep_then_applied(
     if crashes:  # the real hook never returns: os._exit(137)
         expected.insert(3, "crash")
     assert log == expected
-    assert journal.applied_ids.take() == [(41, (ORDER, 1, 1))]  # only the upkeep that applied
+    taken = [(row_id, written) for row_id, written, _ in journal.applied_ids.take()]
+    assert taken == [(41, (ORDER, 1, 1))]  # only the upkeep that fully applied
 
 
 async def test_an_error_rolls_back_and_runs_no_upkeep() -> None:

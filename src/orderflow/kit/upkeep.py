@@ -58,18 +58,19 @@ def _tuples(value: Any) -> Any:
 
 
 Written = tuple[Entity, Key, int]  # an entry and the version its writer committed
+Applied = tuple[int, Written, float]  # a journal row, what it wrote, when it was applied
 # When the current unit of work committed (monotonic), while its after-commit upkeep runs.
 COMMITTED_AT: ContextVar[float | None] = ContextVar("committed_at", default=None)
 
 
 @dataclass
 class AppliedIds:
-    """Journal rows whose upkeep fully applied, waiting for their writer's second look
-    (`Cache.recheck`) and one batched delete, each with the entry it wrote and when.
+    """Journal rows whose upkeep fully applied, each with the entry it wrote and when: waiting
+    for one batched delete (or, once deleted, for their writer's second look, `Cache.recheck`).
 
-    `take(older_than_s)` hands out the rows applied at least that long ago, for the recheck and
-    the delete; `give_back` returns rows whose delete failed, up to `limit` kept in memory
-    (beyond it a row is left for the workers, whose repair is idempotent).
+    `take(older_than_s)` hands out the rows applied at least that long ago; `give_back` returns
+    rows (a failed delete or recheck), up to `limit` kept in memory (beyond it a row is left for
+    the workers, whose repair is idempotent, or not rechecked).
     """
 
     limit: int = 100_000
@@ -86,14 +87,16 @@ class AppliedIds:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def take(self, older_than_s: float = 0.0) -> list[tuple[int, Written]]:
+    def take(self, older_than_s: float = 0.0) -> list[Applied]:
         due = self.clock() - older_than_s
         taken = sorted(row_id for row_id, (_, at) in self._rows.items() if at <= due)
-        return [(row_id, self._rows.pop(row_id)[0]) for row_id in taken]
+        return [(row_id, *self._rows.pop(row_id)) for row_id in taken]
 
-    def give_back(self, rows: Iterable[tuple[int, Written]]) -> None:
-        for row_id, written in rows:
-            self.add(row_id, written)
+    def give_back(self, rows: Iterable[Applied]) -> None:
+        """Keep `rows` again, with the time each was applied."""
+        for row_id, written, at in rows:
+            if len(self._rows) < self.limit:
+                self._rows[row_id] = (written, at)
 
 
 def union(families: Iterable[Iterable[str]]) -> list[str]:

@@ -2,11 +2,11 @@
 
 Every write records what it owes the cache (`Upkeep`) in its own transaction
 (`UnitOfWork.keep_cached`), then applies it after the commit, before answering, as before. When
-every Redis call of that apply succeeded, the row goes to an in-memory set that a flusher handles
-in batches (every `upkeep_flush_every_s`), so the answer waits for no extra round trip: once a row
-was applied `RECHECK_AFTER_S` ago, the flusher looks at its entry again (`Cache.recheck`: a
-tombstone at the committed version unless Redis holds it; an older write's put that landed after
-an eviction is so undone), then deletes the row.
+every Redis call of that apply succeeded, the row goes to an in-memory set that a flusher deletes
+in batches (every `upkeep_flush_every_s`), so the answer waits for no extra round trip. Once a
+row was applied `RECHECK_AFTER_S` ago, the flusher also looks at its entry again
+(`Cache.recheck`: a tombstone at the committed version if Redis holds an older one; an older
+write's put that landed after Redis evicted this one is so undone).
 
 A row still there after `upkeep_repair_after_s` is one whose writer died after its commit, or
 whose cache calls failed: the repair worker of every API process of that database takes such
@@ -30,6 +30,7 @@ import logging
 import os
 import random
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -65,6 +66,7 @@ REPLAY_BUDGET_S = 1.0  # the longest a probe (and the request carrying it) waits
 # A put leaves within PUT_WITHIN_S of its commit (`ServiceCache`), and its writer looks again no
 # sooner than this: any older put sent before a newer write's recheck has landed by then.
 RECHECK_AFTER_S = 2 * PUT_WITHIN_S
+RECHECK_FOR_S = 10.0  # a look that failed (Redis down) is tried again this long, then dropped
 
 
 def exit_now() -> None:
@@ -102,7 +104,8 @@ class UpkeepJournal:
         self.flush_every_s = settings.upkeep_flush_every_s
         self.crash_after_commit = settings.crash_after_commit
         self.crash: Callable[[], None] = exit_now
-        self.applied_ids = AppliedIds()
+        self.applied_ids = AppliedIds()  # to delete
+        self.rechecks = AppliedIds()  # deleted, to look at again (`RECHECK_AFTER_S`)
         self._flusher = False  # applied ids are kept only while a flusher deletes them
         self._repairs = Coalescer(self._repair_now)
         self._replays: Coalescer[None] = Coalescer(self._replay_now)
@@ -122,20 +125,28 @@ class UpkeepJournal:
         if self._flusher:
             self.applied_ids.add(row_id, written)
 
-    async def flush(self, older_than_s: float = RECHECK_AFTER_S) -> None:
-        """Recheck the entries of the rows applied `older_than_s` ago, in one round trip, and
-        delete those rows in one statement. A row whose recheck failed stays for the workers."""
-        if not (rows := self.applied_ids.take(older_than_s)):
-            return
-        checked = await self.cache.recheck([written for _, written in rows])
-        rows = [row for row, ok in zip(rows, checked, strict=True) if ok]
-        try:
-            async with self.sessions() as session, session.begin():
-                repository = UpkeepRepository(session, self.model, background=True)
-                await repository.delete([row_id for row_id, _ in rows])
-        except Exception as exc:  # noqa: BLE001  a database outage: keep them for the next try
-            log.warning("could not delete %d applied upkeep rows, will retry: %s", len(rows), exc)
-            self.applied_ids.give_back(rows)
+    async def flush(self, recheck_after_s: float = RECHECK_AFTER_S) -> None:
+        """Delete the rows of applied upkeep, in one statement; then look again at the entries
+        of those applied `recheck_after_s` ago, in one round trip (a failed look is retried
+        for `RECHECK_FOR_S`)."""
+        if rows := self.applied_ids.take():
+            try:
+                async with self.sessions() as session, session.begin():
+                    repository = UpkeepRepository(session, self.model, background=True)
+                    await repository.delete([row_id for row_id, _, _ in rows])
+            except Exception as exc:  # noqa: BLE001  a database outage: keep them for the next try
+                log.warning(
+                    "could not delete %d applied upkeep rows, will retry: %s", len(rows), exc
+                )
+                self.applied_ids.give_back(rows)
+                rows = []
+            self.rechecks.give_back(rows)
+        if due := self.rechecks.take(recheck_after_s):
+            checked = await self.cache.recheck([written for _, written, _ in due])
+            recent = time.monotonic() - RECHECK_FOR_S
+            self.rechecks.give_back(
+                row for row, ok in zip(due, checked, strict=True) if not ok and row[2] > recent
+            )
 
     async def pending(self, session: AsyncSession, entity: Entity, key: Key) -> bool:
         """Whether the entry has upkeep rows left, in the transaction of `session` (one cheap
@@ -214,9 +225,7 @@ class UpkeepJournal:
     async def _apply(self, rows: Sequence[UpkeepTable]) -> list[int]:
         """Re-apply `rows` idempotently; the ids of those that fully applied (rows this process
         applied itself and has not deleted yet are done already)."""
-        mine = [row for row in rows if row.id in self.applied_ids]  # applied, not yet rechecked
-        checked = await self.cache.recheck([self._written(row) for row in mine])
-        done = [row.id for row, ok in zip(mine, checked, strict=True) if ok]
+        done = [row.id for row in rows if row.id in self.applied_ids]
         rows = [row for row in rows if row.id not in self.applied_ids]
         if not rows:
             return done
@@ -232,10 +241,6 @@ class UpkeepJournal:
             if ok[row.id] and row.event:
                 ok[row.id] = await self._announce(row)
         return done + [row_id for row_id, applied in ok.items() if applied]
-
-    def _written(self, row: UpkeepTable) -> Written:
-        entity = self.entities.get(row.entity) or Entity(row.entity)
-        return entity, decode_key(row.key), row.version
 
     async def _tombstone(self, row: UpkeepTable) -> bool:
         entity = self.entities.get(row.entity)
@@ -273,7 +278,7 @@ class UpkeepJournal:
                 self.cache.cache.recovery.remove(self.replay)
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self.flush(older_than_s=0.0)
+            await self.flush(recheck_after_s=0.0)
             self._flusher = False
 
     async def _tick_logged(self) -> None:
