@@ -20,6 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from orderflow.kit.settings import Settings, get_settings
 
 PROTOCOL = "orderflow.kit.server:GuardedHttpTools"
+LINGER_S = 2.0  # how long a refused connection may still send, unread, before it is closed
 
 
 class HeadTooLarge(Exception):
@@ -36,12 +37,15 @@ class GuardedHttpTools(HttpToolsProtocol):
         self.head_bytes = 0
         self.head_timer: asyncio.TimerHandle | None = None
         self.head_too_large = False
+        self.lingering = False  # refused: what the client still sends is read and dropped
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()  # a connection that never sends a whole head is closed too
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return
         if self.head_pending:
             self._arm()
             self.head_bytes += len(data)
@@ -104,7 +108,15 @@ class GuardedHttpTools(HttpToolsProtocol):
             b"content-length: " + str(len(text)).encode() + b"\r\n\r\n"
         )
         self.transport.write(head + text)
-        self.transport.close()
+        # A lingering close, as nginx does: closing with the client's bytes still unread would
+        # reset the connection, and the client could lose the answer. Half-close instead, drop
+        # what still comes, and close for good once the client does, or after LINGER_S.
+        if self.transport.can_write_eof():
+            self.lingering = True
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
