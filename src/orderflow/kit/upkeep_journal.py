@@ -120,8 +120,8 @@ class UpkeepJournal:
             self.crash()
 
     def applied(self, row_id: int, written: Written) -> None:
-        """The upkeep of `row_id` (which wrote `written`) fully applied: recheck its entry, then
-        delete its row, with a later batch."""
+        """The upkeep of `row_id` (which wrote `written`) fully applied: delete its row with the
+        next batch, and look at its entry again a moment later (`flush`)."""
         if self._flusher:
             self.applied_ids.add(row_id, written)
 
