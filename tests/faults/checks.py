@@ -58,12 +58,13 @@ def bound(ack: Ack, history: History) -> float:
 
 
 def stale_reads(history: History) -> list[tuple[str, int, int, int]]:
-    """Reads that returned a version older than one a 200/201 acknowledged before they began
-    (less what the entity's policy allows)."""
+    """Reads that returned a version older than one a 200/201 acknowledged before they began,
+    less `bound(ack)` (as the module says: a write answered during a fault may have left its
+    cache write to the journal's repair)."""
     acks: dict[tuple[str, int], list[tuple[float, int]]] = defaultdict(list)
     for a in history.acks:
         if not a.via_409 and a.version is not None:
-            acks[a.kind, a.id].append((a.at + STALENESS_ALLOWED_S.get(a.kind, 0.0), a.version))
+            acks[a.kind, a.id].append((a.at + bound(a, history), a.version))
     stale = []
     for r in history.reads:
         known = [v for at, v in acks.get((r.kind, r.id), []) if at < r.started]

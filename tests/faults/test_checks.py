@@ -9,7 +9,7 @@ from tests.faults.checks import (
     stale_list_reads,
     stale_reads,
 )
-from tests.faults.history import Call, History
+from tests.faults.history import Call, FaultWindow, History
 
 CREATED_AT = "2026-01-01T10:00:00+00:00"
 
@@ -61,6 +61,29 @@ def test_a_read_older_than_a_409_is_stale_only_after_the_bound() -> None:
     h.read("order", 2.0 + REPAIR_BOUND_S + 0.1, order(1, "in_production", 3))  # later: fine
     assert stale_after_409(h) == [("order", 1, "created", "confirmed")]
     assert stale_reads(h) == []  # no 200 named a newer version
+
+
+def test_a_read_older_than_a_write_answered_during_a_fault_is_stale_after_the_bound() -> None:
+    """A write answered while Redis failed may have left its cache write to the journal's
+    repair: a read may show the state before it for `REPAIR_BOUND_S`, never longer. Outside a
+    fault, at once."""
+    h = History()
+    placed(h, 1, at=1.0)
+    h.faults.append(FaultWindow("Redis paused", 1.5, 3.0))
+    h.acknowledge(
+        "order", 1, answered("crm", "/orders/1/confirm", 2.0, 200, order(1, "confirmed", 2))
+    )
+    h.read("order", 2.5, order(1, "created", 1))  # within the bound
+    assert stale_reads(h) == []
+    h.read("order", 2.0 + REPAIR_BOUND_S + 0.1, order(1, "created", 1))
+    assert stale_reads(h) == [("order", 1, 1, 2)]
+    calm = History()
+    placed(calm, 2, at=1.0)
+    calm.acknowledge(
+        "order", 2, answered("crm", "/orders/2/confirm", 2.0, 200, order(2, "confirmed", 2))
+    )
+    calm.read("order", 2.1, order(2, "created", 1))
+    assert stale_reads(calm) == [("order", 2, 1, 2)]
 
 
 def test_an_mes_409_carries_a_version() -> None:
