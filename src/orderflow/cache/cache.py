@@ -67,7 +67,7 @@ class Cache:
         scripts = Scripts.register(redis)
         self._epochs = Epochs(redis, namespace, layout, scripts)
         # `recovery.add(callback)`: what a breaker's probe replays before Redis is used again.
-        self.recovery = Recovery(redis, self._epochs, timeout_s)
+        self.recovery = Recovery(self._epochs, timeout_s)
         self._guard = Guard(self.breaker, timeout_s, self.recovery.probe, layout)
         self._store = Store(
             KeySpace(namespace),

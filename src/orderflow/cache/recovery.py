@@ -3,8 +3,9 @@
 Rule 5: healed partitions serve nothing old, and a blip empties nothing. So after an outage:
 1. the server is checked (`Epochs.check_server`): only if it lost data (a restart, a promoted
    replica) do the shard's epochs move, once for every process;
-2. the `on_recovery` callbacks run: the service replays the writes Redis missed meanwhile (its
-   upkeep journal), with the shard's breaker passed by their own calls (`guard._RECOVERING`);
+2. the recovery callbacks run (`Recovery.add`): the service replays the writes Redis missed
+   meanwhile (its upkeep journal), with the shard's breaker passed by their own calls
+   (`guard._RECOVERING`);
 and only then is the shard read again. A pause or a timeout moves no epoch: the cache is as
 warm afterwards as before.
 """
@@ -17,8 +18,6 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from orderflow.cache.epoch import Epochs
@@ -33,8 +32,7 @@ Callback = Callable[[], Awaitable[object]]
 class Recovery:
     """The server checks and recovery callbacks of one `Cache`."""
 
-    def __init__(self, redis: Redis | RedisCluster, epochs: Epochs, timeout_s: float) -> None:
-        self._redis = redis
+    def __init__(self, epochs: Epochs, timeout_s: float) -> None:
         self._epochs = epochs
         self._layout = epochs.layout
         self._timeout_s = timeout_s
@@ -76,7 +74,7 @@ class Recovery:
         self._checking = asyncio.create_task(self._check_all(), name=f"epochs:{namespace}")
 
     async def checked(self) -> None:
-        """Wait until `check_all_soon`'s checks are done."""
+        """Wait until `start`'s background checks of a cluster's shards are done."""
         if self._checking is not None:
             await self._checking
 
