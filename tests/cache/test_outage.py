@@ -234,3 +234,30 @@ async def test_writes_rejected_during_the_probe_leave_recovery_to_it(
     assert fragile.breaker.state == "closed"
     await fragile.get_or_load(entity, 1, Loader(2, b'{"v":2}'), TTL)
     assert fragile.epoch == before  # no further bump: that probe was the only one needed
+
+
+async def test_a_write_during_the_probe_waits_for_it_and_lands(
+    fragile: Cache, private_client: Redis, entity: Entity
+) -> None:
+    """The probe's replay may have read the journal before a write's row was committed: a write
+    refused while the probe is in flight would be missing once the breaker closes. So it waits
+    for the probe's outcome, then goes to Redis."""
+    replaying, replayed = asyncio.Event(), asyncio.Event()
+
+    async def replay() -> None:
+        replaying.set()
+        await replayed.wait()
+
+    fragile.recovery.add(replay)
+    await fragile.get_or_load(entity, "a", Loader(1, b'{"v":1}'), TTL)
+    fragile.trip(probe_now=True)
+    probe = asyncio.create_task(fragile.get_or_load(entity, "b", Loader(1, b'{"v":1}'), TTL))
+    await replaying.wait()  # the probe is in flight
+    assert fragile.breaker.state == "half_open"
+    write = asyncio.create_task(fragile.put(entity, "a", 2, b'{"v":2}', TTL))
+    await asyncio.sleep(0.05)
+    assert not write.done()  # waiting for the probe, not refused
+    replayed.set()
+    await probe
+    assert await write is True
+    assert await private_client.get(fragile.key_of(entity, "a")) == b'2|{"v":2}'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,10 @@ PROBE_TIMEOUT_S = 15.0
 # The shards whose probe is running in this task: its own calls pass their breakers.
 _RECOVERING: ContextVar[frozenset[str]] = ContextVar("recovering", default=frozenset())
 _WORST: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
+# A write after a commit that finds its shard's probe in flight waits for the probe's outcome
+# instead of being refused: the probe's replay may have read the journal before this write's row
+# was committed, and a refused write left pending would then be missing once the breaker closes.
+WRITE_OPS = frozenset({"put", "invalidate", "delete", "bump"})
 
 
 class Guard:
@@ -64,6 +69,7 @@ class Guard:
         self._breakers: dict[str, CircuitBreaker] = {}
         if not self.layout.cluster:
             self._breakers[self.layout.shard(0)] = breaker
+        self._probing: dict[str, asyncio.Event] = {}  # shard -> set when its probe reported
 
     def breaker_of(self, shard: str) -> CircuitBreaker:
         if (found := self._breakers.get(shard)) is None:
@@ -124,9 +130,28 @@ class Guard:
         if shard in _RECOVERING.get():  # the probe's own work: the probe reports for it
             return await self._recovering(metrics, op, call, shard)
         ticket = breaker.admit()
+        if ticket is None and op in WRITE_OPS:
+            ticket = await self._after_probe(shard, breaker)
         if ticket is None:
             metrics.error(op, "unavailable")
             raise CacheUnavailable(f"circuit breaker of {shard} is open", shard)
+        if ticket is not Ticket.PROBE:
+            return await self._call(metrics, op, call, shard, breaker, ticket)
+        self._probing[shard] = probing = asyncio.Event()
+        try:
+            return await self._call(metrics, op, call, shard, breaker, ticket)
+        finally:
+            probing.set()  # reported: the writes waiting for it ask again
+
+    async def _call(
+        self,
+        metrics: EntityMetrics,
+        op: str,
+        call: Callable[[], Awaitable[T]],
+        shard: str,
+        breaker: CircuitBreaker,
+        ticket: Ticket,
+    ) -> T:
         started = time.perf_counter()
         try:
             if ticket is Ticket.PROBE:
@@ -159,6 +184,17 @@ class Guard:
         breaker.succeeded(ticket)
         metrics.latency[op].observe(time.perf_counter() - started)
         return result
+
+    async def _after_probe(self, shard: str, breaker: CircuitBreaker) -> Ticket | None:
+        """A write refused while `shard`'s probe is in flight: wait for its outcome (at most
+        the probe's own bound), then ask again."""
+        probing = self._probing.get(shard)
+        if breaker.state != "half_open" or probing is None or probing.is_set():
+            return None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                await probing.wait()
+        return breaker.admit()
 
     def _dropped(self, exc: BaseException, shard: str) -> CacheError | None:
         """redis-py's cluster client disconnects a node's connections (or every node's) when a

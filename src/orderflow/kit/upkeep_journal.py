@@ -193,19 +193,20 @@ class UpkeepJournal:
             return await self._replays(None)
 
     async def _replay_now(self, _: None) -> int:
-        replayed = await self._repair_due(0.0, REPLAY_BATCHES)
+        # Rows being repaired elsewhere are waited for, not skipped: the probe must miss none.
+        replayed = await self._repair_due(0.0, REPLAY_BATCHES, wait_ms=LOCK_WAIT_MS)
         metrics.UPKEEP_REPAIRED.labels(self.database, "replay").inc(replayed)
         if replayed:
             log.info("cache upkeep: %d pending row(s) replayed after an outage", replayed)
         return replayed
 
-    async def _repair_due(self, older_than_s: float, batches: int) -> int:
+    async def _repair_due(self, older_than_s: float, batches: int, *, wait_ms: int = 0) -> int:
         """Repair the rows left for `older_than_s`, in batches, oldest first; how many."""
         repaired = 0
         for _ in range(batches):
             async with self.sessions() as session, session.begin():
                 repository = UpkeepRepository(session, self.model, background=True)
-                rows = await repository.lock_due(older_than_s, BATCH)
+                rows = await repository.lock_due(older_than_s, BATCH, wait_ms=wait_ms)
                 done = await self._apply(rows)
                 await repository.delete(done)
             repaired += len(done)

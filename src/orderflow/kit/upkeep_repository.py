@@ -46,16 +46,24 @@ class UpkeepRepository:
         found = await self.session.scalar(PENDING, {"entity": entity, "key": key})
         return bool(found)
 
-    async def lock_due(self, older_than_s: float, limit: int) -> Sequence[UpkeepTable]:
-        """The oldest rows left for `older_than_s`, locked; other processes skip them."""
+    async def lock_due(
+        self, older_than_s: float, limit: int, *, wait_ms: int = 0
+    ) -> Sequence[UpkeepTable]:
+        """The oldest rows left for `older_than_s`, locked; other processes skip them, or with
+        `wait_ms`, wait that long for them (then `lock_timed_out`): a replay must miss none."""
         m = self.model
         due = func.now() - bindparam("age", timedelta(seconds=older_than_s))
+        if wait_ms:
+            await self.session.execute(
+                select(func.set_config("lock_timeout", str(wait_ms), True)),
+                execution_options=self.options,
+            )
         statement = (
             select(m)
             .where(m.created_at < due)
             .order_by(m.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=not wait_ms)
         )
         return (await self.session.scalars(statement, execution_options=self.options)).all()
 
