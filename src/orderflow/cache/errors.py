@@ -7,7 +7,7 @@
     ├── CacheConnectionError   Redis could not be reached (refused, reset, closed)
     ├── CacheProtocolError     Redis answered, but with an error or a reply we cannot use
     └── CacheRecoveryError     a breaker's probe could not replay what Redis missed (its
-                               `Cache.on_recovery` callback failed): the breaker stays open
+                               `Cache.recovery` callback failed): the breaker stays open
 
 These are raised only inside the package. `Cache`'s public methods catch them: a read falls back
 to its loader and a write reports failure by its return value (rule 1: the cache never fails a
