@@ -26,6 +26,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
 from redis.typing import EncodableT
 
 from orderflow.cache.errors import CacheProtocolError
@@ -85,30 +86,28 @@ class Epochs:
     async def bump(self, slots: Iterable[int] | None = None) -> None:
         """Start a new epoch in `slots` (default: all): every entry there becomes unreachable."""
         chosen = list(self.layout.slots() if slots is None else slots)
-        calls: list[Call] = [(self._new_epoch, [self.key(s)], [self.value(s)]) for s in chosen]
-        if len(calls) == 1:
-            replies = [await self._new_epoch(keys=calls[0][1], args=calls[0][2])]
-        else:
-            replies = await self._scripts.pipelined(calls)
-        for slot, value in zip(chosen, replies, strict=True):
-            self.adopt(slot, int(value))
+        await self._adopt_each(self._new_epoch, chosen, lambda s: [self.key(s)])
         log.info("cache epochs of %s bumped in %d slot(s)", self.namespace, len(chosen))
 
     async def check_server(self, slots: Iterable[int]) -> None:
         """Check the server serving each of `slots` now (its run id, read by the script): if
         another server held the slot when last checked, its data may be lost, so its epoch moves
         (once, whichever process sees it first); adopt what each slot's epoch is now."""
-        chosen = list(slots)
-        if len(chosen) == 1:
-            args: list[EncodableT] = [self.value(chosen[0])]
-            reply = await self._check_server(keys=self._check_keys(chosen[0]), args=args)
-            self.adopt(chosen[0], int(reply))
+        await self._adopt_each(self._check_server, list(slots), self._check_keys)
+
+    async def _adopt_each(
+        self, script: AsyncScript, slots: list[int], keys_of: Callable[[int], list[str]]
+    ) -> None:
+        """Run `script` (keys `keys_of(slot)`, the belief as its argument) for each of `slots`
+        and adopt each reply: one slot alone, else pipelined `CHUNK` slots at a time, so that
+        other calls are not held up for long."""
+        if len(slots) == 1:
+            args: list[EncodableT] = [self.value(slots[0])]
+            self.adopt(slots[0], int(await script(keys=keys_of(slots[0]), args=args)))
             return
-        for start in range(0, len(chosen), CHUNK):  # other calls are not held up for long
-            part = chosen[start : start + CHUNK]
-            calls: list[Call] = [
-                (self._check_server, self._check_keys(s), [self.value(s)]) for s in part
-            ]
+        for start in range(0, len(slots), CHUNK):
+            part = slots[start : start + CHUNK]
+            calls: list[Call] = [(script, keys_of(s), [self.value(s)]) for s in part]
             for slot, value in zip(part, await self._scripts.pipelined(calls), strict=True):
                 self.adopt(slot, int(value))
 
