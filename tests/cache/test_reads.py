@@ -134,7 +134,11 @@ async def test_latecomers_wait_for_this_process_s_own_slow_load(
     first = asyncio.create_task(cache.get_or_load(entity, 1, loader, TTL))
     await loader.entered.wait()  # loading: newcomers find its lease
     late = [asyncio.create_task(cache.get_or_load(entity, 1, loader, TTL)) for _ in range(50)]
-    await asyncio.sleep(0.2)  # four times wait_ms
+    lookups = ("orderflow_cache_latency_seconds_count", {"entity": entity.name, "op": "lookup"})
+    async with asyncio.timeout(10):  # every newcomer has looked up (a busy machine is slower)
+        while sample(lookups[0], **lookups[1]) < 51:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # then four times wait_ms
     loader.gate.set()
     assert set(await asyncio.gather(first, *late)) == {b'{"slow":true}'}
     assert loader.calls == 1
