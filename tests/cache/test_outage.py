@@ -16,6 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from orderflow.cache import Cache, CircuitBreaker, Entity
+from orderflow.cache.layout import ONE_NODE
 from orderflow.kit.embedded import EmbeddedRedis
 from tests.cache.conftest import TTL, Loader, connect, sample
 
@@ -190,6 +191,32 @@ async def test_a_server_that_lost_data_moves_the_epoch_once_for_every_process(
     await other.get_or_load(entity, "a", loader, TTL)  # a miss in the new epoch, filled
     assert await fragile.get_or_load(entity, "a", loader, TTL) == b'{"v":1}'
     assert loader.calls == 4  # a hit: the new epoch is warm again
+
+
+async def test_a_server_behind_its_caller_moves_the_epoch_past_the_caller(
+    fragile: Cache, private_client: Redis, entity: Entity, ns: str
+) -> None:
+    """A server whose epoch is below what a process believes (on a cluster: writes taken by a
+    restarted old master before it learnt it was demoted, then lost) lacks writes that process
+    made: its server check moves the epoch past the belief, as every other script does, and
+    never takes the process back to the older epoch, whose entries may be the pre-write ones."""
+    await private_client.set(f"{ns}:epoch", 95)
+    await fragile.start()
+    await fragile.get_or_load(entity, "a", Loader(1, b'{"v":1}'), TTL)  # cached in epoch 95
+    await private_client.set(f"{ns}:epoch", 100)  # moved (on the server that then lost it)
+    edited = Loader(2, b'{"v":2}')
+    assert await fragile.get_or_load(entity, "a", edited, TTL) == b'{"v":2}'
+    assert fragile.epoch == 100
+    await private_client.set(f"{ns}:epoch", 95)  # the server that lags, its v1 still there
+    await private_client.set(f"{ns}:epoch:server", await _run_id(private_client))  # checked
+    await fragile.recovery.check(ONE_NODE)  # what every breaker probe does first
+    assert await fragile.get_or_load(entity, "a", edited, TTL) == b'{"v":2}'
+    assert fragile.epoch == 101
+    assert int(await private_client.get(f"{ns}:epoch")) == 101
+
+
+async def _run_id(client: Redis) -> str:
+    return str((await client.info("server"))["run_id"])
 
 
 async def test_a_slow_redis_costs_one_timeout_per_call(

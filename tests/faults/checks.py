@@ -9,8 +9,10 @@ version). A read, list or count that began after an acknowledgement must reflect
 - 0 for a write answered on its first attempt outside any fault: its writer committed, wrote
   the cache and bumped the lists' generations before answering (write-through, rule 4), so
   whatever starts after the answer sees it (items excepted: near copies live 5 s);
-- REPAIR_BOUND_S when the writer may not have kept the cache: the state was learned from a 409
-  (committed by another attempt or writer, which may have died or still be writing), the
+- REPAIR_BOUND_S when the writer did not or may not have kept the cache: its answer said so
+  (`Orderflow-Upkeep: deferred`: a Redis call failed or its breaker was open), the state was
+  learned from a 409 (committed by another attempt or writer, which may have died or still be
+  writing), the
   request was retried (an earlier attempt got no answer or a 503: it may have committed in a
   process that died before its cache write), or it overlapped a fault (a cache write that
   failed). Then the repair path applies: the upkeep journal re-applies what a commit owed the
@@ -52,7 +54,7 @@ TERMINAL = {
 
 def bound(ack: Ack, history: History) -> float:
     allowed = STALENESS_ALLOWED_S.get(ack.kind, 0.0)
-    if ack.via_409 or ack.retried or history.during_fault(ack.started, ack.at):
+    if ack.deferred or ack.via_409 or ack.retried or history.during_fault(ack.started, ack.at):
         return max(allowed, REPAIR_BOUND_S)
     return allowed
 

@@ -25,6 +25,7 @@ class Call:
     body: Any = None
     problem: bool = False  # answered application/problem+json
     first_started: float | None = None  # a retry: when the first attempt of it began
+    deferred: bool = False  # `Orderflow-Upkeep: deferred`: its cache upkeep left to the journal
 
     @property
     def retried(self) -> bool:
@@ -45,6 +46,7 @@ class Ack:
     via_409: bool
     retried: bool  # an earlier attempt got no answer or a 503: it may have committed and died
     where: str = ""  # the request, to explain a finding
+    deferred: bool = False  # the answer said its cache upkeep was left to the journal's repair
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class History:
             via_409,
             call.retried,
             f"{call.service} {call.method} {call.path}",
+            call.deferred,
         )
         self.acks.append(ack)
         return ack

@@ -23,7 +23,7 @@ import orjson
 from orderflow.kit.db import asyncpg_dsn
 from tests.faults.checks import REPAIR_BOUND_S
 from tests.faults.cluster import master_killed, master_paused
-from tests.faults.history import History
+from tests.faults.history import Ack, History
 from tests.faults.platform import APIS, FaultPlatform, fault_platform
 from tests.faults.rest import baseline, compare_at_rest
 from tests.faults.verdict import Verdict, check
@@ -283,7 +283,10 @@ def explain(verdict: Verdict, history: History, n: int = 3) -> str:
         since, until = stale.started - 10, stale.started + 3
         lines.append(f"{kind} {oid}, stale read {stale.started - zero:.3f} s ({stale.where}):")
         events = [
-            (a.at, f"ack v{a.version} {a.status} ({a.where}, began {a.started - zero:.3f})")
+            (
+                a.at,
+                f"ack v{a.version} {a.status} ({a.where}, began {a.started - zero:.3f}{_how(a)})",
+            )
             for a in history.acks
             if (a.kind, a.id) == (kind, oid) and since <= a.at <= until
         ]
@@ -299,6 +302,11 @@ def explain(verdict: Verdict, history: History, n: int = 3) -> str:
         ]
         lines += [f"  {at - zero:9.3f}  {what}" for at, what in sorted(events)]
     return "\n".join(lines)
+
+
+def _how(ack: Ack) -> str:
+    said = [("deferred", ack.deferred), ("via 409", ack.via_409), ("retried", ack.retried)]
+    return "".join(f", {word}" for word, true in said if true)
 
 
 def main() -> None:

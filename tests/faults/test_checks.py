@@ -86,6 +86,20 @@ def test_a_read_older_than_a_write_answered_during_a_fault_is_stale_after_the_bo
     assert stale_reads(calm) == [("order", 2, 1, 2)]
 
 
+def test_a_write_that_said_its_upkeep_was_deferred_has_the_repair_bound() -> None:
+    """`Orderflow-Upkeep: deferred` (its process's breaker open after a fault ended): reads may
+    show the state before it for `REPAIR_BOUND_S`, even outside any fault; never longer."""
+    h = History()
+    placed(h, 1, at=1.0)
+    confirm = answered("crm", "/orders/1/confirm", 2.0, 200, order(1, "confirmed", 2))
+    confirm.deferred = True
+    h.acknowledge("order", 1, confirm)
+    h.read("order", 2.5, order(1, "created", 1))
+    assert stale_reads(h) == []
+    h.read("order", 2.0 + REPAIR_BOUND_S + 0.1, order(1, "created", 1))
+    assert stale_reads(h) == [("order", 1, 1, 2)]
+
+
 def test_an_mes_409_carries_a_version() -> None:
     h = History()
     refused = {"order_status": "in_progress", "holder": 3, "version": 4}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.suite import FAULTS, examples, run, table
+from tests.faults.suite import FAULTS, examples, explain, run, table
 from tests.faults.workload import TIMEOUT_S
 
 
@@ -18,6 +18,7 @@ async def test_nothing_acknowledged_is_lost_and_nothing_stale_is_served() -> Non
         verdict, history = await run(Path(root), seconds=0)  # each fault once
     print(table(verdict, history))
     print(examples(verdict, n=20))
+    print(explain(verdict, history))
     assert {f.name for f in history.faults} == {f.name for f in FAULTS}
     assert verdict.orders_acknowledged > 20
     assert history.confirmed and history.completed

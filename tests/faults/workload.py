@@ -56,6 +56,7 @@ class Workload:
                 body = {"text": response.text}
             status = response.status_code
             call = Call(service, method, path, started, time.monotonic(), status, body, problem)
+            call.deferred = response.headers.get("orderflow-upkeep") == "deferred"
         call.first_started = first_started
         self.history.calls.append(call)
         return call

@@ -81,7 +81,10 @@ async def test_redis_stopped_then_back(
     patched = await shop.patch(f"/clients/{client['id']}", json={"name": "During the outage"})
     assert patched.status_code == 200
     order = await new_order(shop, client_id=client["id"])
-    assert (await crm.post(f"/orders/{order['id']}/confirm")).status_code == 200
+    confirmed = await crm.post(f"/orders/{order['id']}/confirm")
+    assert confirmed.status_code == 200
+    # Committed, its cache upkeep left to the journal: the answer says so.
+    assert confirmed.headers["orderflow-upkeep"] == "deferred"
     assert (await shop.get(f"/clients/{client['id']}")).json() == patched.json()
     change = {"name": "Edited in the dark", "category": item["category"], "price": 100}
     edited = await crm.put(f"/items/{item['id']}", json=change)
@@ -94,6 +97,9 @@ async def test_redis_stopped_then_back(
     assert (await shop.get(f"/clients/{client['id']}")).json() == patched.json()
     assert (await shop.get(f"/orders/{order['id']}")).json()["status"] == "confirmed"
     assert (await shop.get(f"/items/{item['id']}")).json() == edited.json()
+    later = await new_order(shop, client_id=client["id"])
+    confirmed = await crm.post(f"/orders/{later['id']}/confirm")
+    assert confirmed.status_code == 200 and "orderflow-upkeep" not in confirmed.headers
     # The server restarted empty: its epoch key was gone, so a new epoch (above the old) began;
     # a read adopts it, the next refills, and from then on the cache serves again.
     hits_before = await hits(shop, "client")

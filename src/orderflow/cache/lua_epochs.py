@@ -40,6 +40,9 @@ return epoch
 # the epoch moves past every value it had. The first caller to see the new server moves it and
 # marks it: every other process, checking the same event, finds the mark set and moves nothing.
 # A missing epoch (an empty restart) is re-created above every value it had, as `_PRELUDE` does.
+# An epoch below the caller's belief also moves past it, whatever the mark says: the caller saw
+# this slot at a later epoch on some server, so this one lacks writes the caller made (on a
+# cluster: a restarted old master that took writes before it learnt it was demoted).
 CHECK_SERVER = (
     FRESH
     + """
@@ -49,7 +52,7 @@ local believed = tonumber(ARGV[1])
 local mark = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = math.max(fresh(), believed + 1)
-elseif mark and mark ~= server then
+elseif (mark and mark ~= server) or epoch < believed then
   epoch = math.max(epoch, believed) + 1
 else
   if not mark then redis.call('SET', KEYS[2], server) end

@@ -18,7 +18,7 @@ from orderflow.kit.deps import ResourcesDep
 from orderflow.kit.errors import http_error, install_handlers
 from orderflow.kit.http import JSONBytes, dumps
 from orderflow.kit.metrics import exposition
-from orderflow.kit.middleware import BodyLimit, RequestMetrics
+from orderflow.kit.middleware import BodyLimit, RequestMetrics, UpkeepHeader
 from orderflow.kit.resources import Resources
 from orderflow.kit.security import CrossSiteGuard, SecurityHeaders
 from orderflow.kit.settings import Settings
@@ -122,6 +122,7 @@ def create_app(
     app.include_router(admin.router)
     for router in routers:
         app.include_router(router)
+    app.add_middleware(UpkeepHeader)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CrossSiteGuard, refuse=http_error)  # kit/security.py: CSRF
     # DNS rebinding: a page whose name now points at loopback is not one of ours.

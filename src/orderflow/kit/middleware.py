@@ -1,4 +1,5 @@
-"""ASGI middleware: request metrics and a body-size limit, both cheap on the hot path."""
+"""ASGI middleware: request metrics, the upkeep header and a body-size limit, all cheap on the
+hot path."""
 
 import time
 
@@ -6,6 +7,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderflow.kit import metrics
 from orderflow.kit.http import PROBLEM, dumps
+from orderflow.kit.upkeep import DEFERRED, Deferred
+
+DEFERRED_HEADER = (b"orderflow-upkeep", b"deferred")
 
 
 class RequestMetrics:
@@ -33,6 +37,30 @@ class RequestMetrics:
             metrics.HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).observe(
                 time.perf_counter() - start
             )
+
+
+class UpkeepHeader:
+    """Tells a client when a write's cache upkeep was left to the journal (`Orderflow-Upkeep:
+    deferred`, `kit/upkeep.note_deferred`): its write is committed, but reads may show the state
+    before it for up to the repair bound (about 2 s). Without the header, no read that starts
+    after the answer shows an older state. The fault suite's checker relies on it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        deferred = Deferred()
+        DEFERRED.set(deferred)
+
+        async def send_marked(message: Message) -> None:
+            if message["type"] == "http.response.start" and deferred.any:
+                message["headers"] = [*message.get("headers", ()), DEFERRED_HEADER]
+            await send(message)
+
+        await self.app(scope, receive, send_marked)
 
 
 class BodyLimit:

@@ -29,7 +29,7 @@ from typing import Any, Self, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.cache import Entity, Key
-from orderflow.kit.upkeep import COMMITTED_AT, Upkeep
+from orderflow.kit.upkeep import COMMITTED_AT, Upkeep, note_deferred
 from orderflow.kit.upkeep_journal import UpkeepJournal
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ class UnitOfWork:
                 await action()
             elif journal is not None and upkeep is not None and await _applied(action):
                 journal.applied(row, (upkeep.entity, upkeep.key, upkeep.version))
+            else:
+                note_deferred()
 
     async def repair_pending(self, entity: Entity, key: Key) -> None:
         """This unit answers about a state it did not write (an idempotent replay, a refusal):
@@ -96,6 +98,7 @@ class UnitOfWork:
                 await journal.repair(entity, key)
             except Exception:  # the answer stands; the journal's workers repair it soon
                 log.exception("could not repair the cache upkeep of %s %r", entity.name, key)
+                note_deferred()
 
     def repository(self, kind: Callable[[AsyncSession], R]) -> R:
         """The repository of `kind` over this unit's session (one per kind)."""
