@@ -45,8 +45,6 @@ from sqlalchemy import text
 from orderflow.cache import metrics as cache_metrics
 from orderflow.kit import metrics as kit_metrics
 from orderflow.kit.app import create_app
-from orderflow.kit.cache_modes import CacheModes
-from orderflow.kit.caching import ServiceCache
 from orderflow.kit.db import asyncpg_dsn
 from orderflow.kit.errors import NotFound
 from orderflow.kit.http import JSONBytes, dumps
@@ -62,6 +60,8 @@ from orderflow.sales.orders import reads as views
 from orderflow.sales.orders.lifecycle import OrderStatus
 from orderflow.sales.orders.repository import ORDER_BY_ID
 from orderflow.sales.orders.schemas import order_row_dict
+from orderflow.service_cache.facade import ServiceCache
+from orderflow.service_cache.modes import CacheModes
 
 PAGE = Page(limit=20, offset=0)
 LIST_PAGE = Page(limit=50, offset=0)  # a client's orders as the endpoints default them

@@ -84,7 +84,7 @@ def serve(
     # uvicorn's supervisor spawns the workers (and starts a dead one again): each imports the
     # factory below and builds the app from ORDERFLOW_* variables, which it inherits. Each runs
     # the whole lifespan: its own near cache, switch listener, upkeep journal worker, boards'
-    # stream reader; the broadcast's registry counts every one of them (kit/broadcast.py).
+    # stream reader; the broadcast's registry counts every one of them (service_cache/broadcast.py).
     with multiprocess_metrics(name):
         uvicorn.run(f"orderflow.cli:{name}_app", factory=True, workers=processes, **options)
 

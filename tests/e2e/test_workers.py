@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from orderflow.kit.broadcast import Broadcast
-from orderflow.kit.cache_modes import CHANNEL
 from orderflow.kit.embedded import EmbeddedRedis, free_port
 from orderflow.kit.settings import Settings
+from orderflow.service_cache.broadcast import Broadcast
+from orderflow.service_cache.modes import CHANNEL
 from tests.clients import running, wait_healthy
 
 WORKERS = 2

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
 from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.tasks import cancel
+from orderflow.service_cache.broadcast import Broadcast
 from tests.conftest import ON_CLUSTER
 
 

@@ -23,14 +23,14 @@ from redis.asyncio import Redis
 
 from orderflow.cache import CacheConnectionError
 from orderflow.data.shopdb import ShopUpkeep
-from orderflow.kit.caching import ServiceCache
 from orderflow.kit.deps import Sessions
 from orderflow.kit.settings import Settings
-from orderflow.kit.upkeep import encode_key
-from orderflow.kit.upkeep_journal import LOCK_WAIT_MS
-from orderflow.kit.upkeep_repository import UpkeepRepository
 from orderflow.production.events.stream import STREAM_KEY, EventStream
 from orderflow.relay.relay import Direction, drain
+from orderflow.service_cache.facade import ServiceCache
+from orderflow.service_cache.journal import LOCK_WAIT_MS
+from orderflow.service_cache.journal_rows import UpkeepRepository
+from orderflow.service_cache.upkeep import encode_key
 from tests.cachecheck import cache_of
 from tests.clients import api
 from tests.factories import new_client, new_item, new_order

@@ -87,3 +87,19 @@ def test_domains_do_not_import_faces_or_each_other() -> None:
             if bad:
                 crossings[str(path.relative_to(SRC))] = bad
     assert crossings == {}
+
+
+def test_the_service_cache_serves_every_domain_and_imports_none() -> None:
+    """`service_cache` sits between the cache library and the domains: it knows neither a
+    domain, nor a face, nor the relay."""
+    foreign = {
+        str(p.relative_to(SRC)): sorted(
+            m
+            for m in imports_of(p)
+            if m.startswith(
+                ("orderflow.sales", "orderflow.production", "orderflow.apps", "orderflow.relay")
+            )
+        )
+        for p in (SRC / "service_cache").rglob("*.py")
+    }
+    assert {p: m for p, m in foreign.items() if m} == {}

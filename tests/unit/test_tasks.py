@@ -1,6 +1,6 @@
 """`kit.tasks.cancel`: stopping a helper task never swallows the caller's own cancellation.
 
-A listener that stops its heartbeat in a `finally` (kit/broadcast.py) was itself cancelled
+A listener that stops its heartbeat in a `finally` (service_cache/broadcast.py) was itself cancelled
 while waiting for the heartbeat to finish; the CancelledError meant for the listener was
 suppressed as if it were the heartbeat's, the listener resubscribed, and the service's
 shutdown waited for it forever (a CI run: the teardown of test_cache_outage hung 120 s).

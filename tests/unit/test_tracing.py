@@ -12,9 +12,9 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 
 from orderflow.apps.common.traces import WIDTH, merge_summaries, waterfall
 from orderflow.kit.trace_buffer import SpanBuffer
-from orderflow.kit.trace_cache import _outcome, key_kind
 from orderflow.kit.trace_config import RequestRoots, configured_sampler
 from orderflow.kit.tracing import Calls, journey_trace_id
+from orderflow.service_cache.tracing import _outcome, key_kind
 
 
 @pytest.mark.parametrize(

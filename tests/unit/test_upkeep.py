@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from orderflow.cache import Entity
-from orderflow.kit import caching, upkeep_journal
 from orderflow.kit.settings import Settings
 from orderflow.kit.unit_of_work import UnitOfWork
-from orderflow.kit.upkeep import (
+from orderflow.service_cache.facade import PUT_WITHIN_S, _prompt
+from orderflow.service_cache.journal import RECHECK_AFTER_S, UpkeepJournal
+from orderflow.service_cache.upkeep import (
     COMMITTED_AT,
     AppliedIds,
     Coalescer,
@@ -22,7 +23,6 @@ from orderflow.kit.upkeep import (
     encode_key,
     union,
 )
-from orderflow.kit.upkeep_journal import UpkeepJournal
 
 ORDER = Entity("order")
 
@@ -253,15 +253,15 @@ async def test_a_refusal_repairs_pending_upkeep_after_its_transaction_ends() -> 
 def test_a_put_sent_late_after_its_commit_is_a_tombstone_instead() -> None:
     """The recheck that undoes an older put landed after an eviction looks again only a moment
     after the commit: a put that would leave later than `PUT_WITHIN_S` writes a tombstone."""
-    assert caching._prompt()  # outside a unit of work
+    assert _prompt()  # outside a unit of work
     token = COMMITTED_AT.set(time.monotonic())
     try:
-        assert caching._prompt()
+        assert _prompt()
     finally:
         COMMITTED_AT.reset(token)
-    token = COMMITTED_AT.set(time.monotonic() - caching.PUT_WITHIN_S - 0.01)
+    token = COMMITTED_AT.set(time.monotonic() - PUT_WITHIN_S - 0.01)
     try:
-        assert not caching._prompt()
+        assert not _prompt()
     finally:
         COMMITTED_AT.reset(token)
-    assert upkeep_journal.RECHECK_AFTER_S > caching.PUT_WITHIN_S
+    assert RECHECK_AFTER_S > PUT_WITHIN_S

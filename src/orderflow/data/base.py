@@ -58,7 +58,7 @@ class UpkeepTable:
     """The cache upkeep journal, an outbox for the cache: what a write owes the cache (a put or
     tombstone of one entry, generation bumps, an MES stream event), written in the write's own
     transaction and deleted once applied. A row that stays (its writer died after the commit,
-    or Redis failed the upkeep) is repaired by the API processes (`kit/upkeep_journal.py`)."""
+    or Redis failed the upkeep) is repaired by the API processes (`service_cache/journal.py`)."""
 
     __tablename__ = "cache_upkeep"
 

@@ -11,9 +11,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import Receive, Scope, Send
 
 from orderflow import __version__
-from orderflow.kit import admin, trace_instrument, tracing
-from orderflow.kit.cache_modes import CacheModes, cache_modes
-from orderflow.kit.caching import NearPolicy, ServiceCache
+from orderflow.kit import trace_instrument, tracing
 from orderflow.kit.deps import ResourcesDep
 from orderflow.kit.errors import http_error, install_handlers
 from orderflow.kit.http import JSONBytes, dumps
@@ -23,7 +21,10 @@ from orderflow.kit.resources import Resources
 from orderflow.kit.security import CrossSiteGuard, SecurityHeaders
 from orderflow.kit.settings import Settings
 from orderflow.kit.trace_gather import TraceGather
-from orderflow.kit.upkeep_journal import UpkeepJournal
+from orderflow.service_cache import admin
+from orderflow.service_cache.facade import NearPolicy, ServiceCache
+from orderflow.service_cache.journal import UpkeepJournal
+from orderflow.service_cache.modes import CacheModes, cache_modes
 
 ops = APIRouter(tags=["operations"])
 HEALTH_REPORT: dict[str, Any] = {

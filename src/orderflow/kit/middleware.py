@@ -7,7 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderflow.kit import metrics
 from orderflow.kit.http import PROBLEM, dumps
-from orderflow.kit.upkeep import DEFERRED, Deferred
+from orderflow.service_cache.upkeep import DEFERRED, Deferred
 
 DEFERRED_HEADER = (b"orderflow-upkeep", b"deferred")
 

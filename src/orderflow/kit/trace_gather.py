@@ -2,9 +2,9 @@
 
 Each process keeps its own spans in memory (`kit/trace_buffer.py`); nothing is sent anywhere
 while nobody looks. A trace page asks every process at once over Redis, with the broadcast the
-cache switch already uses (`kit/broadcast.py`): each process that listens (every API worker,
-the relay) pushes its answer onto a reply list, then acknowledges; the broadcast returns once
-every registered process has answered, and the page reads the list.
+cache switch already uses (`service_cache/broadcast.py`): each process that listens (every API
+worker, the relay) pushes its answer onto a reply list, then acknowledges; the broadcast returns
+once every registered process has answered, and the page reads the list.
 
 Why this way: the spans of one order are spread over the Shop, the CRM, the MES, the relay and,
 with `--workers N`, over N processes behind one port each, on one machine or several. Peers'
@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 
 from orderflow.kit import tracing
-from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.settings import Settings
+from orderflow.service_cache.broadcast import Broadcast
 
 log = logging.getLogger(__name__)
 CHANNEL = "traces"

@@ -118,7 +118,7 @@ def flush(timeout_ms: int = 5000) -> None:
 
 class _Stamp(SpanProcessor):
     """Names each span's service (several share a process in tests) and counts the Redis
-    round trips and database statements under a cache read (`kit/trace_cache.py`)."""
+    round trips and database statements under a cache read (`service_cache/tracing.py`)."""
 
     def __init__(self, service: str) -> None:
         self.service = service
@@ -148,7 +148,8 @@ _CALLS: contextvars.ContextVar[Calls | None] = contextvars.ContextVar("calls", d
 
 @contextmanager
 def counting_calls() -> Iterator[Calls]:
-    """Counts the Redis calls and SQL statements whose spans start inside (kit/trace_cache.py)."""
+    """Counts the Redis calls and SQL statements whose spans start inside
+    (`service_cache/tracing.py`)."""
     calls = Calls()
     token = _CALLS.set(calls)
     try:

@@ -14,7 +14,7 @@ the event stream.
 `keep_cached` also writes the upkeep into the journal inside the transaction (rule 9), so that
 what the cache is owed survives the process: if `apply` reports that every Redis call applied,
 the journal row is deleted in the background; otherwise (or if the process died before running
-it) every API process repairs it within about 2 s (`kit/upkeep_journal.py`). A unit that answers
+it) every API process repairs it within about 2 s (`service_cache/journal.py`). A unit that answers
 about a state it did not write (a replay, a 409) calls `repair_pending`: rows its entry still has
 are re-applied as the unit ends, before the answer.
 """
@@ -29,8 +29,8 @@ from typing import Any, Self, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.cache import Entity, Key
-from orderflow.kit.upkeep import COMMITTED_AT, Upkeep, note_deferred
-from orderflow.kit.upkeep_journal import UpkeepJournal
+from orderflow.service_cache.journal import UpkeepJournal
+from orderflow.service_cache.upkeep import COMMITTED_AT, Upkeep, note_deferred
 
 log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]

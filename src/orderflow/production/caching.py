@@ -11,7 +11,9 @@ from orderflow.cache import Entity, FixedTTL, Listing
 NAMESPACE = "mes"
 PRODUCTION_ORDER = Entity("production_order")
 PRODUCTION_VIEW = Entity("production_view")
-JOURNALLED = (PRODUCTION_ORDER,)  # the entries whose upkeep writes journal (kit/upkeep.py)
+JOURNALLED = (
+    PRODUCTION_ORDER,
+)  # the entries whose upkeep writes journal (service_cache/upkeep.py)
 ENTRY_TTL = FixedTTL(24 * 3600)
 VIEW_TTL = FixedTTL(600)
 PRODUCTION_LIST = Listing(PRODUCTION_VIEW, VIEW_TTL, PRODUCTION_ORDER, ENTRY_TTL)

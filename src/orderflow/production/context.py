@@ -9,14 +9,14 @@ from fastapi import Depends, FastAPI, Request
 
 from orderflow.cache import CircuitBreaker
 from orderflow.data.mesdb import MesUpkeep
-from orderflow.kit.cache_modes import CacheModes
-from orderflow.kit.caching import ServiceCache
 from orderflow.kit.resources import Resources
 from orderflow.kit.unit_of_work import Sessions, UnitOfWork
-from orderflow.kit.upkeep_journal import Republish, UpkeepJournal
 from orderflow.production.caching import JOURNALLED, NAMESPACE
 from orderflow.production.events.fanout import EventFanout
 from orderflow.production.events.stream import EventStream
+from orderflow.service_cache.facade import ServiceCache
+from orderflow.service_cache.journal import Republish, UpkeepJournal
+from orderflow.service_cache.modes import CacheModes
 
 
 @dataclass

@@ -19,7 +19,6 @@ from opentelemetry.trace import Link
 from orderflow.data.mesdb import MesOutbox
 from orderflow.data.shopdb import ShopOutbox
 from orderflow.kit import metrics, tracing
-from orderflow.kit.cache_modes import cache_modes
 from orderflow.kit.resources import Resources
 from orderflow.kit.settings import Settings
 from orderflow.kit.trace_gather import TraceGather
@@ -30,6 +29,7 @@ from orderflow.relay.backfill import backfill_item_names
 from orderflow.relay.outbox import OutboxRepository, OutboxRow
 from orderflow.sales.context import Sales
 from orderflow.sales.orders.transitions import apply_production_event
+from orderflow.service_cache.modes import cache_modes
 
 log = logging.getLogger(__name__)
 Apply = Callable[[OutboxRow], Awaitable[None]]

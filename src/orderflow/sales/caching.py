@@ -7,8 +7,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from orderflow.cache import Entity, FixedTTL, Listing, QuietWindowTTL
-from orderflow.kit.caching import NearPolicy
 from orderflow.kit.settings import Settings
+from orderflow.service_cache.facade import NearPolicy
 
 NAMESPACE = "shop"
 
@@ -20,7 +20,11 @@ ORDER_VIEW = Entity("order_view")  # CRM views and a client's list: ids + total
 CLIENT_ORDER_VIEW = Entity("client_order_view", client_tagged=True)
 ORDER_COUNTS = Entity("order_counts")
 
-JOURNALLED = (ITEM, CLIENT, ORDER)  # the entries whose upkeep writes journal (kit/upkeep.py)
+JOURNALLED = (
+    ITEM,
+    CLIENT,
+    ORDER,
+)  # the entries whose upkeep writes journal (service_cache/upkeep.py)
 
 CLIENT_TTL = FixedTTL(3600)
 ORDER_TTL = FixedTTL(24 * 3600)

@@ -7,12 +7,12 @@ from fastapi import Depends, FastAPI, Request
 
 from orderflow.cache import TTLPolicy
 from orderflow.data.shopdb import ShopUpkeep
-from orderflow.kit.cache_modes import CacheModes
-from orderflow.kit.caching import ServiceCache
 from orderflow.kit.resources import Resources
 from orderflow.kit.unit_of_work import Sessions, UnitOfWork
-from orderflow.kit.upkeep_journal import UpkeepJournal
 from orderflow.sales.caching import JOURNALLED, NAMESPACE, item_ttl
+from orderflow.service_cache.facade import ServiceCache
+from orderflow.service_cache.journal import UpkeepJournal
+from orderflow.service_cache.modes import CacheModes
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Sales:
     sessions: Sessions  # ShopDB
     cache: ServiceCache  # the "shop" namespace, which the Shop and the CRM share
     item_ttl: TTLPolicy
-    journal: UpkeepJournal  # what writes owe the cache, kept in ShopDB (kit/upkeep_journal.py)
+    journal: UpkeepJournal  # what writes owe the cache, kept in ShopDB (service_cache/journal.py)
 
     @classmethod
     def open(cls, resources: Resources, modes: CacheModes, service: str) -> "Sales":

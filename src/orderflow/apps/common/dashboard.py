@@ -29,9 +29,9 @@ from orderflow.apps.common.pages import (
 )
 from orderflow.apps.common.traces import router as traces
 from orderflow.cache.metrics import REQUESTS
-from orderflow.kit import admin
 from orderflow.kit.http import JSONBytes, dumps
 from orderflow.kit.metrics import DB_QUERIES
+from orderflow.service_cache import admin
 
 router = page_router()
 RESULTS = ("hit", "near_hit", "miss", "bypass")

@@ -7,11 +7,11 @@ then skips live events it already had, so nothing falls between replay and live 
 import asyncio
 import logging
 
-from orderflow.kit.broadcast import connect
 from orderflow.kit.errors import Unavailable
 from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.tasks import cancel
 from orderflow.production.events.stream import EventStream, StreamEvent
+from orderflow.service_cache.broadcast import connect
 
 log = logging.getLogger(__name__)
 RESYNC = StreamEvent(id="", data=b'{"type":"resync"}')  # a board must re-read its lists

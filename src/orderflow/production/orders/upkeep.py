@@ -5,7 +5,7 @@ After the commit and before the answer: the new state is written through to its 
 delay is acceptable for operators), the board lists it moved are bumped (so a board read after a
 claim's response lists the order as taken), and the event is appended to the stream every board
 follows. All three are journalled in the write's transaction and repaired if the writer dies
-first or Redis fails them (rule 9, `kit/upkeep_journal.py`).
+first or Redis fails them (rule 9, `service_cache/journal.py`).
 """
 
 from typing import Any
@@ -14,9 +14,9 @@ import orjson
 
 from orderflow.kit.http import dumps
 from orderflow.kit.unit_of_work import UnitOfWork
-from orderflow.kit.upkeep import Upkeep
 from orderflow.production.caching import ENTRY_TTL, PRODUCTION_ORDER, moved_families
 from orderflow.production.context import Production
+from orderflow.service_cache.upkeep import Upkeep
 
 REWRITE = ""  # the event of a state announced before: rewrite the cache, tell no board
 

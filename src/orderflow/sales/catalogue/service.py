@@ -15,11 +15,11 @@ from orderflow.data.shopdb import Item
 from orderflow.kit.errors import NotFound
 from orderflow.kit.http import dumps
 from orderflow.kit.pagination import Page, list_body
-from orderflow.kit.upkeep import Upkeep
 from orderflow.sales.caching import CATALOGUE, CATALOGUE_PAGE, ITEM
 from orderflow.sales.catalogue.repository import ItemRepository
 from orderflow.sales.catalogue.schemas import ItemIn, item_dict
 from orderflow.sales.context import Sales
+from orderflow.service_cache.upkeep import Upkeep
 
 
 async def get_item(sales: Sales, item_id: int) -> bytes:

@@ -9,11 +9,11 @@ from sqlalchemy.exc import IntegrityError
 
 from orderflow.kit.errors import Conflict, NotFound
 from orderflow.kit.http import dumps
-from orderflow.kit.upkeep import Upkeep
 from orderflow.sales.caching import CLIENT, CLIENT_TTL
 from orderflow.sales.clients.repository import ClientReads, ClientRepository, ClientSearch
 from orderflow.sales.clients.schemas import ClientIn, ClientPatch, client_dict, client_row_dict
 from orderflow.sales.context import Sales
+from orderflow.service_cache.upkeep import Upkeep
 
 
 async def create_client(sales: Sales, data: ClientIn) -> bytes:

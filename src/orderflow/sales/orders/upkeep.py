@@ -5,16 +5,16 @@ each journals this on its unit of work (in the write's transaction), so after th
 before the answer the order's new JSON is written through to its entry (or, in cache-aside mode,
 a tombstone replaces it) and the view families it moved are bumped: whoever reads after the
 response sees the write (rule 4). If the writer dies first, or Redis fails it, the journal row
-is repaired (rule 9, `kit/upkeep_journal.py`).
+is repaired (rule 9, `service_cache/journal.py`).
 """
 
 from typing import Any
 
 from orderflow.kit.http import dumps
 from orderflow.kit.unit_of_work import UnitOfWork
-from orderflow.kit.upkeep import Upkeep
 from orderflow.sales.caching import ORDER, ORDER_TTL
 from orderflow.sales.context import Sales
+from orderflow.service_cache.upkeep import Upkeep
 
 
 async def keep_order_cached(

@@ -1,9 +1,9 @@
 """The cache's decisions on the spans: a span per cache read or write of a service.
 
-`traced_read` and `traced_write` decorate `ServiceCache`'s methods (kit/caching.py, one line
-each). Nothing in the cache library changes: a read's outcome is read from what happened under
-its span, counted by the tracing's span processor as the redis and SQLAlchemy instrumentations
-start their spans (`tracing.counting_calls`):
+`traced_read` and `traced_write` decorate `ServiceCache`'s methods (`service_cache/facade.py`,
+one line each). Nothing in the cache library changes: a read's outcome is read from what
+happened under its span, counted by the tracing's span processor as the redis and SQLAlchemy
+instrumentations start their spans (`tracing.counting_calls`):
 
     cache.outcome     near_hit    no Redis call, no load: the process's near cache answered
                       hit         Redis answered, nothing loaded

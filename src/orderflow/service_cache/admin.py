@@ -6,12 +6,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from orderflow.kit.caching import ServiceCache
 from orderflow.kit.errors import Unavailable
 from orderflow.kit.http import JSONBytes, dumps
 from orderflow.kit.params import NOT_NULL, left_out
 from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.settings import CacheMode, OrdersMode
+from orderflow.service_cache.facade import ServiceCache
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin", tags=["operations"])

@@ -2,7 +2,7 @@
 
 `Upkeep` names one entry (entity, key, committed version), the view families to bump and, for
 the MES, the stream event to announce with the order's JSON. `UnitOfWork.keep_cached` writes
-it in the write's own transaction; `kit/upkeep_journal.py` deletes it once applied and repairs
+it in the write's own transaction; `service_cache/journal.py` deletes it once applied and repairs
 it when it was not.
 """
 

@@ -41,9 +41,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from orderflow.cache import Cache, Entity, Key
 from orderflow.data.base import UpkeepTable
 from orderflow.kit import metrics
-from orderflow.kit.caching import PUT_WITHIN_S, ServiceCache
 from orderflow.kit.settings import Settings
-from orderflow.kit.upkeep import (
+from orderflow.service_cache.facade import PUT_WITHIN_S, ServiceCache
+from orderflow.service_cache.journal_rows import Model, UpkeepRepository
+from orderflow.service_cache.upkeep import (
     AppliedIds,
     Coalescer,
     Upkeep,
@@ -52,7 +53,6 @@ from orderflow.kit.upkeep import (
     encode_key,
     union,
 )
-from orderflow.kit.upkeep_repository import Model, UpkeepRepository
 
 log = logging.getLogger(__name__)
 Republish = Callable[[str, dict[str, Any]], Awaitable[bool]]  # (event type, order) -> announced

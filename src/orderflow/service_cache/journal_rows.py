@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orderflow.data.base import UpkeepTable
 from orderflow.kit.db import BACKGROUND
-from orderflow.kit.upkeep import Upkeep
+from orderflow.service_cache.upkeep import Upkeep
 
 Model = type[UpkeepTable]
 # Plain text: an ORM-enabled INSERT of the model cost about 1 ms more per write in the write's

@@ -28,17 +28,17 @@ from orderflow.cache import (
 )
 from orderflow.cache.aside import Loader
 from orderflow.cache.metrics import for_entity
-from orderflow.kit.broadcast import Broadcast
-from orderflow.kit.cache_modes import CacheModes
 from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.settings import Settings
-from orderflow.kit.trace_cache import traced_read, traced_write
-from orderflow.kit.upkeep import COMMITTED_AT
+from orderflow.service_cache.broadcast import Broadcast
+from orderflow.service_cache.modes import CacheModes
+from orderflow.service_cache.tracing import traced_read, traced_write
+from orderflow.service_cache.upkeep import COMMITTED_AT
 
 log = logging.getLogger(__name__)
 # A write-through put must leave within this long of its commit, else it writes a tombstone
 # instead: the journal's recheck, which undoes an older put landed after an eviction, looks again
-# only a moment later (`upkeep_journal.RECHECK_AFTER_S`), and must come after every late put.
+# only a moment later (`journal.RECHECK_AFTER_S`), and must come after every late put.
 PUT_WITHIN_S = 0.25
 
 

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from orderflow.kit.broadcast import Broadcast
 from orderflow.kit.redis import REDIS_FAILURES
 from orderflow.kit.settings import OrdersMode, Settings
+from orderflow.service_cache.broadcast import Broadcast
 
 HASH = "orderflow:cache:modes"
 CHANNEL = "orderflow:cache:modes:changed"
