@@ -47,7 +47,7 @@ def crashed_before_upkeep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return None
 
     with monkeypatch.context() as patch:
-        for name in ("write", "put", "invalidate", "bump"):
+        for name in ("put", "invalidate", "bump"):
             patch.setattr(ServiceCache, name, nothing)
         patch.setattr(EventStream, "publish", nothing)
         yield

@@ -1,10 +1,14 @@
 """MES endpoints: the board, claims, release and completion by the holder only."""
 
 import httpx
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 from orderflow.kit.deps import Sessions
+from orderflow.kit.http import dumps
+from orderflow.production.caching import PRODUCTION_ORDER
 from orderflow.relay.relay import Direction, drain
+from tests.cachecheck import cache_of
 from tests.factories import assert_problem, new_order
 
 
@@ -112,3 +116,22 @@ async def test_board_totals_match_a_count_over_every_production_order(
         board = (await mes.get("/orders", params={"status": status, "limit": 1})).json()
         assert board["total"] == n, status
     assert (await mes.get("/orders", params={"limit": 1})).json()["total"] == sum(counted.values())
+
+
+async def test_the_mes_writes_through_whatever_the_orders_switch_says(
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    mes: httpx.AsyncClient,
+    relay: list[Direction],
+    redis: Redis,
+) -> None:
+    """The orders' `cache-aside` mode is the Shop's and the CRM's: a claim still writes the
+    production order's new value through (operators accept no delay), not a tombstone."""
+    oid = await queued_order(shop, crm, relay)
+    try:
+        assert (await crm.put("/admin/cache", json={"orders": "cache-aside"})).status_code == 200
+        claimed = (await mes.post(f"/orders/{oid}/claim", json={"operator_id": 3})).json()
+        key = cache_of(mes).key_of(PRODUCTION_ORDER, oid)
+        assert await redis.get(key) == f"{claimed['version']}|".encode() + dumps(claimed)
+    finally:
+        await crm.put("/admin/cache", json={"orders": "write-through"})

@@ -43,7 +43,7 @@ class Production:
                 breaker=breaker,
                 probes=settings.redis_cluster,
             )
-        service_cache = ServiceCache(cache, modes, service)
+        service_cache = ServiceCache(cache, modes, service, always_through=True)
         sessions = resources.sessions["mesdb"]
         journal = UpkeepJournal(
             sessions,

@@ -58,6 +58,7 @@ class ServiceCache:
     near: NearCache | None = None
     near_policy: NearPolicy = NearPolicy(frozenset(), frozenset())
     bus: Broadcast | None = None  # carries near-cache drops to every process
+    always_through: bool = False  # writes through whatever the orders' mode (the MES)
     _near_epoch: int = 0
     _view_families: dict[str, frozenset[str]] = field(default_factory=dict)
 
@@ -83,7 +84,9 @@ class ServiceCache:
 
     @property
     def writing_through(self) -> bool:
-        return self.modes.orders == "write-through"
+        """Whether `put` writes values through: always for a service that must (the MES: no
+        delay is acceptable for operators), else as the orders' mode says."""
+        return self.always_through or self.modes.orders == "write-through"
 
     @traced_read
     async def read(self, entity: Entity, key: Key, loader: Loader, ttl: TTLPolicy) -> bytes:
@@ -146,29 +149,6 @@ class ServiceCache:
         starts a new epoch, so nothing written meanwhile is owed)."""
         return self.cache is None or not self.cache.enabled
 
-    @traced_write("write")
-    async def write(
-        self,
-        entity: Entity,
-        key: Key,
-        version: int,
-        payload: bytes,
-        ttl: TTLPolicy,
-        *,
-        seen_epoch: int | None = None,
-    ) -> bool:
-        """After a commit: write the new value through, or (cache-aside mode) invalidate it.
-
-        True when applied (or nothing to do); False when Redis failed it or the breaker refused.
-        """
-        if self._idle:
-            return True
-        assert self.cache is not None
-        if self.writing_through and _prompt():
-            put = self.cache.put(entity, key, version, payload, ttl, seen_epoch=seen_epoch)
-            return await _never_fails("write", self.cache, put)
-        return await _never_fails("write", self.cache, self.cache.invalidate(entity, key, version))
-
     @traced_write("put")
     async def put(
         self,
@@ -180,11 +160,16 @@ class ServiceCache:
         *,
         seen_epoch: int | None = None,
     ) -> bool:
-        """After a commit: write through, whatever the orders' mode (the MES always does)."""
+        """After a commit: write the new value through (`Cache.put`), the one write-through of
+        the services; as an invalidation when this service does not write through (the orders'
+        `cache-aside` mode) or when the commit is no longer recent (`PUT_WITHIN_S`).
+
+        True when applied (or nothing to do); False when Redis failed it or the breaker refused.
+        """
         if self._idle:
             return True
         assert self.cache is not None
-        if not _prompt():
+        if not (self.writing_through and _prompt()):
             return await self.invalidate(entity, key, version)
         put = self.cache.put(entity, key, version, payload, ttl, seen_epoch=seen_epoch)
         return await _never_fails("put", self.cache, put)

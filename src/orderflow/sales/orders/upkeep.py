@@ -26,7 +26,7 @@ async def keep_order_cached(
     seen_epoch = sales.cache.epoch  # before the commit: a put after an epoch move tombstones
 
     async def apply() -> bool:
-        written = await sales.cache.write(
+        written = await sales.cache.put(
             ORDER, order_id, version, body, ORDER_TTL, seen_epoch=seen_epoch
         )
         return await sales.cache.bump(families) and written
