@@ -43,6 +43,8 @@ class Receiver:
                             "trace_id": span.trace_id.hex(),
                             "span_id": span.span_id.hex(),
                             "name": span.name,
+                            "scope": scope_spans.scope.name,
+                            "links": [link.trace_id.hex() for link in span.links],
                             "service": attributes.get("orderflow.service")
                             or resource.get("service.name"),
                             "resource_service": resource.get("service.name"),

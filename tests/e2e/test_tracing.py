@@ -183,3 +183,42 @@ def test_otel_sdk_disabled_turns_tracing_off(settings: Settings) -> None:
     assert claimed.status_code == 404  # the service works as before
     assert page.status_code == 200 and "Tracing is off" in page.text
     assert "No trace of order 999999999" in page.text
+
+
+async def test_at_a_ratio_a_request_is_traced_whole_or_not_at_all(settings: Settings) -> None:
+    """At `parentbased_traceidratio` 0.5: the Shop's requests that the sampler keeps have their
+    Redis calls and statements under them; those it drops leave no span at all (the gate
+    suppressed the instrumentations); a request whose parent says "not sampled" neither; and an
+    order's journey that is sampled inside a dropped request still gets its statements."""
+    with receiver() as (endpoint, found):
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.5",
+        }
+        unsampled = [f"{n:032x}" for n in range(1, 11)]
+        with server("shop", settings, env) as shop:
+            async with httpx.AsyncClient(base_url=shop) as http:
+                orders = [int((await new_order(http))["id"]) for _ in range(40)]
+                for _ in range(60):
+                    assert (await http.get(f"/orders/{orders[0]}")).status_code == 200
+                for trace_id in unsampled:
+                    parent = {"traceparent": f"00-{trace_id}-{'1' * 16}-00"}
+                    assert (
+                        await http.get(f"/orders/{orders[0]}", headers=parent)
+                    ).status_code == 200
+            await asyncio.sleep(1.0)  # the exporter's last batch
+        spans = list(found.spans)
+    reads = {s["trace_id"] for s in spans if s["name"] == "GET /orders/{order_id}"}
+    assert 10 < len(reads) < 50, len(reads)  # about half of 60
+    under = {s["trace_id"] for s in spans if "redis" in s["scope"] or "sqlalchemy" in s["scope"]}
+    servers = {s["trace_id"] for s in spans if "fastapi" in s["scope"] or "asgi" in s["scope"]}
+    journeys = {journey_trace_id(order_id) for order_id in orders}
+    assert reads <= under  # a kept request is whole
+    assert under <= servers | journeys  # nothing of a dropped request was recorded
+    assert not {s["trace_id"] for s in spans} & set(unsampled)
+    # A journey's step links to the request that took it, unless that request was dropped.
+    steps = [s for s in spans if s["name"] == "order placed"]
+    assert any(not s["links"] for s in steps), "no journey was sampled in a dropped placement"
+    assert {s["trace_id"] for s in steps} <= under  # each journey kept has its statements

@@ -6,13 +6,19 @@ from types import SimpleNamespace
 import pytest
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import (
+    is_http_instrumentation_enabled,
+    is_instrumentation_enabled,
+)
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from orderflow.apps.common.traces import WIDTH, merge_summaries, waterfall
+from orderflow.kit import trace_gate
 from orderflow.kit.trace_buffer import SpanBuffer
 from orderflow.kit.trace_config import RequestRoots, configured_sampler
+from orderflow.kit.trace_gate import DrawnIds
 from orderflow.kit.tracing import Calls, journey_trace_id
 from orderflow.service_cache.tracing import _outcome, key_kind
 
@@ -117,3 +123,35 @@ def test_summaries_of_every_process_merge_into_one_line_per_trace() -> None:
     (merged,) = merge_summaries([[part], [later]])
     assert merged["name"] == "order placed" and merged["spans"] == 5
     assert merged["services"] == ["relay", "shop"] and merged["end"] == 40
+
+
+def test_the_gate_decides_a_request_as_the_sdk_will() -> None:
+    """The gate draws the request's trace id and asks the sampler; the SDK then gives the
+    request's span that same id, so its own decision is the gate's (`kit/trace_gate.py`)."""
+    ratio = ParentBased(TraceIdRatioBased(0.5))
+    ids = DrawnIds()
+    decided = []
+    for _ in range(200):
+        sampled = trace_gate.sampled([], ratio)
+        if sampled:
+            trace_id = ids.generate_trace_id()
+            assert ratio.should_sample(Context(), trace_id, "GET").decision.is_sampled()
+        decided.append(sampled)
+    assert 60 < sum(decided) < 140  # the ratio (about 100), not its square (about 50)
+
+
+@pytest.mark.parametrize(("flags", "sampled"), [("01", True), ("00", False)])
+def test_a_request_with_a_parent_follows_its_flag(flags: str, sampled: bool) -> None:
+    parent = f"00-{'ab' * 16}-{'cd' * 8}-{flags}"
+    headers = [(b"host", b"x"), (b"traceparent", parent.encode())]
+    assert trace_gate.sampled(headers, ParentBased(ALWAYS_ON)) is sampled
+
+
+def test_an_untraced_request_suppresses_every_instrumentation_but_a_sampled_journey() -> None:
+    assert is_instrumentation_enabled() and is_http_instrumentation_enabled()
+    with trace_gate.untraced():
+        assert not is_instrumentation_enabled() and not is_http_instrumentation_enabled()
+        with trace_gate.traced():
+            assert is_instrumentation_enabled()
+        assert not is_instrumentation_enabled()
+    assert is_instrumentation_enabled()

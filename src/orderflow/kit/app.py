@@ -11,7 +11,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import Receive, Scope, Send
 
 from orderflow import __version__
-from orderflow.kit import trace_instrument, tracing
+from orderflow.kit import trace_gate, trace_instrument, tracing
 from orderflow.kit.deps import ResourcesDep
 from orderflow.kit.errors import http_error, install_handlers
 from orderflow.kit.http import JSONBytes, dumps
@@ -76,10 +76,16 @@ class Service(FastAPI):
     """A FastAPI app whose every answer carries the security headers: they wrap the whole
     stack, Starlette's error middleware (the 500s) included, which `add_middleware` cannot.
     Around the app's call, not in `build_middleware_stack`: OpenTelemetry's instrumentation
-    rebuilds that stack and needs Starlette's own outermost middleware there."""
+    rebuilds that stack and needs Starlette's own outermost middleware there. Outside it all,
+    too, the tracing gate: a request the sampler will drop skips every instrumentation."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await SecurityHeaders(super().__call__)(scope, receive, send)
+        app = SecurityHeaders(super().__call__)
+        if scope["type"] != "http" or tracing.request_sampled(scope["headers"]):
+            await app(scope, receive, send)
+            return
+        with trace_gate.untraced():  # the sampler drops it: no instrumentation runs at all
+            await app(scope, receive, send)
 
 
 def together(*extras: Extra) -> Extra:

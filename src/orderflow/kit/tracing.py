@@ -26,8 +26,8 @@ import contextvars
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 from opentelemetry import context as otel_context
@@ -44,6 +44,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, T
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 
+from orderflow.kit import trace_gate
 from orderflow.kit.trace_buffer import SpanBuffer
 from orderflow.kit.trace_config import (
     RequestRoots,
@@ -93,7 +94,9 @@ def setup(service: str, *, buffer_size: int = 5000) -> bool:
         return True
     sampler = RequestRoots(configured_sampler())
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service}
-    provider = TracerProvider(resource=Resource.create(attributes), sampler=sampler)
+    provider = TracerProvider(
+        resource=Resource.create(attributes), sampler=sampler, id_generator=trace_gate.DrawnIds()
+    )
     provider.add_span_processor(_Stamp(service))
     spans = SpanBuffer(buffer_size)
     provider.add_span_processor(spans)
@@ -172,6 +175,12 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER)
 
 
+def request_sampled(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request with these ASGI headers will be sampled (`kit/trace_gate.py`); True
+    when tracing is off (nothing to suppress)."""
+    return _state is None or trace_gate.sampled(headers, _state.sampler)
+
+
 def recording() -> bool:
     return _state is not None and trace.get_current_span().is_recording()
 
@@ -210,7 +219,7 @@ def continued(
     with tracer().start_as_current_span(
         name, context=_context_of(parent), kind=SpanKind.CONSUMER, links=links,
         attributes=attributes,
-    ) as span:  # fmt: skip
+    ) as span, _instrumented(span):  # fmt: skip
         yield span
 
 
@@ -252,7 +261,16 @@ def journey(order_id: int, name: str) -> Iterator[None]:
     ):
         journey_root = otel_context.get_current()  # already on the journey: a plain child
     links = [Link(here)] if here.is_valid else []
-    with tracer().start_as_current_span(
-        name, context=journey_root, links=links, attributes={ORDER_ATTR: order_id}
+    with (
+        tracer().start_as_current_span(
+            name, context=journey_root, links=links, attributes={ORDER_ATTR: order_id}
+        ) as span,
+        _instrumented(span),
     ):
         yield
+
+
+def _instrumented(span: trace.Span) -> AbstractContextManager[None]:
+    """A recording span started inside an untraced request (a sampled journey, a board push)
+    gets the statements and calls under it (`trace_gate.traced`)."""
+    return trace_gate.traced() if span.is_recording() else nullcontext()
