@@ -45,6 +45,7 @@ def test_a_row_keeps_a_body_only_for_an_event() -> None:
         "families": ["status:created", "counts"],
         "event": None,
         "body": None,
+        "traceparent": None,  # written outside any recording span
     }
     announced = Upkeep(ORDER, 5, 2, event="claimed", body=body).row()
     assert announced["event"] == "claimed" and announced["body"] == body

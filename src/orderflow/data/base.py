@@ -74,6 +74,7 @@ class UpkeepTable:
     event: Mapped[str | None] = mapped_column(Text)  # an MES stream event type
     body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # to republish the event
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    traceparent: Mapped[str | None] = mapped_column(String(55))  # the writer's trace, if sampled
 
 
 class ProcessedEventTable:

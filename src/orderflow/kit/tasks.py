@@ -1,7 +1,9 @@
 """Background tasks a process runs beside its requests."""
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -24,3 +26,14 @@ async def cancel(task: asyncio.Task[None] | None, wait_s: float = STOP_WAIT_S) -
         log.error("task %s did not stop %.0f s after its cancellation", task.get_name(), wait_s)
     elif not task.cancelled():
         task.result()  # it ended by itself: its error, if any, is the caller's to see
+
+
+async def every_until(
+    interval_s: float, work: Callable[[], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """`work()` every `interval_s` until `stop` is set."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+        if not stop.is_set():
+            await work()

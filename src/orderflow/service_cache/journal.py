@@ -25,7 +25,6 @@ reach Redis before this process trusts it. So an outage costs no epoch bump and 
 """
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -42,8 +41,10 @@ from orderflow.cache import Cache, Entity, Key
 from orderflow.data.base import UpkeepTable
 from orderflow.kit import metrics
 from orderflow.kit.settings import Settings
+from orderflow.kit.tasks import every_until
 from orderflow.service_cache.facade import PUT_WITHIN_S, ServiceCache
 from orderflow.service_cache.journal_rows import Model, UpkeepRepository
+from orderflow.service_cache.tracing import repairing
 from orderflow.service_cache.upkeep import (
     AppliedIds,
     Coalescer,
@@ -230,7 +231,7 @@ class UpkeepJournal:
         rows = [row for row in rows if row.id not in self.applied_ids]
         if not rows:
             return done
-        ok = {row.id: await self._tombstone(row) for row in rows}
+        ok = {row.id: await self._tombstone(row) for row in rows}  # each a span of its writer's
         if not await self.cache.bump(union(row.families for row in rows)):
             cache = self.cache.cache
             if cache is None or not cache.cluster:
@@ -248,7 +249,11 @@ class UpkeepJournal:
         if entity is None:  # nothing here can apply it: drop it rather than retry forever
             log.error("cache upkeep row %d names unknown entity %r: dropped", row.id, row.entity)
             return True
-        return await self.cache.invalidate(entity, decode_key(row.key), row.version)
+        with repairing(row.entity, row.traceparent) as span:
+            done = await self.cache.invalidate(entity, decode_key(row.key), row.version)
+            if span is not None:
+                span.set_attribute("cache.outcome", "applied" if done else "failed")
+        return done
 
     async def _announce(self, row: UpkeepTable) -> bool:
         if self.republish is None or row.event is None or row.body is None:
@@ -266,7 +271,7 @@ class UpkeepJournal:
         if repair:
             loops.append((self._tick_logged, self.repair_every_s))
         tasks = [
-            asyncio.create_task(_every(every, work, stop), name=f"upkeep:{self.database}")
+            asyncio.create_task(every_until(every, work, stop), name=f"upkeep:{self.database}")
             for work, every in loops
         ]
         self._flusher = True
@@ -287,14 +292,3 @@ class UpkeepJournal:
             await self.tick()
         except Exception as exc:  # noqa: BLE001  a database outage must not end the worker
             log.warning("cache upkeep repair failed, will retry: %s", exc)
-
-
-async def _every(
-    interval_s: float, work: Callable[[], Awaitable[None]], stop: asyncio.Event
-) -> None:
-    """`work()` every `interval_s` until `stop` is set."""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
-        if not stop.is_set():
-            await work()

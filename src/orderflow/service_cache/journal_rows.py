@@ -17,9 +17,9 @@ Model = type[UpkeepTable]
 # Plain text: an ORM-enabled INSERT of the model cost about 1 ms more per write in the write's
 # transaction (measured; this one costs its round trip). Both databases' tables are named alike.
 RECORD = text(
-    "INSERT INTO cache_upkeep (entity, key, version, families, event, body) "
-    "VALUES (:entity, :key, :version, CAST(:families AS jsonb), :event, CAST(:body AS jsonb)) "
-    "RETURNING id"
+    "INSERT INTO cache_upkeep (entity, key, version, families, event, body, traceparent) "
+    "VALUES (:entity, :key, :version, CAST(:families AS jsonb), :event, CAST(:body AS jsonb), "
+    ":traceparent) RETURNING id"
 )
 PENDING = text("SELECT EXISTS (SELECT 1 FROM cache_upkeep WHERE entity = :entity AND key = :key)")
 

@@ -24,7 +24,8 @@ off, or in a request that is not sampled, a decorated method costs one check.
 """
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from opentelemetry.trace import Span
@@ -112,3 +113,16 @@ def _describe(span: Span, name: str, key: Any, seen: tracing.Calls, outcome: str
             "cache.loads": seen.sql,
         }
     )
+
+
+@contextmanager
+def repairing(entity: str, parent: str | None) -> Iterator[Span | None]:
+    """A span `cache repair <entity>` continuing the trace of the write whose upkeep a journal
+    row holds (its `traceparent`), around that row's repair: so a write's trace shows when the
+    cache got right after all. No span when the write was not traced."""
+    if parent is None:
+        yield None
+        return
+    with tracing.continued(parent, f"cache repair {entity}") as span:
+        span.set_attribute("cache.entity", entity)
+        yield span

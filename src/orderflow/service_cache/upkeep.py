@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from orderflow.cache import Entity, Key
+from orderflow.kit import tracing
 
 K = TypeVar("K", bound=Hashable)
 
@@ -38,6 +39,7 @@ class Upkeep:
             "families": list(self.families),
             "event": self.event,
             "body": self.body if self.event else None,
+            "traceparent": tracing.traceparent() if tracing.recording() else None,
         }
 
 
