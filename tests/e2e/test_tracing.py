@@ -258,7 +258,8 @@ async def test_a_repair_from_the_journal_is_a_span_of_the_write_s_trace(
                             break
                         await http.get("/health")  # lets a due probe through (its replay)
                         await asyncio.sleep(0.1)
-        assert repairs, "the repair is not on the order's trace"
+        names = sorted({s["name"] for s in found.of_trace(trace_id)})
+        assert repairs, f"no repair on the order's trace, only {names}"
         assert repairs[0]["attributes"]["cache.outcome"] == "applied"
     finally:
         redis.stop()

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import PlainTextResponse
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import Receive, Scope, Send
 
@@ -72,6 +73,9 @@ OpenContext = Callable[[Resources, CacheModes, str], DomainContext]
 Extra = Callable[[FastAPI, Resources], AbstractAsyncContextManager[None]]
 
 
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 class Service(FastAPI):
     """A FastAPI app whose every answer carries the security headers: they wrap the whole
     stack, Starlette's error middleware (the 500s) included, which `add_middleware` cannot.
@@ -123,6 +127,9 @@ def create_app(
         version=__version__,
         description=description,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry layer (0.165) would wrap every request a second time,
+        # beside the maintained instrumentation this app uses (`kit/trace_instrument.py`).
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     install_handlers(app)
     app.include_router(ops)

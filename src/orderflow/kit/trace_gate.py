@@ -36,6 +36,7 @@ _KEYS = (
     "suppress_instrumentation",
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
 )
+_UNTRACED = Context(dict.fromkeys(_KEYS, True))
 _PROPAGATOR = TraceContextTextMapPropagator()
 # The trace id drawn for the current request's span, until the SDK takes it. A list, so that a
 # task started with a copy of the context (Starlette's) takes the same one.
@@ -81,8 +82,11 @@ def traced() -> Iterator[None]:
 @contextmanager
 def _suppressed(value: bool) -> Iterator[None]:
     ctx = otel_context.get_current()
-    for key in _KEYS:
-        ctx = otel_context.set_value(key, value, ctx)
+    if value and not ctx:  # a request's context starts empty: no copy to make
+        ctx = _UNTRACED
+    else:
+        for key in _KEYS:
+            ctx = otel_context.set_value(key, value, ctx)
     token = otel_context.attach(ctx)
     try:
         yield
