@@ -7,7 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderflow.kit import metrics
 from orderflow.kit.http import PROBLEM, dumps
-from orderflow.service_cache.upkeep import DEFERRED, Deferred
+from orderflow.kit.unit_of_work import DEFERRED, Deferred
 
 DEFERRED_HEADER = (b"orderflow-upkeep", b"deferred")
 
@@ -41,7 +41,7 @@ class RequestMetrics:
 
 class UpkeepHeader:
     """Tells a client when a write's cache upkeep was left to the journal (`Orderflow-Upkeep:
-    deferred`, `kit/upkeep.note_deferred`): its write is committed, but reads may show the state
+    deferred`, `unit_of_work.note_deferred`): its write is committed, but reads may show the state
     before it for up to the repair bound (about 2 s). Without the header, no read that starts
     after the answer shows an older state. The fault suite's checker relies on it."""
 

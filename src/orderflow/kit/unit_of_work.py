@@ -23,6 +23,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from contextvars import ContextVar
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -30,13 +32,32 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.cache import Entity, Key
 from orderflow.service_cache.journal import UpkeepJournal
-from orderflow.service_cache.upkeep import COMMITTED_AT, Upkeep, note_deferred
+from orderflow.service_cache.upkeep import COMMITTED_AT, Upkeep
 
 log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]
 AfterCommit = Callable[[], Awaitable[None]]
 Apply = Callable[[], Awaitable[bool]]  # True: every cache call of the upkeep applied
 R = TypeVar("R")
+
+
+@dataclass
+class Deferred:
+    """Whether a request's cache upkeep was left to the journal's repair (one per request)."""
+
+    any: bool = False
+
+
+# The current request's (`kit/middleware.UpkeepHeader`), None outside a request.
+DEFERRED: ContextVar[Deferred | None] = ContextVar("upkeep_deferred", default=None)
+
+
+def note_deferred() -> None:
+    """The current request committed a write whose upkeep did not fully apply: its answer says
+    so (`Orderflow-Upkeep: deferred`), since reads may show the state before it for up to the
+    repair bound (about 2 s) instead of not at all."""
+    if (deferred := DEFERRED.get()) is not None:
+        deferred.any = True
 
 
 class UnitOfWork:

@@ -66,25 +66,6 @@ COMMITTED_AT: ContextVar[float | None] = ContextVar("committed_at", default=None
 
 
 @dataclass
-class Deferred:
-    """Whether a request's cache upkeep was left to the journal's repair (one per request)."""
-
-    any: bool = False
-
-
-# The current request's (`kit/middleware.UpkeepHeader`), None outside a request.
-DEFERRED: ContextVar[Deferred | None] = ContextVar("upkeep_deferred", default=None)
-
-
-def note_deferred() -> None:
-    """The current request committed a write whose upkeep did not fully apply: its answer says
-    so (`Orderflow-Upkeep: deferred`), since reads may show the state before it for up to the
-    repair bound (about 2 s) instead of not at all."""
-    if (deferred := DEFERRED.get()) is not None:
-        deferred.any = True
-
-
-@dataclass
 class AppliedIds:
     """Journal rows whose upkeep fully applied, each with the entry it wrote and when: waiting
     for one batched delete (or, once deleted, for their writer's second look, `Cache.recheck`).
