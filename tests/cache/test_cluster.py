@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -200,3 +201,80 @@ async def test_an_epoch_below_what_a_process_believed_moves_past_it(
     assert await cache.get_or_load(entity, 5, loader, TTL) == b'{"v":1}'
     assert int(await client.get(epoch_key)) == believed + 1  # past the belief, never back
     assert cache.key_of(entity, 5) != key
+
+
+async def test_a_slot_moved_to_another_master_and_failed_over_there_serves_nothing_old(
+    redis_cluster: EmbeddedRedisCluster | None, cache: Cache, client: RedisCluster, entity: Entity
+) -> None:
+    """A resharding moves a slot, keys and all, to another master; later that master fails and
+    its replica takes over. The process must check the slot then, though the shard it first saw
+    the slot in never failed over: the promoted replica may lack the last writes."""
+    nodes = embedded(redis_cluster)
+    by_master = keys_by_master(cache, client, entity)
+    home, away = nodes.master_ports()[:2]
+    key = by_master[home]
+    slot = key_slot(cache.key_of(entity, key).encode())
+    old = Loader(1, b'{"v":1}')
+    await cache.get_or_load(entity, key, old, TTL)
+    await asyncio.to_thread(move_slot, nodes, slot, away)
+    replica = nodes.replica_of(away)
+    try:
+        # The move is seen (the slot's node changed), its server checked, and the entry filled
+        # again in the slot's new epoch; then every key is on the replica too.
+        while (
+            cache.breaker_state != "closed"
+            or await cache.get_or_load(entity, key, old, TTL) != b'{"v":1}'
+        ):
+            await asyncio.sleep(0.05)
+        for _ in range(3):
+            await cache.get_or_load(entity, key, old, TTL)
+        await asyncio.sleep(0.2)
+        before = cache.key_of(entity, key)
+        nodes.kill(away)
+        await asyncio.to_thread(wait_serving, nodes, replica)
+        new = Loader(2, b'{"v":2}')  # the database moved on (its tombstone lost in the failover)
+        deadline = time.monotonic() + 20
+        while cache.breaker_state != "closed" or cache.key_of(entity, key) == before:
+            assert await cache.get_or_load(entity, key, new, TTL) == b'{"v":2}'
+            assert time.monotonic() < deadline, "the slot was not served from Redis again"
+            await asyncio.sleep(0.05)
+        assert await cache.get_or_load(entity, key, new, TTL) == b'{"v":2}'
+    finally:
+        await asyncio.to_thread(nodes.rejoin, away, replica)
+        await asyncio.to_thread(move_slot, nodes, slot, home)  # the cluster as it was
+
+
+def move_slot(nodes: EmbeddedRedisCluster, slot: int, to_port: int) -> None:
+    """Reshard one slot, keys included, to the master on `to_port` (what `redis-cli --cluster
+    reshard` does for each slot), and wait until every node agrees."""
+    rows = nodes.cluster_nodes()
+    source = next(r for r in rows if r.is_master and any(a <= slot <= b for a, b in r.slots))
+    target = next(r for r in rows if r.port == to_port)
+    with (
+        SyncRedis(host="127.0.0.1", port=source.port) as src,
+        SyncRedis(host="127.0.0.1", port=to_port) as dst,
+    ):
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+        while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
+    for row in rows:
+        if row.is_master and not row.failed:
+            with SyncRedis(host="127.0.0.1", port=row.port) as node:
+                node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
+    deadline = time.monotonic() + 20
+    while not all(owner_of(nodes, port, slot) == to_port for port in nodes.live_ports()):
+        assert time.monotonic() < deadline, f"slot {slot} not moved to {to_port} everywhere"
+        time.sleep(0.05)
+
+
+def owner_of(nodes: EmbeddedRedisCluster, port: int, slot: int) -> int | None:
+    rows = nodes.cluster_nodes(port)
+    return next((r.port for r in rows if any(a <= slot <= b for a, b in r.slots)), None)
+
+
+def wait_serving(nodes: EmbeddedRedisCluster, port: int | None) -> None:
+    deadline = time.monotonic() + 20
+    while port not in nodes.master_ports():
+        assert time.monotonic() < deadline, f"{port} did not take over"
+        time.sleep(0.05)

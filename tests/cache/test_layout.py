@@ -39,4 +39,4 @@ def test_one_node_is_one_slot_and_one_shard() -> None:
     assert not layout.cluster and layout.builds_members
     assert layout.slot("anything") == 0 and list(layout.slots()) == [0]
     assert layout.epoch_key("shop", 0) == "shop:epoch"
-    assert layout.shards() == ["redis"] and not layout.failed_over("redis")
+    assert layout.shards() == ["redis"] and not layout.failed_over("redis", 0)

@@ -136,10 +136,10 @@ class Guard:
             metrics.error(op, "unavailable")
             raise CacheUnavailable(f"circuit breaker of {shard} is open", shard)
         if ticket is not Ticket.PROBE:
-            return await self._call(metrics, op, call, shard, breaker, ticket)
+            return await self._call(metrics, op, call, slot, breaker, ticket)
         self._probing[shard] = probing = asyncio.Event()
         try:
-            return await self._call(metrics, op, call, shard, breaker, ticket)
+            return await self._call(metrics, op, call, slot, breaker, ticket)
         finally:
             probing.set()  # reported: the writes waiting for it ask again
 
@@ -148,17 +148,18 @@ class Guard:
         metrics: EntityMetrics,
         op: str,
         call: Callable[[], Awaitable[T]],
-        shard: str,
+        slot: int,
         breaker: CircuitBreaker,
         ticket: Ticket,
     ) -> T:
+        shard = self.layout.shard(slot)
         started = time.perf_counter()
         try:
             if ticket is Ticket.PROBE:
                 await self._probe(shard)
             async with asyncio.timeout(self.timeout_s):
                 result = await call()
-            if self.layout.failed_over(shard):
+            if self.layout.failed_over(shard, slot):
                 raise CacheUnavailable(f"{shard} is served by another node now", shard)
         except CacheUnavailable as exc:  # failed over: its slots are in an outage
             metrics.error(op, "failover")
@@ -220,16 +221,16 @@ class Guard:
 
     async def _probe(self, shard: str) -> None:
         """The probe's first step: the slot table reloaded (a cluster's), `on_probe(shard)`
-        with the shard's breaker passed by its own calls, the master seen before it accepted."""
+        with the shard's breaker passed by its own calls, the masters seen before it accepted."""
         async with asyncio.timeout(PROBE_TIMEOUT_S):
             await self.layout.refresh()
-            master = self.layout.master(shard)
+            masters = self.layout.masters(shard)
             recovering = _RECOVERING.set(_RECOVERING.get() | {shard})
             try:
                 await self._on_probe(shard)
             finally:
                 _RECOVERING.reset(recovering)
-        self.layout.settle(shard, master)
+        self.layout.settle(shard, masters)
 
     def _failed(
         self,

@@ -9,13 +9,16 @@ On a cluster a script may touch only keys of one slot, and it must declare them.
   entry and lease do; a listing's members, keyed by their own ids, do not: `builds_members`);
 - each shard (a master, its replicas and the slots they serve) has its own breaker, so a dead
   master sends only its slots to the database;
-- a shard whose slots are now served by another node (a replica promoted after its master
-  failed) is in an outage: the promoted replica may lack the last writes its master
-  acknowledged, so its slots' epochs move forward before they are used again.
+- a slot now served by another node than the one accepted for it (a replica promoted after its
+  master failed, or the slot moved by a resharding) puts its shard in an outage: the node may
+  lack the last writes acknowledged for it, so the shard's servers are checked (and the slot's
+  epoch moves if its server changed) before it is used again. The node is tracked per slot, so
+  a slot moved to another master and then failed over there is caught as well.
 
 On one node there is one slot, one epoch key (`{ns}:epoch`) and one shard, and a script may
 build any key. A shard is named by the lowest slot it served when the process first saw the
-cluster; slots moved between shards later (resharding) keep their first shard's breaker.
+cluster; slots moved between shards later (resharding) keep their first shard's breaker and
+are checked with its slots.
 """
 
 from __future__ import annotations
@@ -65,16 +68,18 @@ class Layout:
     def shards(self) -> list[str]:
         return [ONE_NODE]
 
-    def failed_over(self, shard: str) -> bool:
-        """True if another node serves `shard` now than when it was last settled."""
+    def failed_over(self, shard: str, slot: int) -> bool:
+        """True if another node serves `slot` (or `shard`'s first slot) now than the one
+        last accepted for it."""
         return False
 
-    def master(self, shard: str) -> str:
-        """The node serving `shard` now, as the client's slot table says ("" while unknown)."""
-        return ""
+    def masters(self, shard: str) -> list[str]:
+        """The nodes serving `shard`'s slots now, as the client's slot table says ("" for a
+        slot while unknown)."""
+        return []
 
-    def settle(self, shard: str, master: str) -> None:
-        """Accept `master`, seen serving `shard` before its epochs moved forward."""
+    def settle(self, shard: str, masters: list[str]) -> None:
+        """Accept `masters` (`masters(shard)`, seen before the shard was checked) for its slots."""
 
     async def start(self) -> None:
         """Learn the topology (a cluster's slots and their nodes)."""
@@ -97,7 +102,7 @@ class ClusterLayout(Layout):
         self._redis = redis
         self._shard_of: list[str] = []  # slot -> shard, from the first topology seen
         self._slots_of: dict[str, list[int]] = {}
-        self._settled: dict[str, str] = {}  # shard -> the node accepted as its master
+        self._settled: list[str] = []  # slot -> the node accepted as its master
         self._refreshed = 0.0  # when `refresh` last reloaded the slot table
 
     def slot(self, key: str) -> int:
@@ -118,19 +123,25 @@ class ClusterLayout(Layout):
     def shards(self) -> list[str]:
         return list(self._slots_of) or ["cluster"]
 
-    def failed_over(self, shard: str) -> bool:
-        master = self.master(shard)  # "" while redis-py reloads its slot table: no news
-        return master != "" and master != self._settled.get(shard)
+    def failed_over(self, shard: str, slot: int) -> bool:
+        if not self._settled:
+            return False
+        first = self._slots_of[shard][0] if shard in self._slots_of else slot
+        for s in (slot, first):
+            master = self._master(s)  # "" while redis-py reloads its slot table: no news
+            if master != "" and master != self._settled[s]:
+                return True
+        return False
 
-    def master(self, shard: str) -> str:
-        slots = self._slots_of.get(shard)
-        return self._master(slots[0]) if slots else ""
+    def masters(self, shard: str) -> list[str]:
+        return [self._master(slot) for slot in self.shard_slots(shard)]
 
-    def settle(self, shard: str, master: str) -> None:
-        # The master seen *before* the bump: had the shard failed over again during the bump,
-        # its next call finds another node than this one, and is not trusted.
-        if master:
-            self._settled[shard] = master
+    def settle(self, shard: str, masters: list[str]) -> None:
+        # The masters seen *before* the check: had a slot moved again meanwhile, its next call
+        # finds another node than this one, and is not trusted.
+        for slot, master in zip(self.shard_slots(shard), masters, strict=False):
+            if master:
+                self._settled[slot] = master
 
     async def start(self) -> None:
         if self._shard_of:
@@ -143,7 +154,7 @@ class ClusterLayout(Layout):
         self._shard_of = [first[node] for node in owners]
         for slot, shard in enumerate(self._shard_of):
             self._slots_of.setdefault(shard, []).append(slot)
-        self._settled = {shard: node for node, shard in first.items()}
+        self._settled = owners
 
     async def refresh(self) -> None:
         # redis-py reloads its slot table on the call after a failed single command, but not
