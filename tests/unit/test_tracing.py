@@ -106,6 +106,17 @@ def test_the_buffer_keeps_the_latest_spans_only() -> None:
     assert spans.spans_of([found[0]["trace_id"]])[0]["name"] == "span 3"
 
 
+def test_the_buffer_keeps_a_span_whose_attribute_json_cannot_hold() -> None:
+    """An order id of 2**70 in a path (refused with 422) is still a span: as text."""
+    spans = SpanBuffer(3)
+    provider = TracerProvider()
+    provider.add_span_processor(spans)
+    with provider.get_tracer("test").start_as_current_span("GET", attributes={"n": 2**70}):
+        pass
+    (kept,) = spans.spans_of([format(spans.spans[0][0], "032x")])
+    assert kept["attributes"] == {"n": str(2**70)}
+
+
 def span(span_id: str, parent: str | None, start: int, end: int, service: str = "shop") -> dict:  # type: ignore[type-arg]
     return {"span_id": span_id, "parent_id": parent, "start": start, "end": end,
             "service": service, "name": span_id, "attributes": {}, "links": []}  # fmt: skip

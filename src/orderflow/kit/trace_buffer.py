@@ -12,6 +12,7 @@ cached reads, against 2 of 4 ms without tracing). Turning a span into JSON when 
 few microseconds, on sampled spans only.
 """
 
+import logging
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
+log = logging.getLogger(__name__)
 ORDER_ATTR = "orderflow.order_id"
 SERVICE_ATTR = "orderflow.service"
 
@@ -33,8 +35,12 @@ class SpanBuffer(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        # append is atomic; a full deque drops its oldest
-        self.spans.append((span.context.trace_id, orjson.dumps(as_dict(span))))
+        try:
+            kept = orjson.dumps(as_dict(span))
+        except orjson.JSONEncodeError as exc:  # never the request's failure
+            log.warning("span %r not kept: %s", span.name, exc)
+            return
+        self.spans.append((span.context.trace_id, kept))  # atomic; a full deque drops its oldest
 
     def shutdown(self) -> None:
         self.spans.clear()
@@ -112,6 +118,10 @@ def as_dict(span: ReadableSpan) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool):
+    """A JSON-ready attribute value: an int JSON cannot hold in 64 bits (a path's
+    `orderflow.order_id` of 2**70, say) becomes its text."""
+    if isinstance(value, bool | float | str):
         return value
-    return [v for v in value] if isinstance(value, tuple | list) else str(value)
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    return [_plain(v) for v in value] if isinstance(value, tuple | list) else str(value)
