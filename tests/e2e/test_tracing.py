@@ -6,18 +6,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 
-from orderflow.kit.embedded import EmbeddedRedis, free_port
 from orderflow.kit.settings import Settings
 from orderflow.kit.tracing import journey_trace_id
 from tests.clients import running, server
-from tests.factories import new_client, new_order
+from tests.factories import new_order
 from tests.otlp import Receiver, receiver
 from tests.sse import parse
 
@@ -242,42 +240,3 @@ async def exported(found: Receiver, quiet_s: float = 1.5, within_s: float = 30) 
             break
         await asyncio.sleep(0.1)
     return list(found.spans)
-
-
-async def test_a_repair_from_the_journal_is_a_span_of_the_write_s_trace(
-    settings: Settings, tmp_path: Path
-) -> None:
-    """An order placed while the Shop's Redis is down leaves its upkeep to the journal (the
-    answer says `Orderflow-Upkeep: deferred`); once Redis is back the repair is a span of that
-    order's journey, whatever process repaired it."""
-    redis = EmbeddedRedis(tmp_path, free_port())
-    redis.start()
-    own = settings.model_copy(update={"redis_url": redis.url, "redis_cluster": False})
-    try:
-        with receiver() as (endpoint, found):
-            env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
-            with server("shop", own, env) as shop:
-                async with httpx.AsyncClient(base_url=shop) as http:
-                    client = await new_client(http)
-                    redis.stop()
-                    lines = [{"item_id": 1, "quantity": 1}]
-                    body = {"client_id": client["id"], "lines": lines}
-                    placed = await http.post("/orders", json=body)
-                    assert placed.status_code == 201, placed.text
-                    assert placed.headers["orderflow-upkeep"] == "deferred"
-                    redis.start()
-                    trace_id = journey_trace_id(placed.json()["id"])
-                    repairs: list[dict[str, Any]] = []
-                    for _ in range(100):
-                        repairs = [
-                            s for s in found.of_trace(trace_id) if s["name"] == "cache repair order"
-                        ]
-                        if repairs:
-                            break
-                        await http.get("/health")  # lets a due probe through (its replay)
-                        await asyncio.sleep(0.1)
-        names = sorted({s["name"] for s in found.of_trace(trace_id)})
-        assert repairs, f"no repair on the order's trace, only {names}"
-        assert repairs[0]["attributes"]["cache.outcome"] == "applied"
-    finally:
-        redis.stop()
