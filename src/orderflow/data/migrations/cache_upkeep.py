@@ -36,3 +36,12 @@ def create_cache_upkeep() -> None:
 def drop_cache_upkeep() -> None:
     op.drop_index("ix_cache_upkeep_entity_key", table_name=TABLE)
     op.drop_table(TABLE)
+
+
+def add_traceparent() -> None:
+    # Nullable, no default: instant, and rows written before it (or untraced) have none.
+    op.add_column(TABLE, sa.Column("traceparent", sa.String(length=55), nullable=True))
+
+
+def drop_traceparent() -> None:
+    op.drop_column(TABLE, "traceparent")

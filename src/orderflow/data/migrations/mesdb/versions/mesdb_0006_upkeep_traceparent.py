@@ -10,8 +10,7 @@ Create Date: 2026-12-07 01:40:00
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from orderflow.data.migrations.cache_upkeep import add_traceparent, drop_traceparent
 
 revision: str = "mesdb_0006"
 down_revision: str | None = "mesdb_0005"
@@ -20,9 +19,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Nullable, no default: instant, and rows written before it (or untraced) have none.
-    op.add_column("cache_upkeep", sa.Column("traceparent", sa.String(length=55), nullable=True))
+    add_traceparent()
 
 
 def downgrade() -> None:
-    op.drop_column("cache_upkeep", "traceparent")
+    drop_traceparent()
