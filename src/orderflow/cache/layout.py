@@ -69,8 +69,8 @@ class Layout:
         return [ONE_NODE]
 
     def failed_over(self, shard: str, slot: int) -> bool:
-        """True if another node serves `slot` (of `shard`) now than the one last accepted
-        for it (a failover moves every slot of the shard, so the call's own slot shows it)."""
+        """True if another node serves `slot` (or `shard`'s first slot) now than the one
+        last accepted for it."""
         return False
 
     def masters(self, shard: str) -> list[str]:
@@ -126,8 +126,12 @@ class ClusterLayout(Layout):
     def failed_over(self, shard: str, slot: int) -> bool:
         if not self._settled:
             return False
-        master = self._master(slot)  # "" while redis-py reloads its slot table: no news
-        return master != "" and master != self._settled[slot]
+        first = self._slots_of[shard][0] if shard in self._slots_of else slot
+        for s in (slot, first):
+            master = self._master(s)  # "" while redis-py reloads its slot table: no news
+            if master != "" and master != self._settled[s]:
+                return True
+        return False
 
     def masters(self, shard: str) -> list[str]:
         return [self._master(slot) for slot in self.shard_slots(shard)]
