@@ -244,6 +244,53 @@ async def test_a_slot_moved_to_another_master_and_failed_over_there_serves_nothi
         await asyncio.to_thread(move_slot, nodes, slot, home)  # the cluster as it was
 
 
+async def test_a_process_that_could_not_learn_the_topology_reads_nothing_until_it_has(
+    redis_cluster: EmbeddedRedisCluster | None, cache: Cache, entity: Entity
+) -> None:
+    """A process started while its only known node did not answer (the platform's APIs start
+    during failovers): it must not trust the cluster blind (before, every slot was one unknown
+    shard, never failed over, whose probe raised an IndexError on every call after a trip),
+    nor stay unusable: the cluster is learnt in the background, and each shard then probed
+    (its server checked, its recovery run) before it is read."""
+    nodes = embedded(redis_cluster)
+    key = 1
+    await cache.get_or_load(entity, key, Loader(1, b'{"v":1}'), TTL)  # cached by another process
+    replica = nodes.replica_of(nodes.master_ports()[0])
+    assert replica is not None
+    late = create_cluster(
+        f"redis://127.0.0.1:{replica}", socket_timeout=TIMEOUT_S, socket_connect_timeout=1
+    )
+    process = Cache(late, cache.namespace, timeout_s=TIMEOUT_S)
+    replayed: list[float] = []
+
+    async def replay() -> None:  # the journal's replay: this process's refused write
+        assert await process.invalidate(entity, key, 2)
+        replayed.append(time.monotonic())
+
+    process.recovery.add(replay)
+    new = Loader(2, b'{"v":2}')
+    nodes.freeze(replica)
+    try:
+        await process.start()
+        assert not await process.invalidate(entity, key, 2)  # refused: not known where it goes
+        assert await process.get_or_load(entity, key, new, TTL) == b'{"v":2}'
+        assert (await process.health()).startswith("degraded")
+    finally:
+        nodes.thaw(replica)
+    try:
+        process.trip(probe_now=True)  # as a mode change or a failed call does
+        deadline = time.monotonic() + 20
+        while process.breaker_state != "closed" or not replayed:
+            assert await process.get_or_load(entity, key, new, TTL) == b'{"v":2}'
+            assert time.monotonic() < deadline, "the topology was not learnt, or not probed"
+            await process.health()  # lets each shard's probe through, as /health polling does
+            await asyncio.sleep(0.05)
+        assert await process.get_or_load(entity, key, new, TTL) == b'{"v":2}'
+        assert await process.health() == "ok"
+    finally:
+        await late.aclose()
+
+
 def move_slot(nodes: EmbeddedRedisCluster, slot: int, to_port: int) -> None:
     """Reshard one slot, keys included, to the master on `to_port` (what `redis-cli --cluster
     reshard` does for each slot), and wait until every node agrees."""

@@ -69,6 +69,7 @@ class Cache:
         # `recovery.add(callback)`: what a breaker's probe replays before Redis is used again.
         self.recovery = Recovery(self._epochs, timeout_s)
         self._guard = Guard(self.breaker, timeout_s, self.recovery.probe, layout)
+        self._guard.on_learnt = self.recovery.learnt
         self._store = Store(
             KeySpace(namespace),
             self._epochs,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -21,9 +22,10 @@ from orderflow.cache.errors import (
     kind,
     translate,
 )
-from orderflow.cache.layout import Layout
+from orderflow.cache.layout import UNKNOWN, Layout
 from orderflow.cache.metrics import EntityMetrics
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # A probe checks thousands of slots on a cluster, and replays the upkeep journal's pending rows.
@@ -52,6 +54,10 @@ class Guard:
     that the shard's server lost nothing, then the replay of what Redis missed meanwhile), so
     that nothing is read from the shard after an outage until that is done. Calls made by
     `on_probe` itself pass the shard's breaker (`_RECOVERING`), each under `timeout_s`.
+
+    A cluster whose topology is not known (not learnt at start: a process started while a
+    master was failing over) is refused whole, and learnt in the background; then every shard
+    starts in an outage, as after a failover, and `on_learnt()` runs.
     """
 
     def __init__(
@@ -70,6 +76,8 @@ class Guard:
         if not self.layout.cluster:
             self._breakers[self.layout.shard(0)] = breaker
         self._probing: dict[str, asyncio.Event] = {}  # shard -> set when its probe reported
+        self._learning: asyncio.Task[None] | None = None
+        self.on_learnt: Callable[[], object] | None = None
 
     def breaker_of(self, shard: str) -> CircuitBreaker:
         if (found := self._breakers.get(shard)) is None:
@@ -82,13 +90,13 @@ class Guard:
     @property
     def state(self) -> State:
         """The worst state of any shard's breaker."""
-        states = [b.state for b in self._breakers.values()] or [self.breaker.state]
+        states = [self.breaker_of(shard).state for shard in self.layout.shards()]
         return max(states, key=_WORST.__getitem__)
 
     @property
     def some_closed(self) -> bool:
         """Whether any shard's breaker is closed (some of Redis is usable)."""
-        return any(b.state == "closed" for b in self._breakers.values()) or not self._breakers
+        return any(self.breaker_of(shard).state == "closed" for shard in self.layout.shards())
 
     def trip(self, shard: str | None = None, *, probe_now: bool = False) -> None:
         """Open `shard`'s breaker (default: every shard's): its probe checks the server and
@@ -108,7 +116,11 @@ class Guard:
             try:
                 await self.run(metrics, "ping", functools.partial(ping, slot), slot)
             except CacheUnavailable:
-                problems.append(f"breaker {self.breaker_of(shard).state}")
+                problems.append(
+                    "topology not learnt yet"
+                    if shard == UNKNOWN
+                    else f"breaker {self.breaker_of(shard).state}"
+                )
             except CacheError as exc:
                 problems.append(f"redis {kind(exc)}")
         return problems
@@ -125,6 +137,9 @@ class Guard:
     ) -> T:
         """Await `call()` (whose keys are in `slot`) if its shard's breaker allows it; record
         its latency or its failure."""
+        if not self.layout.ready:
+            metrics.error(op, "unavailable")
+            raise self._unknown()
         shard = self.layout.shard(slot)
         breaker = self.breaker_of(shard)
         if shard in _RECOVERING.get():  # the probe's own work: the probe reports for it
@@ -185,6 +200,27 @@ class Guard:
         breaker.succeeded(ticket)
         metrics.latency[op].observe(time.perf_counter() - started)
         return result
+
+    def _unknown(self) -> CacheUnavailable:
+        """Refuse a call to a cluster whose topology is unknown, and learn it meanwhile."""
+        self.breaker_of(UNKNOWN).trip()  # for `state`, /health and the metrics: unusable
+        if self._learning is None or self._learning.done():
+            self._learning = asyncio.create_task(self._learn(), name="cache-topology")
+        return CacheUnavailable("the cluster's topology is not learnt yet", UNKNOWN)
+
+    async def _learn(self) -> None:
+        while not self.layout.ready:
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    await self.layout.start()
+            except (RedisError, RedisClusterException, OSError) as exc:
+                log.warning("cache: cluster topology not learnt, retrying: %r", exc)
+                await asyncio.sleep(1.0)
+        # Nothing was checked: each shard's probe checks its server and replays the journal
+        # before it is read, as after a failover.
+        self.trip(probe_now=True)
+        if self.on_learnt is not None:
+            self.on_learnt()
 
     async def _after_probe(self, shard: str, breaker: CircuitBreaker) -> Ticket | None:
         """A write refused while `shard`'s probe is in flight: wait for its outcome (at most

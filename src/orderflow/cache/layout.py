@@ -18,7 +18,9 @@ On a cluster a script may touch only keys of one slot, and it must declare them.
 On one node there is one slot, one epoch key (`{ns}:epoch`) and one shard, and a script may
 build any key. A shard is named by the lowest slot it served when the process first saw the
 cluster; slots moved between shards later (resharding) keep their first shard's breaker and
-are checked with its slots.
+are checked with its slots. A cluster whose topology could not be learnt at start (a process
+started while a master was failing over) is not `ready`: nothing is read from it until it is
+learnt, and then every shard starts in an outage (`Guard`), so each is checked before use.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import SlotNotCoveredError
 
 ONE_NODE = "redis"  # the name of a single node's only shard
+UNKNOWN = "cluster"  # the one shard of a cluster whose topology is not learnt yet
 REFRESH_EVERY_S = 2.0
 
 
@@ -49,6 +52,11 @@ class Layout:
 
     cluster = False
     builds_members = True  # a listing's script may look up its members' keys itself
+
+    @property
+    def ready(self) -> bool:
+        """Whether the topology is known (always, on one node)."""
+        return True
 
     def slot(self, key: str) -> int:
         return 0
@@ -105,6 +113,10 @@ class ClusterLayout(Layout):
         self._settled: list[str] = []  # slot -> the node accepted as its master
         self._refreshed = 0.0  # when `refresh` last reloaded the slot table
 
+    @property
+    def ready(self) -> bool:
+        return bool(self._shard_of)
+
     def slot(self, key: str) -> int:
         return key_slot(key.encode())
 
@@ -115,13 +127,13 @@ class ClusterLayout(Layout):
         return f"{namespace}:epoch:{{{slot_tags()[slot]}}}"
 
     def shard(self, slot: int) -> str:
-        return self._shard_of[slot] if self._shard_of else "cluster"
+        return self._shard_of[slot] if self._shard_of else UNKNOWN
 
     def shard_slots(self, shard: str) -> list[int]:
         return self._slots_of.get(shard) or list(self.slots())
 
     def shards(self) -> list[str]:
-        return list(self._slots_of) or ["cluster"]
+        return list(self._slots_of) or [UNKNOWN]
 
     def failed_over(self, shard: str, slot: int) -> bool:
         if not self._settled:
@@ -137,6 +149,8 @@ class ClusterLayout(Layout):
         return [self._master(slot) for slot in self.shard_slots(shard)]
 
     def settle(self, shard: str, masters: list[str]) -> None:
+        if not self._settled:
+            return
         # The masters seen *before* the check: had a slot moved again meanwhile, its next call
         # finds another node than this one, and is not trusted.
         for slot, master in zip(self.shard_slots(shard), masters, strict=False):
@@ -148,13 +162,19 @@ class ClusterLayout(Layout):
             return
         await self._redis.initialize()
         owners = [self._master(slot) for slot in self.slots()]
+        if "" in owners:  # a table being reloaded, or a slot no node serves: not yet
+            await self._redis.nodes_manager.initialize()
+            owners = [self._master(slot) for slot in self.slots()]
+            if "" in owners:
+                raise SlotNotCoveredError(f"slot {owners.index('')} is served by no node")
         first: dict[str, str] = {}
         for slot, node in enumerate(owners):
             first.setdefault(node, f"slots-{slot}")
-        self._shard_of = [first[node] for node in owners]
-        for slot, shard in enumerate(self._shard_of):
+        shard_of = [first[node] for node in owners]
+        for slot, shard in enumerate(shard_of):
             self._slots_of.setdefault(shard, []).append(slot)
         self._settled = owners
+        self._shard_of = shard_of  # last: `ready` from here on
 
     async def refresh(self) -> None:
         # redis-py reloads its slot table on the call after a failed single command, but not

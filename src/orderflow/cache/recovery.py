@@ -23,6 +23,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from orderflow.cache.epoch import Epochs
 from orderflow.cache.errors import CacheError, CacheRecoveryError, translate
 from orderflow.cache.guard import PROBE_TIMEOUT_S, Guard
+from orderflow.cache.layout import UNKNOWN
 from orderflow.cache.metrics import for_entity
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,19 @@ class Recovery:
         try:
             async with asyncio.timeout(10):
                 await self._layout.start()
-        except (RedisError, RedisClusterException, OSError) as exc:  # the first call learns it
+        except (RedisError, RedisClusterException, OSError) as exc:
+            # Not `ready`: the guard refuses every call and learns it; then every shard is
+            # probed (checked, the journal replayed) before use, which this check would do.
             log.warning("cache %s: no topology learnt at start: %r", namespace, exc)
+            return
         self._checking = asyncio.create_task(self._check_all(), name=f"epochs:{namespace}")
+
+    def learnt(self) -> None:
+        """The cluster's topology was learnt late: writes skipped while it was unknown are
+        owed a new epoch in every shard, now that the shards have names."""
+        if UNKNOWN in self.unkept:
+            self.unkept.discard(UNKNOWN)
+            self.unkept.update(self._layout.shards())
 
     async def checked(self) -> None:
         """Wait until `start`'s background checks of a cluster's shards are done."""
