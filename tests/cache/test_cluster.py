@@ -8,7 +8,7 @@ and wait until the cluster is whole before they end.
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from redis import Redis as SyncRedis
@@ -289,6 +289,37 @@ async def test_a_process_that_could_not_learn_the_topology_reads_nothing_until_i
         assert await process.health() == "ok"
     finally:
         await late.aclose()
+
+
+async def test_two_probes_whose_replays_write_to_each_others_shard_do_not_wait_for_each_other(
+    cache: Cache, client: RedisCluster, entity: Entity
+) -> None:
+    """A journal row touches several shards (an entry in one, list generations in others).
+    Each probe replays the journal; a write to a shard whose own probe is in flight waits for
+    that probe. Two probes replaying into each other's shards waited for each other until both
+    timed out (15 s), and failed, again on every retry: a failover left an API unhealthy for
+    over a minute. A probe's writes to another shard now never wait: refused, the row stays
+    for that shard's own replay."""
+    one, two = list(keys_by_master(cache, client, entity).values())[:2]
+    written: list[bool] = []
+
+    def replaying(key: int) -> Callable[[], Awaitable[None]]:
+        async def replay() -> None:
+            written.append(await cache.invalidate(entity, key, 2))
+
+        return replay
+
+    cache.recovery.add(replaying(two))
+    cache.recovery.add(replaying(one))
+    cache.trip(probe_now=True)
+    new = Loader(2, b'{"v":2}')
+    bodies = await asyncio.wait_for(
+        asyncio.gather(*(cache.get_or_load(entity, k, new, TTL) for k in (one, two))), 10
+    )
+    assert bodies == [b'{"v":2}', b'{"v":2}']
+    assert await cache.health() == "ok"  # the third shard's probe too
+    assert cache.breaker_state == "closed"
+    assert len(written) >= 2  # each probe replayed (its write to the other shard may be refused)
 
 
 def move_slot(nodes: EmbeddedRedisCluster, slot: int, to_port: int) -> None:

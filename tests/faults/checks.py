@@ -18,7 +18,8 @@ version). A read, list or count that began after an acknowledgement must reflect
   failed). Then the repair path applies: the upkeep journal re-applies what a commit owed the
   cache after ORDERFLOW_UPKEEP_REPAIR_AFTER_S (1 s) plus a worker tick (0.5 s) plus the apply;
   3 s leaves room for a loaded machine. (Before the journal nothing repaired it: that is what
-  these checks find.)
+  these checks find.) The journal is in PostgreSQL: a database outage that begins before the
+  repair is due postpones it, and the bound runs from the database's return.
 """
 
 from bisect import bisect_left
@@ -52,11 +53,26 @@ TERMINAL = {
 }
 
 
+# The journal that repairs what a write owed the cache is in PostgreSQL: while PostgreSQL is
+# down nothing can be repaired, so the repair's bound runs from when it is back.
+DATABASE_FAULTS = frozenset({"PostgreSQL restarted"})
+
+
 def bound(ack: Ack, history: History) -> float:
     allowed = STALENESS_ALLOWED_S.get(ack.kind, 0.0)
     if ack.deferred or ack.via_409 or ack.retried or history.during_fault(ack.started, ack.at):
-        return max(allowed, REPAIR_BOUND_S)
+        return max(allowed, repairable_from(ack.at, history) - ack.at + REPAIR_BOUND_S)
     return allowed
+
+
+def repairable_from(at: float, history: History) -> float:
+    """When the journal can repair upkeep owed since `at`: then, or when a database outage
+    that began before the repair was due has ended."""
+    start = at
+    for f in sorted(history.faults, key=lambda f: f.started):
+        if f.name in DATABASE_FAULTS and f.started <= start + REPAIR_BOUND_S and f.ended > start:
+            start = f.ended
+    return start
 
 
 def stale_reads(history: History) -> list[tuple[str, int, int, int]]:

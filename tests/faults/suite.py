@@ -21,7 +21,7 @@ import asyncpg
 import orjson
 
 from orderflow.kit.db import asyncpg_dsn
-from tests.faults.checks import REPAIR_BOUND_S
+from tests.faults.checks import REPAIR_BOUND_S, bound
 from tests.faults.cluster import master_killed, master_paused
 from tests.faults.history import Ack, History
 from tests.faults.platform import APIS, FaultPlatform, fault_platform
@@ -278,8 +278,8 @@ def explain(verdict: Verdict, history: History, n: int = 3) -> str:
     for kind, oid, served, acked in verdict.stale_reads[:n]:
         reads = [r for r in history.reads if (r.kind, r.id) == (kind, oid)]
         acks = [a for a in history.acks if (a.kind, a.id, a.version) == (kind, oid, acked)]
-        first_ack = min(a.at for a in acks)
-        stale = next(r for r in reads if r.version == served and r.started > first_ack)
+        due = min(a.at + bound(a, history) for a in acks)  # as `stale_reads` counts it
+        stale = next(r for r in reads if r.version == served and r.started > due)
         since, until = stale.started - 10, stale.started + 3
         lines.append(f"{kind} {oid}, stale read {stale.started - zero:.3f} s ({stale.where}):")
         events = [

@@ -100,6 +100,27 @@ def test_a_write_that_said_its_upkeep_was_deferred_has_the_repair_bound() -> Non
     assert stale_reads(h) == [("order", 1, 1, 2)]
 
 
+def test_a_database_outage_before_the_repair_postpones_its_bound() -> None:
+    """The journal is in PostgreSQL: a restart that begins before a deferred write's repair is
+    due postpones the repair; the bound runs from the database's return, and no longer."""
+    h = History()
+    placed(h, 1, at=1.0)
+    confirm = answered("crm", "/orders/1/confirm", 2.0, 200, order(1, "confirmed", 2))
+    confirm.deferred = True
+    h.acknowledge("order", 1, confirm)
+    h.faults.append(FaultWindow("PostgreSQL restarted", 3.0, 6.0))
+    h.read("order", 6.0 + REPAIR_BOUND_S - 0.1, order(1, "created", 1))
+    assert stale_reads(h) == []
+    h.read("order", 6.0 + REPAIR_BOUND_S + 0.1, order(1, "created", 1))
+    assert stale_reads(h) == [("order", 1, 1, 2)]
+    later = History()  # a restart after the repair was due postpones nothing
+    placed(later, 1, at=1.0)
+    later.acknowledge("order", 1, confirm)
+    later.faults.append(FaultWindow("PostgreSQL restarted", 2.0 + REPAIR_BOUND_S + 0.5, 9.0))
+    later.read("order", 2.0 + REPAIR_BOUND_S + 0.2, order(1, "created", 1))
+    assert stale_reads(later) == [("order", 1, 1, 2)]
+
+
 def test_an_mes_409_carries_a_version() -> None:
     h = History()
     refused = {"order_status": "in_progress", "holder": 3, "version": 4}

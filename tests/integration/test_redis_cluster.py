@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
+from orderflow.kit.embedded import free_port
 from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
 from orderflow.kit.redis import create_redis, is_cluster
 from orderflow.kit.settings import Settings
@@ -29,6 +30,23 @@ async def cluster(redis_cluster_url: str) -> AsyncIterator[RedisCluster]:
     await client.initialize()
     yield client
     await client.aclose()
+
+
+async def test_a_client_finds_the_cluster_from_any_node_its_url_names(
+    redis_cluster_url: str,
+) -> None:
+    """A process started while the first node it names is down (a master failing over) finds
+    the cluster from the next: before, the URL named one node, and such a process had no
+    topology until that node came back."""
+    nobody = free_port()
+    client = create_redis(f"redis://127.0.0.1:{nobody}/0,{redis_cluster_url}", SETTINGS, name="t")
+    assert is_cluster(client)
+    try:
+        await client.initialize()
+        assert len(client.get_primaries()) == 3
+        assert await client.set(f"t:{uuid.uuid4().hex}", "1", ex=10)
+    finally:
+        await client.aclose()
 
 
 def embedded(redis_cluster: EmbeddedRedisCluster | None) -> EmbeddedRedisCluster:

@@ -145,7 +145,9 @@ class Guard:
         if shard in _RECOVERING.get():  # the probe's own work: the probe reports for it
             return await self._recovering(metrics, op, call, shard)
         ticket = breaker.admit()
-        if ticket is None and op in WRITE_OPS:
+        # Not from inside another shard's probe: two probes whose replays each wrote to the
+        # other's shard waited for each other until both timed out, again and again.
+        if ticket is None and op in WRITE_OPS and not _RECOVERING.get():
             ticket = await self._after_probe(shard, breaker)
         if ticket is None:
             metrics.error(op, "unavailable")

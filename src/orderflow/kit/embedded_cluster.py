@@ -89,8 +89,9 @@ class EmbeddedRedisCluster:
 
     @property
     def url(self) -> str:
-        """The first node's URL (a master at creation): any node lets a client find all."""
-        return f"redis://127.0.0.1:{self.base_port}/0"
+        """Every node's URL, joined by commas (`kit.redis.cluster_client`): a client started
+        while one node is down finds the cluster from another."""
+        return ",".join(f"redis://127.0.0.1:{port}/0" for port in self.nodes)
 
     def node_dir(self, port: int) -> Path:
         return self.data_dir / f"node-{port}"

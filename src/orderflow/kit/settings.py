@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     mes_dsn: str = Field("", description="MES db, e.g. postgresql://user@127.0.0.1:5432/mesdb")
     redis_url: str = Field(
         "",
-        description="Redis, e.g. redis://127.0.0.1:6379/0; with redis_cluster, any one node "
-        "of the cluster (the client finds the others)",
+        description="Redis, e.g. redis://127.0.0.1:6379/0; with redis_cluster, one or more "
+        "nodes of the cluster, joined by commas (the client finds the others from any that "
+        "answers: name several, so that a process starting while one is down finds it)",
     )
     redis_cluster: bool = Field(
         False,

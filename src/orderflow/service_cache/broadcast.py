@@ -40,7 +40,7 @@ from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 
-from orderflow.kit.redis import REDIS_FAILURES
+from orderflow.kit.redis import REDIS_FAILURES, cluster_client
 from orderflow.kit.tasks import cancel
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def connect(url: str, *, cluster: bool, socket_timeout: float | None) -> Client:
     """A dedicated client (a subscription or a blocking read holds a connection, and must
     outlast the cache's short socket timeouts): one node, or a cluster reached through `url`."""
     if cluster:
-        return RedisCluster.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=1)
+        return cluster_client(url, socket_timeout=socket_timeout, socket_connect_timeout=1)
     return Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=1)
 
 

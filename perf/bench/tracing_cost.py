@@ -1,0 +1,171 @@
+"""What tracing costs the cached read path: one bench app per tracing setting, side by side.
+
+`perf.bench.reads --tracing X` measures one setting per run, and runs minutes apart on this
+shared machine scatter by up to 30 %: more than the 3 % this is meant to show. Here every
+setting has its own server (the same app, `perf.bench.app`, pinned to the same core, on the
+same PostgreSQL and Redis), started once, and the load turns from one to the next in short
+slices, round after round (the order rotating), so a neighbour's burst spreads over all of
+them. Only the server being loaded runs; the others wait on their sockets.
+
+    uv run --frozen python -m perf.bench.tracing_cost --orders 20000 --seconds 12 --rounds 6
+
+Results go to docs/bench/tracing.json (the table is printed; docs/tracing.md quotes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import sys
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orderflow.kit.embedded import free_port
+from orderflow.kit.settings import Settings
+from perf.bench.data import PACKAGES, data_root, servers
+from perf.bench.loadgen import LoadWorker
+from perf.bench.reads import TRACING, Bench, Slice, Spec, key_sequence, row_of, server_env, split
+from perf.common import (
+    BENCH_DOCS,
+    Child,
+    data_arguments,
+    describe_machine,
+    healthy,
+    log,
+    pin_cpus,
+    plain,
+    unwind_on_sigterm,
+    wait_until,
+    write_json,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Tracing's cost, settings side by side, as ratios.")
+    data_arguments(p, orders=20_000)
+    p.add_argument("--settings", default="off,1%,100%", help=f"of {', '.join(TRACING)}")
+    p.add_argument("--kinds", default="item,orders", help="of perf.bench.reads' kinds")
+    p.add_argument("--seconds", type=float, default=12.0, help="measured time per setting")
+    p.add_argument("--warmup", type=float, default=3.0, help="unmeasured load per setting")
+    p.add_argument("--rounds", type=int, default=6, help="slices per setting, interleaved")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--zipf", type=float, default=1.0)
+    p.add_argument("--quiet-wait", type=float, default=15.0, help="per setting, at most")
+    p.add_argument("--json", default=str(BENCH_DOCS / "tracing.json"), help="'' for none")
+    p.add_argument("--no-write", action="store_true", help="print the table; write no JSON")
+    args = p.parse_args(argv)
+    if unknown := set(split(args.settings)) - set(TRACING):
+        p.error(f"unknown settings {sorted(unknown)}: use {', '.join(TRACING)}")
+    return args
+
+
+def start_app(
+    stack: ExitStack, live: Settings, setting: str, args: argparse.Namespace, cpu: int | None
+) -> tuple[Child, int]:
+    port = free_port()
+    name = setting.replace("%", "pct")
+    app_log = data_root(args.data_dir, args.orders) / f"bench-app-tracing-{name}.log"
+    log(f"starting the bench app traced {setting} on :{port} (core {cpu}, log {app_log})")
+    app_args = ["--port", str(port), *(["--cpu", str(cpu)] if cpu is not None else [])]
+    server = Child("perf.bench.app", app_args, server_env(live, setting), app_log)
+    stack.callback(server.stop)
+    wait_until(
+        functools.partial(healthy, f"http://127.0.0.1:{port}"), "the bench app", children=[server]
+    )
+    return server, port
+
+
+def measure(benches: dict[str, Bench], kind: str, rounds: int) -> list[dict[str, Any]]:
+    """Every setting's server in turn, `rounds` times, the order rotating each round."""
+    sequence: list[str] = []
+    for bench in benches.values():  # each server warms its own near copies; Redis is shared
+        keys = bench.http.get(f"/bench/keys/{kind}").raise_for_status().json()["keys"]
+        bench.http.post(f"/bench/warm/{kind}").raise_for_status()
+        sequence = sequence or key_sequence(kind, keys, bench.args.zipf)
+    settings = list(benches)
+    taken: dict[str, list[Slice]] = {s: [] for s in settings}
+    for r in range(rounds):
+        for setting in settings[r % len(settings) :] + settings[: r % len(settings)]:
+            spec = Spec(setting, "ours")
+            taken[setting].append(benches[setting].slice(kind, spec, sequence, rounds))
+    rows = [row_of(kind, Spec(s, "ours"), taken[s]) for s in settings]
+    base = rows[0]
+    for row, setting in zip(rows, settings, strict=True):
+        row["tracing"] = setting
+        row["vs_first"] = row["rps"] / base["rps"] if base["rps"] else None
+        per_slice = [s.result.rps for s in taken[setting]]
+        row["slice_rps"] = per_slice
+        row["slice_rps_median"] = statistics.median(per_slice)
+        log(
+            f"  {kind:<7} {setting:<5} {row['rps']:>8,.0f} req/s  x{row['vs_first']:.3f}"
+            f"  slices {', '.join(f'{v:,.0f}' for v in per_slice)}"
+            f"  p50 {row['p50_ms']:.2f}  p99 {row['p99_ms']:.2f} ms"
+            f"  srv {row['server_cpu']:.0%}  others {row['others_cpu']:.2f}"
+        )
+    return rows
+
+
+def table(results: dict[str, Any]) -> str:
+    first = results["settings"][0]
+    lines = [
+        f"| kind | tracing | req/s | vs {first} | p50 ms | p99 ms | server CPU | others (cores) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, rows in results["kinds"].items():
+        for row in rows:
+            lines.append(
+                f"| {kind} | {row['tracing']} | {row['rps']:,.0f} | {row['vs_first']:.3f} "
+                f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['server_cpu']:.0%} "
+                f"| {row['others_cpu']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = split(args.settings)
+    server_cpu, load_cpu = pin_cpus()
+    results: dict[str, Any] = {"settings": settings, "kinds": {}}
+    with ExitStack() as stack:
+        live = stack.enter_context(servers(args.data_dir, args.orders, reseed=args.reseed))
+        results["machine"] = plain(describe_machine(live, PACKAGES))
+        load = LoadWorker(load_cpu)
+        stack.callback(load.close)
+        benches: dict[str, Bench] = {}
+        for setting in settings:
+            server, port = start_app(stack, live, setting, args, server_cpu)
+            benches[setting] = bench = Bench(args, port, server, load)
+            stack.callback(bench.http.close)
+        for kind in split(args.kinds):
+            log(f"{kind}: {' / '.join(settings)}, {args.rounds} rounds")
+            results["kinds"][kind] = measure(benches, kind, args.rounds)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    unwind_on_sigterm()
+    started = datetime.now(UTC)
+    try:
+        results = run(args)
+    except KeyboardInterrupt:
+        log("interrupted: every child stopped")
+        sys.exit(130)
+    results["params"] = {
+        **{k: str(v) for k, v in vars(args).items()},
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average": os.getloadavg(),
+        "command": "uv run --frozen python -m perf.bench.tracing_cost " + " ".join(argv),
+    }
+    print(table(results))
+    if args.json and not args.no_write:
+        write_json(Path(args.json), results)
+
+
+if __name__ == "__main__":
+    main()
