@@ -65,6 +65,20 @@ def sampled(headers: Iterable[tuple[bytes, bytes]], sampler: Sampler) -> bool:
     return True
 
 
+def suppress() -> "contextvars.Token[Context]":
+    """`untraced` without a context manager, for the request gate (one per request): the
+    token to `release`."""
+    ctx = otel_context.get_current()
+    if ctx:
+        for key in _KEYS:
+            ctx = otel_context.set_value(key, True, ctx)
+    return otel_context.attach(ctx or _UNTRACED)
+
+
+def release(token: "contextvars.Token[Context]") -> None:
+    otel_context.detach(token)
+
+
 @contextmanager
 def untraced() -> Iterator[None]:
     """Every instrumentation steps aside inside (a request the sampler drops)."""
