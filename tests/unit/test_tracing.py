@@ -2,6 +2,7 @@
 order's journey ids, cache outcomes and key kinds, the bounded buffer, the waterfall layout."""
 
 import gc
+import random
 from types import SimpleNamespace
 
 import orjson
@@ -153,6 +154,28 @@ def test_the_gate_decides_a_request_as_the_sdk_will() -> None:
             assert ratio.should_sample(Context(), trace_id, "GET").decision.is_sampled()
         decided.append(sampled)
     assert 60 < sum(decided) < 140  # the ratio (about 100), not its square (about 50)
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [ParentBased(TraceIdRatioBased(0.01)), RequestRoots(ParentBased(TraceIdRatioBased(0.3)))],
+)
+def test_the_gates_inlined_ratio_is_the_sdks_test(
+    sampler: ParentBased | RequestRoots, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no parent under a ratio the gate does the ratio's test itself: for the same trace
+    ids, kept and dropped alike, the same decision as the sampler's own."""
+    seeded = random.Random(7)
+    ids = [seeded.getrandbits(128) for _ in range(2000)]
+    drawn = iter(ids)
+    monkeypatch.setattr(trace_gate.random, "getrandbits", lambda _: next(drawn))
+    gate = [trace_gate.sampled([], sampler) for _ in ids]
+    sdk = [
+        sampler.should_sample(Context(), i, "GET", SpanKind.SERVER).decision.is_sampled()
+        for i in ids
+    ]
+    assert gate == sdk
+    assert 0 < sum(gate) < len(ids)
 
 
 @pytest.mark.parametrize(("flags", "sampled"), [("01", True), ("00", False)])
