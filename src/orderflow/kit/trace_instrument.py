@@ -60,6 +60,10 @@ class ServiceTag:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         span = trace.get_current_span()
+        if not span.is_recording():  # most requests, at a ratio: the service name only
+            with as_service(self.service):
+                await self.app(scope, receive, send)
+            return
         span.set_attribute(SERVICE_ATTR, self.service)
 
         async def send_noting_order(message: Message) -> None:
@@ -71,4 +75,4 @@ class ServiceTag:
             await send(message)
 
         with as_service(self.service):
-            await self.app(scope, receive, send_noting_order if span.is_recording() else send)
+            await self.app(scope, receive, send_noting_order)
