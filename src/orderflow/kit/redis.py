@@ -1,8 +1,8 @@
 """The one Redis client factory: short timeouts, a client name, no hidden retries.
 
 A single node gets a `redis.asyncio.Redis`; a Redis Cluster (`settings.redis_cluster`) gets a
-`redis.asyncio.cluster.RedisCluster`, found from any node the URL names (one, or several). Both fail
-fast: a dead or slow server (a dead master, on a cluster) costs one timeout, and the
+`redis.asyncio.cluster.RedisCluster`, found from any node the URL names (one or several). Both
+fail fast: a dead or slow server (a dead master, on a cluster) costs one timeout, and the
 breaker (next layer up) decides when to try again. A cluster client still follows MOVED and
 ASK redirects (they are answers, not failures), and it reloads the slot table on the call
 after a connection error, so a promoted replica is found on the next call.
