@@ -47,7 +47,8 @@ from perf.common import (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Tracing's cost, settings side by side, as ratios.")
     data_arguments(p, orders=20_000)
-    p.add_argument("--settings", default="off,1%,100%", help=f"of {', '.join(TRACING)}")
+    settings = ", ".join(TRACING).replace("%", "%%")  # argparse formats help with %
+    p.add_argument("--settings", default="off,1%,100%", help=f"of {settings}")
     p.add_argument("--kinds", default="item,orders", help="of perf.bench.reads' kinds")
     p.add_argument("--seconds", type=float, default=12.0, help="measured time per setting")
     p.add_argument("--warmup", type=float, default=3.0, help="unmeasured load per setting")
