@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,20 @@ def unwind_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def run_unwinding(
+    run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace
+) -> tuple[dict[str, Any], datetime]:
+    """`run(args)` with SIGTERM unwinding like Ctrl-C (`unwind_on_sigterm`); on either, every
+    child is stopped on the way out and the process exits 130. Its results, and when it began."""
+    unwind_on_sigterm()
+    started = datetime.now(UTC)
+    try:
+        return run(args), started
+    except KeyboardInterrupt:
+        log("interrupted: every child stopped")
+        sys.exit(130)
 
 
 # ---------------------------------------------------------------- percentiles

@@ -67,7 +67,7 @@ from perf.common import (
     pin_cpus,
     plain,
     publish,
-    unwind_on_sigterm,
+    run_unwinding,
     wait_quiet,
     wait_until,
     write_report,
@@ -203,13 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         results = json.loads(args.from_json.read_text())
         write_report(results, cold_report.section, cold_report.HEADING, args.markdown)
         return
-    unwind_on_sigterm()
-    started = datetime.now(UTC)
-    try:
-        results = run(args)
-    except KeyboardInterrupt:
-        log("interrupted: every child stopped")
-        sys.exit(130)
+    results, started = run_unwinding(run, args)
     results["params"] = {
         "orders": args.orders,
         "seconds": args.seconds,

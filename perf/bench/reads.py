@@ -57,8 +57,8 @@ from perf.common import (
     pin_cpus,
     plain,
     publish,
+    run_unwinding,
     tree_cpu_s,
-    unwind_on_sigterm,
     wait_quiet,
     wait_until,
     write_report,
@@ -414,13 +414,7 @@ def main(argv: list[str] | None = None) -> None:
         results = json.loads(args.from_json.read_text())
         write_report(results, report.section, report.HEADING, args.markdown)
         return
-    unwind_on_sigterm()
-    started = datetime.now(UTC)
-    try:
-        results = run(args)
-    except KeyboardInterrupt:
-        log("interrupted: every child stopped")
-        sys.exit(130)
+    results, started = run_unwinding(run, args)
     results["params"] = {
         "orders": args.orders,
         "seconds": args.seconds,

@@ -74,8 +74,8 @@ from perf.common import (
     plain,
     process_cpu_s,
     publish,
+    run_unwinding,
     tree_cpu_s,
-    unwind_on_sigterm,
     wait_quiet,
     wait_until,
     write_report,
@@ -532,13 +532,7 @@ def main(argv: list[str] | None = None) -> None:
         results = json.loads(args.from_json.read_text())
         write_report(results, scale_report.section, scale_report.HEADING, args.markdown)
         return
-    unwind_on_sigterm()
-    started = datetime.now(UTC)
-    try:
-        results = run(args)
-    except KeyboardInterrupt:
-        log("interrupted: every child stopped")
-        sys.exit(130)
+    results, started = run_unwinding(run, args)
     one, five, fifteen = os.getloadavg()
     results["params"] = {
         "orders": args.orders,

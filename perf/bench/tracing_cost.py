@@ -38,7 +38,7 @@ from perf.common import (
     log,
     pin_cpus,
     plain,
-    unwind_on_sigterm,
+    run_unwinding,
     wait_until,
     write_json,
 )
@@ -149,13 +149,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    unwind_on_sigterm()
-    started = datetime.now(UTC)
-    try:
-        results = run(args)
-    except KeyboardInterrupt:
-        log("interrupted: every child stopped")
-        sys.exit(130)
+    results, started = run_unwinding(run, args)
     results["params"] = {
         **{k: str(v) for k, v in vars(args).items()},
         "started": started.isoformat(timespec="seconds"),
