@@ -314,7 +314,7 @@ async def test_every_kind_of_answer_carries_the_security_headers(
 
 async def test_a_500_carries_them_too() -> None:
     """The headers wrap Starlette's error middleware, which answers the unexpected."""
-    app: FastAPI = Service()
+    app: FastAPI = Service(service="test", settings=Settings(allowed_hosts="*"))
     install_handlers(app)
 
     @app.get("/boom")

@@ -8,18 +8,17 @@ from typing import Any, Protocol
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.telemetry import TelemetryConfig
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orderflow import __version__
 from orderflow.kit import trace_gate, trace_instrument, tracing
 from orderflow.kit.deps import ResourcesDep
+from orderflow.kit.edge import Edge
 from orderflow.kit.errors import http_error, install_handlers
 from orderflow.kit.http import JSONBytes, dumps
 from orderflow.kit.metrics import exposition
-from orderflow.kit.middleware import BodyLimit, RequestMetrics, UpkeepHeader
 from orderflow.kit.resources import Resources
-from orderflow.kit.security import CrossSiteGuard, SecurityHeaders
+from orderflow.kit.security import Hosts
 from orderflow.kit.settings import Settings
 from orderflow.kit.trace_gather import TraceGather
 from orderflow.service_cache import admin
@@ -77,24 +76,42 @@ NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "log
 
 
 class Service(FastAPI):
-    """A FastAPI app whose every answer carries the security headers: they wrap the whole
+    """A FastAPI app whose every request passes `kit/edge.Edge` first: host, CSRF and body
+    checks, the upkeep mark, the security headers and the request metrics, around the whole
     stack, Starlette's error middleware (the 500s) included, which `add_middleware` cannot.
     Around the app's call, not in `build_middleware_stack`: OpenTelemetry's instrumentation
-    rebuilds that stack and needs Starlette's own outermost middleware there. Outside it all,
-    too, the tracing gate: a request the sampler will drop skips every instrumentation. It
-    goes through the stack as built before the ASGI instrumentation wrapped it (three layers
-    fewer, measured side by side in `perf.bench.tracing_cost`), with the suppression keys set
-    for the clients' instrumentations (Redis, SQLAlchemy, httpx)."""
+    rebuilds that stack and needs Starlette's own outermost middleware there. Inside the edge,
+    the tracing gate: a request the sampler will drop skips every instrumentation. It goes
+    through the stack as built before the ASGI instrumentation wrapped it (three layers fewer,
+    measured side by side in `perf.bench.tracing_cost`), with the suppression keys set for the
+    clients' instrumentations (Redis, SQLAlchemy, httpx)."""
 
     _uninstrumented: ASGIApp | None = None
 
+    def __init__(self, *, service: str, settings: Settings, **fastapi: Any) -> None:
+        super().__init__(**fastapi)
+        self.edge = Edge(
+            self._gated,
+            service=service,
+            hosts=Hosts(settings.trusted_hosts()),
+            max_body_bytes=settings.max_body_bytes,
+            refuse=http_error,
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._gated(scope, receive, send)
+            return
+        scope["app"] = self  # the edge's refusals render with the app's error pages
+        await self.edge(scope, receive, send)
+
+    async def _gated(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or tracing.request_sampled(scope["headers"]):
-            await SecurityHeaders(super().__call__)(scope, receive, send)
+            await super().__call__(scope, receive, send)
             return
         token = trace_gate.suppress()
         try:
-            await SecurityHeaders(self._untraced)(scope, receive, send)
+            await self._untraced(scope, receive, send)
         finally:
             trace_gate.release(token)
 
@@ -143,6 +160,8 @@ def create_app(
     tracing.setup(service)
     lifespan = _lifespan(service, settings, databases, namespace, context, near, extra)
     app = Service(
+        service=service,
+        settings=settings,
         title=f"orderflow {service}",
         version=__version__,
         description=description,
@@ -156,12 +175,6 @@ def create_app(
     app.include_router(admin.router)
     for router in routers:
         app.include_router(router)
-    app.add_middleware(UpkeepHeader)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(CrossSiteGuard, refuse=http_error)  # kit/security.py: CSRF
-    # DNS rebinding: a page whose name now points at loopback is not one of ours.
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
-    app.add_middleware(RequestMetrics, service=service)
     trace_instrument.instrument_app(app, service)
     return app
 

@@ -100,7 +100,7 @@ def _with_problems(schema: dict[str, Any]) -> None:
     components["Problem"] = PROBLEM_SCHEMA
     for operations in schema.get("paths", {}).values():
         for method, operation in operations.items():
-            if method in _UNSAFE:  # kit.security.CrossSiteGuard
+            if method in _UNSAFE:  # kit.security.why_refused
                 operation.setdefault("responses", {}).setdefault("403", {})
             _document_operation(operation)
 

@@ -1,16 +1,17 @@
 """What no other web page may do to a service: act on it, frame it, or run script in it.
 
 There is no login (authorisation is out of scope), so any page a seller or operator opens
-could otherwise post to the services on loopback. Three guards:
+could otherwise post to the services on loopback. Three guards, applied by `kit/edge.Edge`,
+the one layer every request passes before the app:
 
-- `CrossSiteGuard` (CSRF): an unsafe method (POST, PUT, PATCH, DELETE) is refused with 403
+- `why_refused` (CSRF): an unsafe method (POST, PUT, PATCH, DELETE) is refused with 403
   when the browser says it comes from another site or origin. Why Origin and Sec-Fetch-Site,
   not a token (starlette-csrf's double submit): every browser sends `Origin` on a cross-origin
   POST and `Sec-Fetch-Site` on every request, neither can be set by a page, and checking them
   needs no cookie, no session and no change to the pages, the JSON API or its clients; curl,
   httpx and the load test send neither and pass. Sec-Fetch-Site must be `same-origin` or `none`
   (a typed URL, a bookmark); `Origin` (or, without it, `Referer`) must be this very origin:
-  the request's own scheme and Host, which `TrustedHostMiddleware` keeps to names of ours. A
+  the request's own scheme and Host, which `Hosts` keeps to names of ours. A
   page of another port on the same host (another service) is another origin, refused too.
   Then the body's type: a cross-site `<form>` or `fetch(..., {mode: "no-cors"})` can only
   send `text/plain`, `application/x-www-form-urlencoded` or `multipart/form-data`. Form types
@@ -19,21 +20,24 @@ could otherwise post to the services on loopback. Three guards:
   JSON routes take JSON (`application/json`, `*+json`) or no body at all (as curl and httpx
   send a body-less action); anything else, `text/plain` first, is refused here, so a browser
   too old to send Origin still cannot act through a form.
-- `SecurityHeaders`: a CSP that allows only this origin's scripts, styles and images and no
-  framing, `nosniff`, a Referrer-Policy, on every answer, errors and streams included (it wraps
-  the whole app, outside Starlette's error middleware: `kit/app.py`).
-- DNS rebinding: Starlette's `TrustedHostMiddleware` with `Settings.trusted_hosts()` (in
-  `kit/app.py`); a rebound name gets 400 before anything else runs.
+- `headers_for`: a CSP that allows only this origin's scripts, styles and images and no
+  framing, `nosniff`, a Referrer-Policy, on every answer, errors and streams included (the
+  edge wraps the whole app, outside Starlette's error middleware: `kit/app.py`).
+- DNS rebinding: `Hosts`, Starlette's `TrustedHostMiddleware` rule with
+  `Settings.trusted_hosts()`; a rebound name gets 400 before anything else runs.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from fastapi import Depends
+
+# TrustedHostMiddleware's own parser (private: an upgrade that moves it fails here, at import).
+from starlette._utils import parse_host_header
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SAME = frozenset({b"same-origin", b"none"})
@@ -64,61 +68,61 @@ DOCS_CSP = "; ".join(
     ]
 )
 DOCS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
-HEADERS = [
+_COMMON = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),  # frame-ancestors for browsers without CSP level 2
     (b"referrer-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),  # no reading by <script src> etc.
 ]
+_HEADERS = [(b"content-security-policy", CSP.encode()), *_COMMON]
+_DOCS_HEADERS = [(b"content-security-policy", DOCS_CSP.encode()), *_COMMON]
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        csp = (DOCS_CSP if scope["path"] in DOCS else CSP).encode()
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}  # a route may set its own
-                ours = [(b"content-security-policy", csp), *HEADERS]
-                headers.extend(header for header in ours if header[0] not in present)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def headers_for(path: str) -> list[tuple[bytes, bytes]]:
+    """The security headers of an answer to `path` (`kit/edge.Edge` puts them on)."""
+    return _DOCS_HEADERS if path in DOCS else _HEADERS
 
 
-class CrossSiteGuard:
-    """Refuses unsafe requests another site could have made (see the module's docstring).
-
-    `refuse` renders the 403: problem+json, or a page in words for a browser
-    (`kit.errors.http_error`)."""
-
-    def __init__(self, app: ASGIApp, refuse: Refuse) -> None:
-        self.app = app
-        self.refuse = refuse
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in UNSAFE:
-            await self.app(scope, receive, send)
-            return
-        reason = why_refused(scope)
-        if reason is None:
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        response = await self.refuse(request, HTTPException(403, reason))
-        await response(scope, receive, send)
+def with_headers(
+    headers: Iterable[tuple[bytes, bytes]], ours: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """An answer's headers with ours added, except those the route set itself."""
+    headers = list(headers)
+    present = {name.lower() for name, _ in headers}
+    headers.extend(header for header in ours if header[0] not in present)
+    return headers
 
 
-def why_refused(scope: Scope) -> str | None:
-    headers: dict[bytes, bytes] = dict(scope["headers"])
+class Hosts:
+    """The names a request's Host may carry (`Settings.trusted_hosts()`): Starlette's
+    `TrustedHostMiddleware`'s rule (exact names, `*.domain` wildcards, `*` for any), with the
+    Host values seen allowed remembered, so that a request pays one set lookup, not a parse."""
+
+    REMEMBERED = 64  # Host values (name and port) kept; a service answers to a handful
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        self.patterns = [pattern.lower() for pattern in allowed]
+        self.any = "*" in self.patterns
+        self._seen: set[bytes] = set()
+
+    def allow(self, host: bytes | None) -> bool:
+        if self.any or host in self._seen:
+            return True
+        parsed = parse_host_header(host.decode("latin-1") if host is not None else None)
+        if parsed is None:
+            return False
+        name = parsed.host.lower()
+        allowed = any(
+            name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:]))
+            for pattern in self.patterns
+        )
+        if allowed and host is not None and len(self._seen) < self.REMEMBERED:
+            self._seen.add(host)
+        return allowed
+
+
+def why_refused(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+    """Why an unsafe request is refused (403), or None: see the module's docstring."""
     site = headers.get(b"sec-fetch-site")
     if site is not None and site not in SAME:
         return "this action must come from this service's own pages, not from another site"
@@ -146,7 +150,7 @@ def media_type(content_type: str) -> str:
 
 async def refuse_form(request: Request) -> None:
     """The dependency of every body-less JSON action (`NO_FORM`): a form body is refused
-    (403). `CrossSiteGuard` lets forms through for the pages, and an action that reads no body
+    (403). `why_refused` lets forms through for the pages, and an action that reads no body
     would act on any; JSON routes with a body refuse a form anyway (422: not JSON). A route
     dependency, not an app-wide one: only these few routes pay for it (about 10 µs a request
     on every route, app-wide), and only after routing is the route known.

@@ -48,7 +48,7 @@ class Deferred:
     any: bool = False
 
 
-# The current request's (`kit/middleware.UpkeepHeader`), None outside a request.
+# The current request's (`kit/edge.Edge` sets it), None outside a request.
 DEFERRED: ContextVar[Deferred | None] = ContextVar("upkeep_deferred", default=None)
 
 

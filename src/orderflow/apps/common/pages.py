@@ -86,7 +86,7 @@ async def form_fields(request: Request) -> dict[str, list[str]]:
 
     Any other body is refused (415), `text/plain` above all: it is what a form on another
     site can send (`enctype="text/plain"`), and it would otherwise parse as the same fields.
-    `kit.security.CrossSiteGuard` refuses it before; this keeps the parser honest on its own.
+    `kit.security.why_refused` refuses it before; this keeps the parser honest on its own.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM:
@@ -194,9 +194,7 @@ def service_of(request: Request) -> str:
 
 class PageRoute(APIRoute):
     """A route whose refusals answer as pages for people, not as problem+json; the only
-    routes that take forms (`kit.security.CrossSiteGuard` asks `takes_forms`)."""
-
-    takes_forms = True
+    routes that take forms (`form_fields`)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
