@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # (seeded on first use, ~2 min); with one running (`make run`), it tests that one.
 LOADTEST_ARGS ?= --data-dir .orderflow-1m --orders 1000000
 
-.PHONY: help run test check lint format install bench bench-claims loadtest faults clean browser vendor screens
+.PHONY: help run test check lint format install bench bench-claims idle loadtest faults clean browser vendor screens
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ bench: install ## the cached read path side by side (ceiling, PostgreSQL, Redis,
 
 bench-claims: install ## MES claims per second and claim-to-event latency, N operators and M boards
 	$(UV) run --frozen python -m perf.bench.claims
+
+idle: install ## what the idle platform costs, process by process (CPU over 60 s); writes docs/
+	$(UV) run --frozen python -m perf.idle
 
 loadtest: install ## Locust: the three roles, cache off then on, on 1M orders (or the running platform); HTML report in reports/
 	$(UV) run --frozen python -m perf.loadtest $(LOADTEST_ARGS)

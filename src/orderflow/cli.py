@@ -144,6 +144,7 @@ def relay() -> None:
 
 
 async def _relay(settings: Settings) -> None:
+    from orderflow.relay.bell import listening
     from orderflow.relay.relay import opened, run
 
     stop = asyncio.Event()
@@ -151,8 +152,9 @@ async def _relay(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     _export_metrics(settings.host, settings.relay_metrics_port)
-    async with opened(settings) as ways:
-        await run(ways, stop, batch=settings.relay_batch_size, idle_s=settings.relay_idle_sleep_s)
+    async with opened(settings) as ways, listening([settings.shop_dsn, settings.mes_dsn]) as bell:
+        batch, idle_s = settings.relay_batch_size, settings.relay_idle_sleep_s
+        await run(ways, stop, batch=batch, idle_s=idle_s, bell=bell)
 
 
 def _export_metrics(host: str, port: int) -> None:

@@ -128,7 +128,9 @@ class Settings(BaseSettings):
 
     relay_metrics_port: int = Field(8004, description="the relay's /metrics; 0: none")
     relay_batch_size: int = 100
-    relay_idle_sleep_s: float = 0.05
+    relay_idle_sleep_s: float = Field(
+        0.05, description="the relay's poll while an outbox's NOTIFY is not listened to"
+    )
 
     seed_items: int = 5_000
     seed_categories: int = 20

@@ -7,11 +7,11 @@ unpublished; the next run re-applies it and the target skips what it already has
 """
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Link
@@ -26,6 +26,7 @@ from orderflow.kit.unit_of_work import Sessions, UnitOfWork
 from orderflow.production.context import Production
 from orderflow.production.orders.ingest import ingest
 from orderflow.relay.backfill import backfill_item_names
+from orderflow.relay.bell import Bell
 from orderflow.relay.outbox import OutboxRepository, OutboxRow
 from orderflow.sales.context import Sales
 from orderflow.sales.orders.transitions import apply_production_event
@@ -33,6 +34,7 @@ from orderflow.service_cache.modes import cache_modes
 
 log = logging.getLogger(__name__)
 Apply = Callable[[OutboxRow], Awaitable[None]]
+FAILED_RETRY_S = 1.0  # after a failed pass (a database down): not sooner, rung or not
 
 
 @dataclass
@@ -134,17 +136,37 @@ async def drain(ways: list[Direction], *, batch: int = 100) -> int:
     return total
 
 
-async def run(ways: list[Direction], stop: asyncio.Event, *, batch: int, idle_s: float) -> None:
-    """Relay until `stop` is set. Database outages are waited out, never fatal."""
+async def run(
+    ways: list[Direction],
+    stop: asyncio.Event,
+    *,
+    batch: int,
+    idle_s: float,
+    bell: Bell | None = None,
+) -> None:
+    """Relay until `stop` is set. Database outages are waited out, never fatal.
+
+    With a `bell` (`relay/bell.py`) an idle relay sleeps until an outbox row is committed;
+    `idle_s` is then the poll only while a database is not listened to. Without one it polls
+    every `idle_s`."""
     while not stop.is_set():
+        if bell is not None:
+            bell.clear()
         try:
             delivered = sum([await way.deliver_batch(batch) for way in ways])
         except Exception as exc:  # noqa: BLE001  a database restart must not end the relay
             log.warning("relay batch failed, will retry: %s", exc)
-            delivered = 0
-            idle_s_now = 1.0
-        else:
-            idle_s_now = idle_s
-        if not delivered:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle_s_now)
+            await _until(stop, asyncio.sleep(FAILED_RETRY_S))
+            continue
+        if delivered:
+            continue
+        await _until(stop, bell.wait(idle_s) if bell is not None else asyncio.sleep(idle_s))
+
+
+async def _until(stop: asyncio.Event, rest: Coroutine[Any, Any, None]) -> None:
+    """`rest`, cut short by `stop`."""
+    stopped = asyncio.ensure_future(stop.wait())
+    resting = asyncio.ensure_future(rest)
+    await asyncio.wait({stopped, resting}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (stopped, resting):
+        task.cancel()

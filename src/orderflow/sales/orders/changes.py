@@ -15,18 +15,13 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-import asyncpg
-
-from orderflow.kit.db import asyncpg_dsn
+from orderflow.kit.listen import Listener
 from orderflow.kit.tasks import cancel
 
 log = logging.getLogger(__name__)
 CHANNEL = "order_changes"
 NAME = "orderflow order changes"  # the listener's application_name in pg_stat_activity
-RETRY_S = (0.5, 1.0, 2.0, 5.0)
-FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -43,10 +38,12 @@ class OrderChanges:
     """The process's LISTEN connection and the queues of the pages following a client."""
 
     def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.live = False
         self._followers: Followers = defaultdict(set)
-        self._lost = asyncio.Event()
+        self.listener = Listener(dsn, CHANNEL, NAME, self._on_notify, on_down=self._end_all)
+
+    @property
+    def live(self) -> bool:
+        return self.listener.live
 
     @contextmanager
     def follow(self, client_id: int) -> Iterator[asyncio.Queue[Change | None]]:
@@ -59,7 +56,7 @@ class OrderChanges:
             if not self._followers[client_id]:
                 del self._followers[client_id]
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, payload: str) -> None:
         try:
             client_id, order_id, version = (int(part) for part in payload.split(":"))
         except ValueError:
@@ -70,54 +67,16 @@ class OrderChanges:
                 queue.put_nowait(Change(client_id, order_id, version))
 
     def _end_all(self) -> None:
-        self.live = False
         for queues in self._followers.values():
             for queue in queues:
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(None)
 
-    async def run(self) -> None:
-        """Listen, and listen again after every loss, until cancelled."""
-        attempt = 0
-        while True:
-            try:
-                conn = await asyncpg.connect(
-                    asyncpg_dsn(self.dsn), timeout=5, server_settings={"application_name": NAME}
-                )
-            except FAILURES as exc:
-                log.warning("order changes: cannot listen (%s)", exc)
-                await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
-                attempt += 1
-                continue
-            attempt = 0
-            try:
-                await self._listen(conn)
-            except FAILURES as exc:
-                log.warning("order changes: listening stopped (%s)", exc)
-            finally:
-                self._end_all()
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=1)
-
-    async def _listen(self, conn: asyncpg.Connection) -> None:
-        self._lost.clear()
-        conn.add_termination_listener(lambda _conn: self._lost.set())
-        await conn.add_listener(CHANNEL, self._on_notify)
-        self.live = True
-        while not self._lost.is_set():  # a dead peer is seen by the probe, not by waiting
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), 5)
-            if not self._lost.is_set():
-                try:
-                    await conn.execute("SELECT 1", timeout=2)
-                except FAILURES:
-                    self._lost.set()
-
 
 @asynccontextmanager
 async def listening(dsn: str) -> AsyncIterator[OrderChanges]:
     changes = OrderChanges(dsn)
-    task = asyncio.create_task(changes.run(), name="order-changes")
+    task = asyncio.create_task(changes.listener.run(), name="order-changes")
     try:
         yield changes
     finally:
