@@ -16,7 +16,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from orderflow import platform
-from orderflow.kit import trace_config
+from orderflow.kit import trace_config, trace_gate
 from orderflow.kit.metrics import MULTIPROC_DIR
 from orderflow.kit.server import uvicorn_options
 from orderflow.kit.settings import ServiceName, Settings, get_settings
@@ -154,7 +154,8 @@ async def _relay(settings: Settings) -> None:
     _export_metrics(settings.host, settings.relay_metrics_port)
     async with opened(settings) as ways, listening([settings.shop_dsn, settings.mes_dsn]) as bell:
         batch, idle_s = settings.relay_batch_size, settings.relay_idle_sleep_s
-        await run(ways, stop, batch=batch, idle_s=idle_s, bell=bell)
+        with trace_gate.untraced():  # as `kit.tasks.background`: its batches' spans record
+            await run(ways, stop, batch=batch, idle_s=idle_s, bell=bell)
 
 
 def _export_metrics(host: str, port: int) -> None:

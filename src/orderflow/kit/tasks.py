@@ -2,12 +2,28 @@
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from orderflow.kit import trace_gate
 
 log = logging.getLogger(__name__)
 
 STOP_WAIT_S = 10.0
+
+
+def background(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    """A task of the process's own, not of a request: it runs untraced. Its statements and
+    Redis calls would each start a root span for the sampler to drop (only requests and
+    deliveries start traces, `trace_config.RequestRoots`), at a cost measured on the idle
+    platform (`make idle`). A span it starts itself (a relay batch, a journal repair that
+    continues a write's trace) records what runs under it all the same (`tracing.continued`).
+    """
+    context = contextvars.copy_context()
+    context.run(trace_gate.suppress)  # in the task's own context only; it ends with the task
+    return asyncio.create_task(work, name=name, context=context)
 
 
 async def cancel(task: asyncio.Task[None] | None, wait_s: float = STOP_WAIT_S) -> None:

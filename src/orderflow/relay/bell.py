@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from orderflow.kit.listen import Listener
-from orderflow.kit.tasks import cancel
+from orderflow.kit.tasks import background, cancel
 
 CHANNEL = "outbox"
 NAME = "orderflow relay bell"  # the listeners' application_name in pg_stat_activity
@@ -56,8 +56,7 @@ class Bell:
 async def listening(dsns: list[str], longest_s: float = IDLE_S) -> AsyncIterator[Bell]:
     bell = Bell(dsns, longest_s)
     tasks = [
-        asyncio.create_task(listener.run(), name=f"relay-bell-{i}")
-        for i, listener in enumerate(bell.listeners)
+        background(listener.run(), f"relay-bell-{i}") for i, listener in enumerate(bell.listeners)
     ]
     try:
         yield bell

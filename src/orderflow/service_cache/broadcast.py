@@ -41,7 +41,7 @@ from typing import Any
 from redis.asyncio import Redis, RedisCluster
 
 from orderflow.kit.redis import REDIS_FAILURES, cluster_client
-from orderflow.kit.tasks import cancel
+from orderflow.kit.tasks import background, cancel
 
 log = logging.getLogger(__name__)
 Handler = Callable[[str], Awaitable[None]]
@@ -168,7 +168,7 @@ class Broadcast:
         return f"{{{self.channel}}}:acks:{message_id}"
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._listen(), name=f"broadcast:{self.channel}")
+        self.task = background(self._listen(), f"broadcast:{self.channel}")
 
     async def stop(self) -> None:
         await cancel(self.task)

@@ -41,9 +41,9 @@ from orderflow.cache import Cache, Entity, Key
 from orderflow.data.base import UpkeepTable
 from orderflow.kit import metrics
 from orderflow.kit.settings import Settings
-from orderflow.kit.tasks import every_until
+from orderflow.kit.tasks import background, every_until
 from orderflow.service_cache.facade import PUT_WITHIN_S, ServiceCache
-from orderflow.service_cache.journal_rows import Model, UpkeepRepository
+from orderflow.service_cache.journal_rows import Model, UpkeepRepository, any_due
 from orderflow.service_cache.tracing import repairing
 from orderflow.service_cache.upkeep import (
     AppliedIds,
@@ -178,7 +178,9 @@ class UpkeepJournal:
 
     async def tick(self) -> int:
         """One round of the worker: repair the rows left for `repair_after_s`; how many."""
-        if not await self._cache_usable():
+        if not await self._cache_usable() or not await any_due(
+            self.sessions, self.model, self.repair_after_s
+        ):
             return 0
         repaired = await self._repair_due(self.repair_after_s, BATCHES_PER_TICK)
         metrics.UPKEEP_REPAIRED.labels(self.database, "worker").inc(repaired)
@@ -271,7 +273,7 @@ class UpkeepJournal:
         if repair:
             loops.append((self._tick_logged, self.repair_every_s))
         tasks = [
-            asyncio.create_task(every_until(every, work, stop), name=f"upkeep:{self.database}")
+            background(every_until(every, work, stop), f"upkeep:{self.database}")
             for work, every in loops
         ]
         self._flusher = True

@@ -7,7 +7,7 @@ import orjson
 from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.data.base import UpkeepTable
 from orderflow.kit.db import BACKGROUND
@@ -22,6 +22,10 @@ RECORD = text(
     ":traceparent) RETURNING id"
 )
 PENDING = text("SELECT EXISTS (SELECT 1 FROM cache_upkeep WHERE entity = :entity AND key = :key)")
+# Whether the oldest row was written over `age` ago: by the primary key, one index probe.
+OLDEST_DUE = text(
+    "SELECT created_at < now() - CAST(:age AS interval) FROM cache_upkeep ORDER BY id LIMIT 1"
+)
 
 
 class UpkeepRepository:
@@ -99,3 +103,17 @@ class UpkeepRepository:
         m = self.model
         statement = select(func.count()).select_from(m)
         return int(await self.session.scalar(statement, execution_options=self.options) or 0)
+
+
+async def any_due(
+    sessions: async_sessionmaker[AsyncSession], model: Model, older_than_s: float
+) -> bool:
+    """Whether some row is left for `older_than_s` (the oldest is: ids grow with time), in one
+    statement outside a transaction. The repair worker asks first: most ticks find nothing,
+    and a transaction (BEGIN, the locking SELECT, COMMIT) on every tick of every process was
+    most of what an idle platform cost (`make idle`)."""
+    async with sessions() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        age = timedelta(seconds=older_than_s)
+        due = await session.scalar(OLDEST_DUE, {"age": age}, execution_options=BACKGROUND)
+        return bool(due)

@@ -9,7 +9,7 @@ import logging
 
 from orderflow.kit.errors import Unavailable
 from orderflow.kit.redis import REDIS_FAILURES
-from orderflow.kit.tasks import cancel
+from orderflow.kit.tasks import background, cancel
 from orderflow.production.events.stream import EventStream, StreamEvent
 from orderflow.service_cache.broadcast import connect
 
@@ -58,7 +58,7 @@ class EventFanout:
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name="mes-event-fanout")
+        self.task = background(self._run(), "mes-event-fanout")
 
     async def stop(self) -> None:
         await cancel(self.task)

@@ -14,7 +14,7 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from orderflow.kit.resources import Resources
-from orderflow.kit.tasks import cancel
+from orderflow.kit.tasks import background, cancel
 from orderflow.sales.caching import item_ttl
 from orderflow.sales.catalogue.service import popular_item_ids, warm_items
 from orderflow.sales.context import get_sales_of
@@ -56,7 +56,7 @@ async def _every_window(app: FastAPI, resources: Resources) -> None:
 
 @asynccontextmanager
 async def warmer(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
-    task = asyncio.create_task(_every_window(app, resources), name="quiet-window-warmer")
+    task = background(_every_window(app, resources), "quiet-window-warmer")
     try:
         yield
     finally:

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from orderflow.kit.listen import Listener
-from orderflow.kit.tasks import cancel
+from orderflow.kit.tasks import background, cancel
 
 log = logging.getLogger(__name__)
 CHANNEL = "order_changes"
@@ -76,7 +76,7 @@ class OrderChanges:
 @asynccontextmanager
 async def listening(dsn: str) -> AsyncIterator[OrderChanges]:
     changes = OrderChanges(dsn)
-    task = asyncio.create_task(changes.listener.run(), name="order-changes")
+    task = background(changes.listener.run(), "order-changes")
     try:
         yield changes
     finally:
