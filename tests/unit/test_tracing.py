@@ -169,7 +169,9 @@ def test_the_gates_inlined_ratio_is_the_sdks_test(
     ids = [seeded.getrandbits(128) for _ in range(2000)]
     drawn = iter(ids)
     monkeypatch.setattr(trace_gate.random, "getrandbits", lambda _: next(drawn))
-    gate = [trace_gate.sampled([], sampler) for _ in ids]
+    bound = trace_gate.root_bound(sampler)
+    assert bound is not None  # the inlined test applies
+    gate = [trace_gate.sampled([], sampler, bound) for _ in ids]
     sdk = [
         sampler.should_sample(Context(), i, "GET", SpanKind.SERVER).decision.is_sampled()
         for i in ids

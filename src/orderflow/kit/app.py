@@ -82,7 +82,7 @@ class Service(FastAPI):
     Around the app's call, not in `build_middleware_stack`: OpenTelemetry's instrumentation
     rebuilds that stack and needs Starlette's own outermost middleware there. Inside the edge,
     the tracing gate: a request the sampler will drop skips every instrumentation. It goes
-    through the stack as built before the ASGI instrumentation wrapped it (three layers fewer,
+    through the stack as built before the ASGI instrumentation wrapped it (four layers fewer,
     measured side by side in `perf.bench.tracing_cost`), with the suppression keys set for the
     clients' instrumentations (Redis, SQLAlchemy, httpx)."""
 
@@ -90,6 +90,7 @@ class Service(FastAPI):
 
     def __init__(self, *, service: str, settings: Settings, **fastapi: Any) -> None:
         super().__init__(**fastapi)
+        self.service = service
         self.edge = Edge(
             self._gated,
             service=service,
@@ -106,19 +107,26 @@ class Service(FastAPI):
         await self.edge(scope, receive, send)
 
     async def _gated(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or tracing.request_sampled(scope["headers"]):
+        if scope["type"] != "http" or not tracing.enabled():
             await super().__call__(scope, receive, send)
             return
-        token = trace_gate.suppress()
+        serving = tracing.serve(self.service)  # the spans under it name this service
         try:
-            await self._untraced(scope, receive, send)
+            if tracing.request_sampled(scope["headers"]):
+                await super().__call__(scope, receive, send)
+                return
+            token = trace_gate.suppress()
+            try:
+                await self._untraced(scope, receive, send)
+            finally:
+                trace_gate.release(token)
         finally:
-            trace_gate.release(token)
+            tracing.served(serving)
 
     async def _untraced(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._uninstrumented is None:
-            # Kept by FastAPIInstrumentor.instrument_app; absent when tracing is off.
-            build = getattr(self, "_original_build_middleware_stack", None)
+            # The stack before the instrumentation (`trace_instrument.instrument_app`).
+            build = getattr(self, "untraced_stack", None)
             if build is None:
                 await super().__call__(scope, receive, send)
                 return

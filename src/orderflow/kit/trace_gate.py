@@ -51,10 +51,13 @@ class DrawnIds(RandomIdGenerator):
         return drawn.pop() if drawn else super().generate_trace_id()
 
 
-def sampled(headers: Iterable[tuple[bytes, bytes]], sampler: Sampler) -> bool:
-    """Whether `sampler` will record the server span of a request with these (ASGI) headers."""
+def sampled(
+    headers: Iterable[tuple[bytes, bytes]], sampler: Sampler, bound: int | None = None
+) -> bool:
+    """Whether `sampler` will record the server span of a request with these (ASGI) headers;
+    `bound` is `root_bound(sampler)`, worked out once."""
     parent = next((value for name, value in headers if name == b"traceparent"), None)
-    if parent is None and (bound := _root_bound(sampler)) is not None:
+    if parent is None and bound is not None:
         # The usual request, with no parent, under a ratio: the SDK's own test, inlined (the
         # sampler's call builds a result object per request to say the same).
         trace_id = random.getrandbits(128) or 1
@@ -87,7 +90,7 @@ def release(token: "contextvars.Token[Context]") -> None:
     otel_context.detach(token)
 
 
-def _root_bound(sampler: Sampler) -> int | None:
+def root_bound(sampler: Sampler) -> int | None:
     """The bound of the ratio that decides a request with no parent, when `sampler` is (the
     platform's `RequestRoots` around) `ParentBased(TraceIdRatioBased)`; None for any other."""
     inner = getattr(sampler, "inner", sampler)

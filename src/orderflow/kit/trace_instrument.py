@@ -1,6 +1,8 @@
 """Spans from the maintained instrumentations: FastAPI (ASGI) server spans, a span per SQL
 statement (SQLAlchemy, on each engine's sync core), Redis and httpx calls (`kit/tracing.py`)."""
 
+from typing import Any, cast
+
 from fastapi import FastAPI
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,7 +13,6 @@ from orderflow.kit.tracing import (
     ORDER_ATTR,
     SERVICE_ATTR,
     TRACER,
-    as_service,
     enabled,
     tracer,
 )
@@ -27,11 +28,27 @@ def instrument_clients() -> None:
 
 
 def instrument_app(app: FastAPI, service: str) -> None:
-    """Server spans for `app`'s requests (not the probes and streams of EXCLUDED_URLS)."""
+    """Server spans for `app`'s requests (not the probes and streams of EXCLUDED_URLS).
+
+    `app.untraced_stack` builds the middleware stack as it was before: a request the gate
+    drops (`kit/app.Service`) goes through that, with neither the instrumentation nor
+    `ServiceTag`, which only a recorded request needs."""
     if not enabled():
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    plain = app.build_middleware_stack  # Starlette's own, before the instrumentation's
+
+    def untraced_stack() -> ASGIApp:
+        tagged = app.user_middleware
+        app.user_middleware = [m for m in tagged if m.cls is not cast(Any, ServiceTag)]
+        try:
+            return plain()
+        finally:
+            app.user_middleware = tagged
+
+    app.untraced_stack = untraced_stack  # type: ignore[attr-defined]
+    # Inside Starlette's error middleware: the instrumentation expects that outermost.
     app.add_middleware(ServiceTag, service=service)
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
@@ -52,7 +69,9 @@ def instrument_engine(engine: AsyncEngine) -> None:
 
 
 class ServiceTag:
-    """ASGI: the request's spans name this service, and its span the order in its path."""
+    """ASGI, inside the instrumentation: the request's span names this service, and the order
+    in its path. (Every request's other spans name it by `tracing.as_service`, which
+    `kit/app.Service` sets.)"""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
@@ -60,9 +79,8 @@ class ServiceTag:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         span = trace.get_current_span()
-        if not span.is_recording():  # most requests, at a ratio: the service name only
-            with as_service(self.service):
-                await self.app(scope, receive, send)
+        if not span.is_recording():  # excluded paths, and a parent's decision to drop
+            await self.app(scope, receive, send)
             return
         span.set_attribute(SERVICE_ATTR, self.service)
 
@@ -74,5 +92,4 @@ class ServiceTag:
                     span.set_attribute(ORDER_ATTR, int(order_id))
             await send(message)
 
-        with as_service(self.service):
-            await self.app(scope, receive, send_noting_order)
+        await self.app(scope, receive, send_noting_order)

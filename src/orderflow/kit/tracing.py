@@ -70,6 +70,7 @@ class _Tracing:
     sampler: Sampler
     buffer: SpanBuffer
     service: str
+    root_bound: int | None  # trace_gate.root_bound(sampler), worked out once
 
 
 _state: _Tracing | None = None
@@ -108,7 +109,7 @@ def setup(service: str, *, buffer_size: int = 5000) -> bool:
     from orderflow.kit.trace_instrument import instrument_clients
 
     instrument_clients()
-    _state = _Tracing(provider, sampler, spans, service)
+    _state = _Tracing(provider, sampler, spans, service, trace_gate.root_bound(sampler))
     log.info("tracing on: sampler %s, OTLP %s", sampler.get_description(), otlp_endpoint() or "off")
     return True
 
@@ -163,12 +164,22 @@ def counting_calls() -> Iterator[Calls]:
 
 @contextmanager
 def as_service(service: str) -> Iterator[None]:
-    """Spans started inside belong to `service` (the relay; each app's requests)."""
+    """Spans started inside belong to `service` (the relay)."""
     token = _SERVICE.set(service)
     try:
         yield
     finally:
         _SERVICE.reset(token)
+
+
+def serve(service: str) -> "contextvars.Token[str]":
+    """`as_service` without a context manager, for every request (`kit/app.Service`): the
+    token to give `served`."""
+    return _SERVICE.set(service)
+
+
+def served(token: "contextvars.Token[str]") -> None:
+    _SERVICE.reset(token)
 
 
 def tracer() -> trace.Tracer:
@@ -178,7 +189,7 @@ def tracer() -> trace.Tracer:
 def request_sampled(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether a request with these ASGI headers will be sampled (`kit/trace_gate.py`); True
     when tracing is off (nothing to suppress)."""
-    return _state is None or trace_gate.sampled(headers, _state.sampler)
+    return _state is None or trace_gate.sampled(headers, _state.sampler, _state.root_bound)
 
 
 def recording() -> bool:
