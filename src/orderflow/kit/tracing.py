@@ -71,6 +71,7 @@ class _Tracing:
     buffer: SpanBuffer
     service: str
     root_bound: int | None  # trace_gate.root_bound(sampler), worked out once
+    tracer: trace.Tracer
 
 
 _state: _Tracing | None = None
@@ -109,7 +110,8 @@ def setup(service: str, *, buffer_size: int = 5000) -> bool:
     from orderflow.kit.trace_instrument import instrument_clients
 
     instrument_clients()
-    _state = _Tracing(provider, sampler, spans, service, trace_gate.root_bound(sampler))
+    bound = trace_gate.root_bound(sampler)
+    _state = _Tracing(provider, sampler, spans, service, bound, provider.get_tracer(TRACER))
     log.info("tracing on: sampler %s, OTLP %s", sampler.get_description(), otlp_endpoint() or "off")
     return True
 
@@ -183,7 +185,8 @@ def served(token: "contextvars.Token[str]") -> None:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER)
+    """orderflow's tracer: made once (`get_tracer` makes a new one, with its scope, per call)."""
+    return _state.tracer if _state is not None else trace.get_tracer(TRACER)
 
 
 def request_sampled(headers: Iterable[tuple[bytes, bytes]]) -> bool:
