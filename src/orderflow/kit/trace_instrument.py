@@ -70,7 +70,7 @@ def instrument_engine(engine: AsyncEngine) -> None:
 
 class ServiceTag:
     """ASGI, inside the instrumentation: the request's span names this service, and the order
-    in its path. (Every request's other spans name it by `tracing.as_service`, which
+    in its path. (Every request's other spans name it by `tracing.serve`, which
     `kit/app.Service` sets.)"""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
