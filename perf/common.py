@@ -241,6 +241,66 @@ class CpuUse:
         return self.others_s / self.wall_s if self.wall_s else 0.0
 
 
+# ---------------------------------------------------------------- the platform's processes
+
+PLATFORM_GROUPS = ("shop", "crm", "mes", "relay", "PostgreSQL", "Redis", "supervisor")
+ProcessTimes = dict[int, tuple[str, float]]  # pid -> (group, CPU seconds so far)
+
+
+def group_of(cmdline: list[str], name: str) -> str | None:
+    """Which part of the platform a process is, from its command line (None: not ours)."""
+    if name.startswith("postgres") or (cmdline and cmdline[0].startswith("postgres")):
+        return "PostgreSQL"
+    if name.startswith("redis-server"):
+        return "Redis"
+    if "orderflow" in cmdline:
+        command = cmdline[cmdline.index("orderflow") + 1 :]
+        if command[:1] == ["serve"] and len(command) > 1:
+            return command[1]
+        if command[:1] == ["relay"]:
+            return "relay"
+        return "supervisor"
+    return None
+
+
+def platform_times(root: int) -> ProcessTimes:
+    """Every process under `root` (itself included) that is part of the platform: its group
+    and its CPU seconds (with its reaped children's: PostgreSQL's parallel workers)."""
+    parents: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(entry)) is not None:
+            parents[int(entry)] = int(fields[1])
+            spent[int(entry)] = sum(int(v) for v in fields[11:15]) / TICKS
+    found: ProcessTimes = {}
+    for pid in parents:
+        ancestor = pid
+        while ancestor not in (root, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor != root:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = [part.decode(errors="replace") for part in f.read().split(b"\0") if part]
+            with open(f"/proc/{pid}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        if (group := group_of(cmdline, name)) is not None:
+            found[pid] = (group, spent[pid])
+    return found
+
+
+def cores_by_group(before: ProcessTimes, after: ProcessTimes, seconds: float) -> dict[str, float]:
+    """Cores each group used between two `platform_times` (a process that started between
+    them: all its time; one that ended: what it used before the first)."""
+    used = dict.fromkeys(PLATFORM_GROUPS, 0.0)
+    for pid, (group, now) in after.items():
+        then = before.get(pid, (group, 0.0))[1]
+        used[group] = used.get(group, 0.0) + max(0.0, now - then)
+    return {group: round(value / max(seconds, 1e-9), 4) for group, value in used.items()}
+
+
 @dataclass
 class CpuMeter:
     """CPU seconds of groups of processes between `start()` and `stop()`, with the machine's

@@ -27,11 +27,13 @@ from orderflow.kit.settings import Settings
 from perf.common import (
     BENCH_DOCS,
     PERFORMANCE_MD,
-    TICKS,
+    PLATFORM_GROUPS,
     Child,
+    cores_by_group,
     describe_machine,
     log,
     plain,
+    platform_times,
     publish,
     run_unwinding,
     wait_quiet,
@@ -39,7 +41,6 @@ from perf.common import (
 )
 
 HEADING = "## Idle: the platform doing nothing"
-GROUPS = ("shop", "crm", "mes", "relay", "PostgreSQL", "Redis", "supervisor")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,81 +57,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def group_of(cmdline: list[str], name: str) -> str | None:
-    """Which part of the platform a process is, from its command line."""
-    if name.startswith("postgres") or (cmdline and cmdline[0].startswith("postgres")):
-        return "PostgreSQL"
-    if name.startswith("redis-server"):
-        return "Redis"
-    if "orderflow" in cmdline:
-        command = cmdline[cmdline.index("orderflow") + 1 :]
-        if command[:1] == ["serve"] and len(command) > 1:
-            return command[1]
-        if command[:1] == ["relay"]:
-            return "relay"
-        return "supervisor"
-    return None
-
-
-def descendants(root: int) -> dict[int, str]:
-    """Every process under `root` (itself included) that belongs to the platform, by group."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-    found: dict[int, str] = {}
-    for pid in parents:
-        ancestor = pid
-        while ancestor not in (root, 0, 1) and ancestor in parents:
-            ancestor = parents[ancestor]
-        if ancestor != root:
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = [part.decode(errors="replace") for part in f.read().split(b"\0") if part]
-            with open(f"/proc/{pid}/comm") as f:
-                name = f.read().strip()
-        except OSError:
-            continue
-        if (group := group_of(cmdline, name)) is not None:
-            found[pid] = group
-    return found
-
-
-def cpu_s(pid: int) -> float | None:
-    """User and system CPU seconds of `pid` and its reaped children; None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return sum(int(v) for v in fields[11:15]) / TICKS
-
-
 def measure(root: int, seconds: float) -> dict[str, float]:
-    """Cores each group used over `seconds` (processes that started meanwhile: all their time)."""
-    before = {pid: (group, cpu_s(pid)) for pid, group in descendants(root).items()}
-    started = time.monotonic()
+    """Cores each part of the platform used over `seconds`."""
+    before, started = platform_times(root), time.monotonic()
     time.sleep(seconds)
-    took = time.monotonic() - started
-    after = descendants(root)
-    spent = dict.fromkeys(GROUPS, 0.0)
-    for pid, group in after.items():
-        now = cpu_s(pid)
-        if now is None:
-            continue
-        then = before.get(pid, (group, 0.0))[1] or 0.0
-        spent[group] = spent.get(group, 0.0) + max(0.0, now - then)
-    return {group: round(value / took, 4) for group, value in spent.items()}
+    return cores_by_group(before, platform_times(root), time.monotonic() - started)
 
 
 def section(results: dict[str, Any]) -> str:
     cores = results["cores"]
-    rows = "\n".join(f"| {group} | {cores.get(group, 0.0):.4f} |" for group in GROUPS)
+    rows = "\n".join(f"| {group} | {cores.get(group, 0.0):.4f} |" for group in PLATFORM_GROUPS)
     return (
         f"{HEADING}\n\n"
         f"`python -m perf.idle --seconds {results['seconds']:.0f}`, {results['when']}: "

@@ -72,10 +72,11 @@ def _steps(run: Run, key: dict[str, Any]) -> list[str]:
             " **saturated: not a platform measurement**" if step.generator_saturated else ""
         )
         others = f"{step.others_cores:.2f}" if run.started_platform else NONE
+        processes = ", ".join(f"{g} {c:.2f}" for g, c in step.process_cores.items()) or NONE
         rows.append(
             f"| {step.mode} | {step.users} | {_n(rps)} | {failures} | "
             f"{'holds' if held else 'broken'} | {step.platform_cores:.2f} | {generator} | "
-            f"{others} | {step.rates.machine_busy_cores:.2f} |"
+            f"{others} | {step.rates.machine_busy_cores:.2f} | {processes} |"
         )
     return rows
 
@@ -162,11 +163,12 @@ def section(
         f"generator: the Locust process, saturated above {GENERATOR_SATURATED:.0%} of a core "
         "(such a step measured the generator: it ends the ladder and counts as no break); "
         "other processes: the rest of the machine's busy cores, work beside the test on a "
-        "shared machine.",
+        "shared machine; by process: the platform's CPU by part (its processes found under "
+        "`orderflow up`, so only when the test started the platform).",
         "",
         "| mode | users | req/s | errors | SLA | platform CPU | load generator CPU | "
-        "other processes | machine busy |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "other processes | machine busy | platform CPU by process |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *_steps(run, key),
         "",
         "| endpoint group | SLA p95 | off: capacity | off: what stopped it | on: capacity | "

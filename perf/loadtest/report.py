@@ -126,6 +126,7 @@ def _step_metrics(run: Run, step: Step) -> dict[str, Any]:
     row["generator_processes"] = step.generator_processes
     row["generator_saturated"] = step.generator_saturated
     row["others_cores"] = round(step.others_cores, 2) if run.started_platform else None
+    row |= {f"cores_{group}": cores for group, cores in step.process_cores.items()}
     return row
 
 

@@ -25,6 +25,9 @@ class Step:
     generator_cores: float  # the load generator's CPU seconds per second, its processes summed
     platform_cores: float  # the platform's (see Run.platform_cpu for what that covers)
     generator_processes: int = 1
+    # Cores by part of the platform (perf.common.PLATFORM_GROUPS); empty when the test did
+    # not start the platform (its processes are then not ours to find).
+    process_cores: dict[str, float] = field(default_factory=dict)
 
     @property
     def others_cores(self) -> float:
@@ -79,6 +82,7 @@ class Run:
     items: int = 0
     orders: int | None = None
     started_platform: bool = False
+    platform_pid: int | None = None  # `orderflow up`, when the test started it
     interrupted: bool = False
     finished: datetime | None = None
     machine: Machine = field(default_factory=describe_machine)

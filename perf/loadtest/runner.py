@@ -15,7 +15,7 @@ import httpx
 from locust.env import Environment
 from locust.runners import LocalRunner
 
-from perf.common import process_cpu_s, tree_cpu_s
+from perf.common import cores_by_group, platform_times, process_cpu_s, tree_cpu_s
 from perf.loadtest import report, target, users
 from perf.loadtest.config import Mode, Options
 from perf.loadtest.probe import ENDPOINTS, probe
@@ -77,6 +77,7 @@ def run(opts: Options) -> Path | None:
         platform_cpu: Callable[[], float] | None = None
         if platform is not None and platform.child is not None:
             platform_cpu = functools.partial(tree_cpu_s, platform.child.pid)
+            result.platform_pid = platform.child.pid
             result.platform_cpu = "`orderflow up` and every process under it"
         categories, result.items = target.catalogue(opts.urls)
         result.categories, result.orders = len(categories), target.order_count(opts.urls)
@@ -197,16 +198,21 @@ def _steps(
         before, start = snapshot(opts.urls), rec.now()
         t0, gen0 = time.monotonic(), process_cpu_s(me)
         plat0 = platform_cpu() if platform_cpu else 0.0
+        procs0 = platform_times(result.platform_pid) if result.platform_pid else {}
         sleep(opts.step_seconds, stop)
         wall, gen1 = time.monotonic() - t0, process_cpu_s(me)
         plat1 = platform_cpu() if platform_cpu else 0.0
+        procs1 = platform_times(result.platform_pid) if result.platform_pid else {}
         after, end_s = snapshot(opts.urls), rec.now()
         if stop():
             break  # a cut-short step would skew the figures
         r = rates(before, after)
         generator = (gen1 - gen0) / wall
         platform = (plat1 - plat0) / wall if platform_cpu else r.machine_busy_cores - generator
-        step = Step(mode, count, start, end_s, r, generator, max(0.0, platform))
+        by_group = cores_by_group(procs0, procs1, wall) if procs0 else {}
+        step = Step(
+            mode, count, start, end_s, r, generator, max(0.0, platform), process_cores=by_group
+        )
         result.steps.append(step)
         broken = [row for row in groups_at_step(result, step) if not row.holds]
         _print_step(result, step, after.missing, broken)
@@ -225,6 +231,11 @@ def _steps(
     console.print(f"  [bold]cache {mode}[/bold]: {end.text()}")
 
 
+def by_process(step: Step) -> str:
+    """`shop 0.35, crm 0.12, ...`: the step's cores by part of the platform."""
+    return ", ".join(f"{group} {cores:.2f}" for group, cores in step.process_cores.items())
+
+
 def _print_step(result: Run, step: Step, missing: list[str], broken: list[GroupAtStep]) -> None:
     rps, failures = total_rps(result, step)
     window = result.recorder.window(step.mode, step.start_s, step.end_s)
@@ -239,6 +250,7 @@ def _print_step(result: Run, step: Step, missing: list[str], broken: list[GroupA
         f"item hits {hit}; CPU cores: platform {step.platform_cores:.2f}, load generator "
         f"{step.generator_cores:.2f}{saturated}, others {step.others_cores:.2f}, machine "
         f"{step.rates.machine_busy_cores:.2f}; "
+        + (f"by process: {by_process(step)}; " if step.process_cores else "")
         + ("SLA holds" if not broken else f"[red]SLA broken by {len(broken)} groups[/red]")
         + (f" [yellow](no /metrics from {', '.join(missing)})" if missing else "")
     )
