@@ -178,9 +178,7 @@ class UpkeepJournal:
 
     async def tick(self) -> int:
         """One round of the worker: repair the rows left for `repair_after_s`; how many."""
-        if not await self._cache_usable() or not await any_due(
-            self.sessions, self.model, self.repair_after_s
-        ):
+        if not await self._cache_usable() or not await any_due(self.sessions, self.repair_after_s):
             return 0
         repaired = await self._repair_due(self.repair_after_s, BATCHES_PER_TICK)
         metrics.UPKEEP_REPAIRED.labels(self.database, "worker").inc(repaired)
