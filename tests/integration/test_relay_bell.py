@@ -3,7 +3,7 @@ outbox row instead of polling, and polls only while it cannot hear the announcem
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -52,9 +52,9 @@ async def relaying(
             await asyncio.wait_for(task, 10)
 
 
-async def until(condition: object, within_s: float = 15.0) -> None:
+async def until(condition: Callable[[], bool], within_s: float = 15.0) -> None:
     deadline = time.monotonic() + within_s
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "not within the time"
         await asyncio.sleep(0.02)
 
@@ -109,7 +109,12 @@ async def test_a_relay_whose_listening_connection_is_cut_listens_again_and_deliv
         lost = asyncio.Event()
         listener = bell.listeners[0]  # the Shop database's
         on_down = listener.on_down
-        listener.on_down = lambda: (lost.set(), on_down())[-1]
+
+        def noted_down() -> None:
+            lost.set()
+            on_down()
+
+        listener.on_down = noted_down
         admin = await asyncpg.connect(asyncpg_dsn(settings.shop_dsn))
         try:
             await admin.execute(
