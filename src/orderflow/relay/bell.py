@@ -6,7 +6,7 @@ mesdb_0007); PostgreSQL sends it at commit, once per transaction however many ro
 An idle relay used to poll both outboxes every 50 ms (0.07 of a core, most of the idle
 platform's CPU); now it sleeps until rung. A notification can be missed only while a
 listening connection is down: then the relay polls as before (`quiet_s`), and when listening
-starts again the bell rings once for whatever was written meanwhile. A long `idle_s` poll
+starts again the bell rings once for whatever was written meanwhile. A long poll (`IDLE_S`)
 stays as the last safety net, for a notification lost in a way the connection did not show.
 """
 
