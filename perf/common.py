@@ -404,7 +404,9 @@ def wait_until(
 
 class Child:
     """`python -m <module> <args>` as a child in its own session (a Ctrl-C in the terminal
-    reaches only us, and we stop the children in order), its output into `log` when given."""
+    reaches only us, and we stop the children in order), its output into `log` when given.
+    `root`: the repository whose code it runs; another tree than this one (an earlier commit,
+    `perf.bench.versus`) runs with its own virtualenv's Python, in its own directory."""
 
     def __init__(
         self,
@@ -412,10 +414,13 @@ class Child:
         args: Sequence[str],
         env: dict[str, str] | None = None,
         log: Path | None = None,
+        *,
+        root: Path = ROOT,
     ) -> None:
         env = dict(os.environ if env is None else env)
         # perf.* modules run from any directory: the repository goes on their path.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+        python = sys.executable if root == ROOT else str(root / ".venv" / "bin" / "python")
         self.name, self.log = f"`python -m {module} {' '.join(args)}`", log
         out = None
         if log is not None:
@@ -423,7 +428,8 @@ class Child:
             out = log.open("ab")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", module, *args],
+                [python, "-m", module, *args],
+                cwd=None if root == ROOT else root,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT if out else None,

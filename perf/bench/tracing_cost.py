@@ -15,7 +15,6 @@ Results go to docs/bench/tracing.json (the table is printed; docs/tracing.md quo
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import sys
@@ -24,22 +23,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orderflow.kit.embedded import free_port
-from orderflow.kit.settings import Settings
-from perf.bench.data import PACKAGES, data_root, servers
+from perf.bench import interleave
+from perf.bench.data import PACKAGES, servers
 from perf.bench.loadgen import LoadWorker
-from perf.bench.reads import TRACING, Bench, Slice, Spec, key_sequence, row_of, server_env, split
+from perf.bench.reads import TRACING, Bench, Spec, row_of, server_env, split
 from perf.common import (
     BENCH_DOCS,
-    Child,
     data_arguments,
     describe_machine,
-    healthy,
     log,
     pin_cpus,
     plain,
     run_unwinding,
-    wait_until,
     write_json,
 )
 
@@ -64,35 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def start_app(
-    stack: ExitStack, live: Settings, setting: str, args: argparse.Namespace, cpu: int | None
-) -> tuple[Child, int]:
-    port = free_port()
-    name = setting.replace("%", "pct")
-    app_log = data_root(args.data_dir, args.orders) / f"bench-app-tracing-{name}.log"
-    log(f"starting the bench app traced {setting} on :{port} (core {cpu}, log {app_log})")
-    app_args = ["--port", str(port), *(["--cpu", str(cpu)] if cpu is not None else [])]
-    server = Child("perf.bench.app", app_args, server_env(live, setting), app_log)
-    stack.callback(server.stop)
-    wait_until(
-        functools.partial(healthy, f"http://127.0.0.1:{port}"), "the bench app", children=[server]
-    )
-    return server, port
-
-
 def measure(benches: dict[str, Bench], kind: str, rounds: int) -> list[dict[str, Any]]:
     """Every setting's server in turn, `rounds` times, the order rotating each round."""
-    sequence: list[str] = []
-    for bench in benches.values():  # each server warms its own near copies; Redis is shared
-        keys = bench.http.get(f"/bench/keys/{kind}").raise_for_status().json()["keys"]
-        bench.http.post(f"/bench/warm/{kind}").raise_for_status()
-        sequence = sequence or key_sequence(kind, keys, bench.args.zipf)
+    taken = interleave.slices(benches, kind, rounds)
     settings = list(benches)
-    taken: dict[str, list[Slice]] = {s: [] for s in settings}
-    for r in range(rounds):
-        for setting in settings[r % len(settings) :] + settings[: r % len(settings)]:
-            spec = Spec(setting, "ours")
-            taken[setting].append(benches[setting].slice(kind, spec, sequence, rounds))
     rows = [row_of(kind, Spec(s, "ours"), taken[s]) for s in settings]
     base = rows[0]
     for row, setting in zip(rows, settings, strict=True):
@@ -137,9 +107,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(load.close)
         benches: dict[str, Bench] = {}
         for setting in settings:
-            server, port = start_app(stack, live, setting, args, server_cpu)
-            benches[setting] = bench = Bench(args, port, server, load)
-            stack.callback(bench.http.close)
+            env, label = server_env(live, setting), f"tracing-{setting.replace('%', 'pct')}"
+            benches[setting] = interleave.start_bench_app(stack, env, label, args, server_cpu, load)
         for kind in split(args.kinds):
             log(f"{kind}: {' / '.join(settings)}, {args.rounds} rounds")
             results["kinds"][kind] = measure(benches, kind, args.rounds)

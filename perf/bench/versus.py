@@ -17,7 +17,6 @@ and kept there for the next run. Only the `ours` variant is measured: the platfo
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import shutil
 import statistics
@@ -27,18 +26,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from orderflow.kit.embedded import free_port
-from perf.bench.data import data_root, servers
+from perf.bench import interleave
+from perf.bench.data import servers
 from perf.bench.loadgen import LoadWorker
-from perf.bench.reads import KINDS, Bench, Spec, key_sequence, row_of, server_env
+from perf.bench.reads import KINDS, Bench, Spec, row_of, server_env
 from perf.common import (
     ROOT,
     data_arguments,
-    healthy,
     log,
     pin_cpus,
     run_unwinding,
-    wait_until,
 )
 
 
@@ -78,46 +75,6 @@ def worktree(commit: str, data_dir: Path) -> Path:
     return tree
 
 
-class App:
-    """One tree's bench app, run by that tree's own Python."""
-
-    def __init__(
-        self, tree: Path, env: dict[str, str], port: int, cpu: int | None, log_path: Path
-    ) -> None:
-        env = env | {"PYTHONPATH": str(tree)}
-        args = ["-m", "perf.bench.app", "--port", str(port)]
-        args += ["--cpu", str(cpu)] if cpu is not None else []
-        with log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [str(tree / ".venv" / "bin" / "python"), *args],
-                cwd=tree,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.name = f"the bench app of {tree}"
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self.proc.poll()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def redis_database(url: str, db: int) -> str:
     """`url` (redis://host:port, maybe with a database) naming database `db`."""
     head, _, tail = url.partition("://")
@@ -125,16 +82,8 @@ def redis_database(url: str, db: int) -> str:
 
 
 def measure(benches: dict[str, Bench], kind: str, rounds: int) -> dict[str, Any]:
-    sequence: list[str] = []
-    for bench in benches.values():
-        keys = bench.http.get(f"/bench/keys/{kind}").raise_for_status().json()["keys"]
-        bench.http.post(f"/bench/warm/{kind}").raise_for_status()
-        sequence = sequence or key_sequence(kind, keys, bench.args.zipf)
+    taken = interleave.slices(benches, kind, rounds)
     names = list(benches)
-    taken: dict[str, list[Any]] = {n: [] for n in names}
-    for r in range(rounds):
-        for name in names[r % 2 :] + names[: r % 2]:
-            taken[name].append(benches[name].slice(kind, Spec(name, "ours"), sequence, rounds))
     rows = {n: row_of(kind, Spec(n, "ours"), taken[n]) for n in names}
     slices = {n: [round(s.result.rps) for s in taken[n]] for n in names}
     ratio = rows["this"]["rps"] / rows["base"]["rps"]
@@ -158,14 +107,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         benches: dict[str, Bench] = {}
         for db, (name, tree) in enumerate((("this", ROOT), ("base", base))):
             env = server_env(live) | {"ORDERFLOW_REDIS_URL": redis_database(live.redis_url, db)}
-            port = free_port()
-            app_log = data_root(args.data_dir, args.orders) / f"bench-app-versus-{name}.log"
-            app = App(tree, env, port, server_cpu, app_log)
-            stack.callback(app.stop)
-            up = functools.partial(healthy, f"http://127.0.0.1:{port}")
-            wait_until(up, str(app), children=[app])  # type: ignore[list-item]
-            benches[name] = bench = Bench(args, port, app, load)  # type: ignore[arg-type]
-            stack.callback(bench.http.close)
+            label = f"versus-{name}"
+            benches[name] = interleave.start_bench_app(
+                stack, env, label, args, server_cpu, load, tree
+            )
         for kind in args.kinds.split(","):
             log(f"{kind}: this tree / {args.base}, {args.rounds} rounds")
             results["kinds"][kind] = measure(benches, kind, args.rounds)
