@@ -10,6 +10,8 @@ and the page polls instead (`static/live-orders.js`) until a stream holds again.
 """
 
 import asyncio
+import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -30,6 +32,9 @@ from orderflow.sales.orders.changes import Change, OrderChanges, listening
 router = page_router()
 HEARTBEAT = b": heartbeat\n\n"
 CATCH_UP_S = 3.0  # longest wait for the announced version to reach the cache (upkeep: ~2 s)
+# A change the cache has not shown by then is looked at again, CATCH_UP_S later, so many times
+# at most: sending what the cache held and waiting for the next change left a page stale.
+MAX_LOOKS = 10
 Render = Callable[[], Awaitable[tuple[dict[int, int], str]]]
 
 
@@ -91,7 +96,9 @@ def _status(sales: Sales, me: dict[str, Any], order_id: int) -> Render:
     return render
 
 
-async def _caught_up(render: Render, change: Change | None, *, first_page: bool) -> str:
+async def _caught_up(
+    render: Render, change: Change | None, *, first_page: bool
+) -> tuple[str, bool]:
     """The render, once it shows the announced version of the changed order (or, after
     CATCH_UP_S, whatever the cache holds: the cache's upkeep has its own guarantees). A new
     order (version 1) belongs at the top of the first page of the list: it waits for it there."""
@@ -99,14 +106,14 @@ async def _caught_up(render: Render, change: Change | None, *, first_page: bool)
     while True:
         versions, html = await render()
         if change is None:
-            return html
+            return html, True
         seen = versions.get(change.order_id)
         if seen is None and not (first_page and change.version == 1):
-            return html  # not on this page: nothing to wait for
+            return html, True  # not on this page: nothing to wait for
         if seen is not None and seen >= change.version:
-            return html
+            return html, True
         if asyncio.get_running_loop().time() > deadline:
-            return html
+            return html, False
         await asyncio.sleep(0.1)
 
 
@@ -121,7 +128,8 @@ async def _frames(
     event = "status" if order is not None else "orders"
     with changes.follow(client_id) as queue:  # first: nothing after this point is missed
         yield b": following\n\n"
-        yield sse_frame(event, await _caught_up(render, None, first_page=first_page))
+        yield sse_frame(event, (await _caught_up(render, None, first_page=first_page))[0])
+        looks: Counter[Change] = Counter()
         while True:
             try:
                 change = await asyncio.wait_for(queue.get(), heartbeat_s)
@@ -131,5 +139,13 @@ async def _frames(
             if change is None:  # the listener lost PostgreSQL: the page polls meanwhile
                 return
             if order is None or change.order_id == order:
-                html = await _caught_up(render, change, first_page=first_page)
+                html, caught = await _caught_up(render, change, first_page=first_page)
                 yield sse_frame(event, html)
+                looks[change] += 1
+                if not caught and looks[change] < MAX_LOOKS:  # the cache is late: look again
+                    asyncio.get_running_loop().call_later(CATCH_UP_S, _offer, queue, change)
+
+
+def _offer(queue: asyncio.Queue[Change | None], change: Change) -> None:
+    with contextlib.suppress(asyncio.QueueFull):  # a stuck page: it resyncs anyway
+        queue.put_nowait(change)
