@@ -93,13 +93,15 @@ def free_port_range(count: int, *, bus_offset: int = CLUSTER_BUS_OFFSET) -> int:
     raise EmbeddedServerError(f"found no {count} free consecutive ports")
 
 
-def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+def wait_for_port(
+    port: int, timeout_s: float, proc: subprocess.Popen[bytes], log: Path, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise EmbeddedServerError(f"server exited with {proc.returncode}; see {log}")
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.05)
     raise EmbeddedServerError(

@@ -87,11 +87,16 @@ class EmbeddedRedisCluster:
         """Every node's port (a master and its replica each; roles change on failover)."""
         return list(range(self.base_port, self.base_port + 2 * self.masters))
 
+    def address(self, port: int) -> str:
+        """The address the node on `port` listens on and announces (a lab of several hosts
+        puts nodes on other addresses)."""
+        return "127.0.0.1"
+
     @property
     def url(self) -> str:
         """Every node's URL, joined by commas (`kit.redis.cluster_client`): a client started
         while one node is down finds the cluster from another."""
-        return ",".join(f"redis://127.0.0.1:{port}/0" for port in self.nodes)
+        return ",".join(f"redis://{self.address(port)}:{port}/0" for port in self.nodes)
 
     def node_dir(self, port: int) -> Path:
         return self.data_dir / f"node-{port}"
@@ -99,7 +104,8 @@ class EmbeddedRedisCluster:
     def _args(self, port: int) -> list[str]:
         node_dir = self.node_dir(port)
         server, _ = redis_binaries()
-        args = [str(server), "--port", str(port), "--bind", "127.0.0.1"]
+        args = [str(server), "--port", str(port), "--bind", self.address(port)]
+        args += ["--cluster-announce-ip", self.address(port)]
         args += ["--cluster-enabled", "yes"]
         args += ["--cluster-config-file", str(node_dir / f"nodes-{port}.conf")]
         args += ["--cluster-node-timeout", str(self.node_timeout_ms)]
@@ -114,6 +120,10 @@ class EmbeddedRedisCluster:
         args += ["--maxmemory", "1gb", "--maxmemory-policy", "volatile-lru"]
         args += ["--logfile", str(node_dir / "redis.log")]
         return args
+
+    def _wait_listening(self, port: int, timeout_s: float) -> None:
+        log = self.node_dir(port) / "redis.log"
+        wait_for_port(port, timeout_s, self.procs[port], log, self.address(port))
 
     def _spawn(self, port: int) -> None:
         self.procs[port] = subprocess.Popen(self._args(port), start_new_session=True)
@@ -131,9 +141,9 @@ class EmbeddedRedisCluster:
             for port in self.nodes:
                 self._spawn(port)
             for port in self.nodes:
-                wait_for_port(port, timeout_s, self.procs[port], self.node_dir(port) / "redis.log")
+                self._wait_listening(port, timeout_s)
             create = [str(redis_binaries()[1]), "--cluster", "create"]
-            create += [f"127.0.0.1:{p}" for p in self.nodes]
+            create += [f"{self.address(p)}:{p}" for p in self.nodes]
             create += ["--cluster-replicas", "1", "--cluster-yes"]
             done = subprocess.run(create, capture_output=True, text=True, timeout=timeout_s)
             if done.returncode != 0:
@@ -158,9 +168,9 @@ class EmbeddedRedisCluster:
     def _health_problem(self) -> str | None:
         for port in self.live_ports():
             try:
-                info = _cluster_info(port)
+                info = _cluster_info(self.address(port), port)
                 rows = self.cluster_nodes(port)
-                replication = _replication(port)
+                replication = _replication(self.address(port), port)
             except redis.RedisError as exc:
                 return f"node {port}: {exc}"
             if info.get("cluster_state") != "ok" or info.get("cluster_slots_ok") != "16384":
@@ -177,7 +187,7 @@ class EmbeddedRedisCluster:
     def cluster_nodes(self, port: int | None = None) -> list[ClusterNodeRow]:
         """The node table as seen by `port` (default: the first live node)."""
         port = port if port is not None else self.live_ports()[0]
-        return _parse_cluster_nodes(_node_command(port, "CLUSTER", "NODES"))
+        return _parse_cluster_nodes(_node_command(self.address(port), port, "CLUSTER", "NODES"))
 
     def master_ports(self) -> list[int]:
         """The ports of the masters that serve slots, as the first live node sees them."""
@@ -214,9 +224,9 @@ class EmbeddedRedisCluster:
         slots were taken over meanwhile). Returns once it says cluster_state:ok."""
         self.kill(port)
         self._spawn(port)
-        wait_for_port(port, timeout_s, self.procs[port], self.node_dir(port) / "redis.log")
+        self._wait_listening(port, timeout_s)
         deadline = time.monotonic() + timeout_s
-        while _cluster_info(port).get("cluster_state") != "ok":
+        while _cluster_info(self.address(port), port).get("cluster_state") != "ok":
             if time.monotonic() > deadline:
                 raise EmbeddedServerError(f"node {port} did not rejoin within {timeout_s}s")
             time.sleep(0.05)
@@ -249,9 +259,9 @@ class EmbeddedRedisCluster:
                 proc.wait()
 
 
-def _node(port: int) -> redis.Redis:
+def _node(host: str, port: int) -> redis.Redis:
     return redis.Redis(
-        host="127.0.0.1",
+        host=host,
         port=port,
         socket_timeout=1.0,
         socket_connect_timeout=1.0,
@@ -259,14 +269,14 @@ def _node(port: int) -> redis.Redis:
     )
 
 
-def _node_command(port: int, *args: str) -> str:
+def _node_command(host: str, port: int, *args: str) -> str:
     """One command to one node, its reply as text (CLUSTER replies are not parsed)."""
-    with _node(port) as client:
+    with _node(host, port) as client:
         return str(client.execute_command(*args))
 
 
-def _replication(port: int) -> dict[str, object]:
-    with _node(port) as client:
+def _replication(host: str, port: int) -> dict[str, object]:
+    with _node(host, port) as client:
         return dict(client.info("replication"))
 
 
@@ -274,5 +284,5 @@ def _fields(text: str) -> dict[str, str]:
     return dict(line.split(":", 1) for line in text.split() if ":" in line)
 
 
-def _cluster_info(port: int) -> dict[str, str]:
-    return _fields(_node_command(port, "CLUSTER", "INFO"))
+def _cluster_info(host: str, port: int) -> dict[str, str]:
+    return _fields(_node_command(host, port, "CLUSTER", "INFO"))

@@ -1,0 +1,164 @@
+"""PostgreSQL on three hosts under Patroni, with etcd (one member per database host) as the
+store Patroni elects its leader in.
+
+Replication is synchronous (`synchronous_mode: true`): a commit is acknowledged once a standby
+has it, and Patroni promotes only that standby, so an acknowledged commit survives the death of
+its primary. `ttl` 10 s, `loop_wait` 1 s, `retry_timeout` 3 s: a primary that cannot reach etcd
+demotes itself within 1 + 2 * 3 = 7 s, before its leader key runs out (Patroni's rule), so two
+primaries never accept writes at once; a dead one is replaced about 10 s after it died.
+"""
+
+import json
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.multihost.hosts import Host, Process
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+PORT = 5432
+REST_PORT = 8008
+ETCD_CLIENT, ETCD_PEER = 2379, 2380
+SUPERUSER = ("postgres", "orderflow")
+TTL_S, LOOP_WAIT_S, RETRY_TIMEOUT_S = 10, 1, 3
+
+
+def configure(db_hosts: list[Host], root: Path) -> None:
+    """Give each database host its etcd member and its Patroni (with PostgreSQL)."""
+    cluster = ",".join(f"{h.name}=http://{h.ip}:{ETCD_PEER}" for h in db_hosts)
+    for host in db_hosts:
+        home = root / host.name
+        shutil.rmtree(home, ignore_errors=True)
+        (home / "etcd").mkdir(parents=True)
+        (home / "pg").mkdir()
+        shutil.chown(home / "pg", "postgres", "postgres")
+        home.chmod(0o755)
+        etcd = (
+            "etcd", "--name", host.name, "--data-dir", str(home / "etcd"),
+            "--listen-client-urls", f"http://{host.ip}:{ETCD_CLIENT}",
+            "--advertise-client-urls", f"http://{host.ip}:{ETCD_CLIENT}",
+            "--listen-peer-urls", f"http://{host.ip}:{ETCD_PEER}",
+            "--initial-advertise-peer-urls", f"http://{host.ip}:{ETCD_PEER}",
+            "--initial-cluster", cluster, "--initial-cluster-state", "new",
+            "--initial-cluster-token", "orderflow-multihost",
+        )  # fmt: skip
+        config = home / "pg" / "patroni.yml"  # JSON is YAML
+        config.write_text(json.dumps(_patroni_config(host, db_hosts, home / "pg"), indent=1))
+        shutil.chown(config, "postgres", "postgres")
+        host.processes = [
+            Process("etcd", etcd),
+            Process("patroni", ("patroni", str(config)), user="postgres"),
+        ]
+
+
+def _patroni_config(host: Host, db_hosts: list[Host], home: Path) -> dict[str, Any]:
+    user, password = SUPERUSER
+    return {
+        "scope": "orderflow",
+        "name": host.name,
+        "restapi": {
+            "listen": f"{host.ip}:{REST_PORT}",
+            "connect_address": f"{host.ip}:{REST_PORT}",
+        },
+        "etcd3": {"hosts": [f"{h.ip}:{ETCD_CLIENT}" for h in db_hosts]},
+        "bootstrap": {
+            "dcs": {
+                "ttl": TTL_S,
+                "loop_wait": LOOP_WAIT_S,
+                "retry_timeout": RETRY_TIMEOUT_S,
+                "maximum_lag_on_failover": 1 << 20,
+                "synchronous_mode": True,
+                "postgresql": {
+                    "use_pg_rewind": True,
+                    "parameters": {
+                        "max_connections": 300,
+                        "wal_log_hints": "on",
+                        "max_wal_senders": 10,
+                        "max_replication_slots": 10,
+                        "wal_keep_size": "256MB",
+                    },
+                },
+            },
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C"}],
+        },
+        "postgresql": {
+            "listen": f"{host.ip},127.0.0.1:{PORT}",
+            "connect_address": f"{host.ip}:{PORT}",
+            "data_dir": str(home / "data"),
+            "bin_dir": str(BIN),
+            "pgpass": str(home / "pgpass"),
+            "authentication": {
+                "superuser": {"username": user, "password": password},
+                "replication": {"username": "replicator", "password": "replicator"},
+                "rewind": {"username": "rewinder", "password": "rewinder"},
+            },
+            "parameters": {"unix_socket_directories": str(home)},
+            "pg_hba": [
+                "local all all trust",
+                "host all all 127.0.0.1/32 trust",
+                "host replication replicator 10.77.0.0/24 trust",
+                "host all all 10.77.0.0/24 trust",
+            ],
+        },
+    }
+
+
+def members(host: Host, timeout_s: float = 1.0) -> list[dict[str, Any]]:
+    """Patroni's view of the cluster, asked of `host`'s REST API (role, state, lag...)."""
+    url = f"http://{host.ip}:{REST_PORT}/cluster"
+    with urllib.request.urlopen(url, timeout=timeout_s) as reply:
+        return list(json.load(reply)["members"])
+
+
+def cluster_view(db_hosts: list[Host]) -> list[dict[str, Any]]:
+    """The members as the first database host that answers sees them ([] if none answers)."""
+    for host in db_hosts:
+        try:
+            return members(host)
+        except OSError:
+            continue
+    return []
+
+
+def leader(db_hosts: list[Host]) -> Host | None:
+    """The host whose Patroni says it is the primary, asked of itself (`GET /primary`)."""
+    for host in db_hosts:
+        try:
+            with urllib.request.urlopen(f"http://{host.ip}:{REST_PORT}/primary", timeout=1):
+                return host
+        except OSError:
+            continue
+    return None
+
+
+def health_problem(db_hosts: list[Host]) -> str | None:
+    """None once there is one running leader and every other member streams from it, one of
+    them as the synchronous standby."""
+    view = cluster_view(db_hosts)
+    roles = sorted(m["role"] for m in view if m.get("state") in ("running", "streaming"))
+    if roles != ["leader", "replica", "sync_standby"]:
+        return f"members: {[(m['name'], m['role'], m.get('state')) for m in view]}"
+    return None
+
+
+def wait_healthy(db_hosts: list[Host], timeout_s: float) -> float:
+    """Seconds until `health_problem` is None; raises after `timeout_s`."""
+    started = time.monotonic()
+    while (problem := health_problem(db_hosts)) is not None:
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"PostgreSQL cluster not healthy in {timeout_s:.0f} s: {problem}")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def dsn(db_hosts: list[Host], database: str) -> str:
+    """A DSN naming every database host, connecting to the one that takes writes (asyncpg's
+    `target_session_attrs`): what the checker, outside any API host, uses."""
+    user, password = SUPERUSER
+    hosts = ",".join(f"{h.ip}:{PORT}" for h in db_hosts)
+    return (
+        f"postgresql+asyncpg://{user}:{password}@{hosts}/{database}"
+        "?target_session_attrs=read-write"
+    )
