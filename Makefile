@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # (seeded on first use, ~2 min); with one running (`make run`), it tests that one.
 LOADTEST_ARGS ?= --data-dir .orderflow-1m --orders 1000000
 
-.PHONY: help run test check lint format install bench bench-claims idle loadtest faults clean browser vendor screens
+.PHONY: help run test check lint format install bench bench-claims idle loadtest faults multihost multihost-up multihost-down multihost-tools clean browser vendor screens
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -103,6 +103,29 @@ MODEL_EXAMPLES ?= 60
 faults: install ## the long fault suite under load, then the model-based test of the cache's promise at length
 	$(UV) run --frozen python -m tests.faults.suite --seconds $(or $(FAULT_SECONDS),120)
 	ORDERFLOW_MODEL_EXAMPLES=$(MODEL_EXAMPLES) $(UV) run --frozen pytest -m model -q tests/integration/test_model.py
+
+# Several hosts on this machine (tests/multihost): network namespaces on a bridge, PostgreSQL
+# under Patroni and etcd, HAProxy, nftables; root on Linux. Elsewhere it says why and stops.
+MULTIHOST_ROUNDS ?= 2
+
+multihost: install multihost-tools ## nine hosts in network namespaces; partitions, kills, pauses and a PostgreSQL failover under load, then the checks (root on Linux)
+	$(UV) run --frozen python -m tests.multihost run --rounds $(MULTIHOST_ROUNDS)
+
+multihost-up: install multihost-tools ## start the multi-host lab, leave it running, show its hosts table
+	$(UV) run --frozen python -m tests.multihost up
+
+multihost-down: install ## stop the multi-host lab: every process, namespace and file of it
+	$(UV) run --frozen python -m tests.multihost down
+
+# Patroni, etcd, HAProxy, nftables and PostgreSQL 15 from Debian: installed only when missing,
+# and only as root on Debian; elsewhere `tests.multihost` says what is missing.
+multihost-tools:
+	@if command -v patroni >/dev/null && command -v etcd >/dev/null && command -v haproxy >/dev/null \
+	  && command -v nft >/dev/null && [ -x /usr/lib/postgresql/15/bin/postgres ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends patroni etcd-server haproxy nftables postgresql-15 \
+	  || echo "apt-get could not install the lab's servers"; fi
 
 clean: ## remove the embedded servers' data (.orderflow/) and caches
 	rm -rf .orderflow .pytest_cache .mypy_cache .ruff_cache

@@ -98,6 +98,7 @@ class FaultWindow:
     name: str
     started: float
     ended: float
+    database: bool = False  # the database was away (or could be) while it lasted
 
 
 ACTION = re.compile(r"^/orders/(\d+)/(\w+)$")
@@ -118,8 +119,8 @@ class History:
     crashes: list[tuple[float, str, int]] = field(default_factory=list)  # died, restarted
     failovers: list["Failover"] = field(default_factory=list)  # a cluster's masters killed
 
-    def fault(self, name: str, started: float) -> None:
-        self.faults.append(FaultWindow(name, started, time.monotonic()))
+    def fault(self, name: str, started: float, *, database: bool = False) -> None:
+        self.faults.append(FaultWindow(name, started, time.monotonic(), database))
 
     def during_fault(self, started: float, ended: float) -> bool:
         return any(f.started <= ended and started <= f.ended for f in self.faults)

@@ -1,8 +1,8 @@
 """The lab of several hosts on this machine (root on Linux).
 
-    python -m tests.multihost up       # build the hosts, start everything, show the hosts table
-    python -m tests.multihost down     # stop everything, remove the hosts: nothing left behind
-    python -m tests.multihost run      # up, the nemesis under load, the checks, down (make multihost)
+python -m tests.multihost up       # build the hosts, start everything, show the hosts table
+python -m tests.multihost down     # stop everything, remove the hosts: nothing left behind
+python -m tests.multihost run      # up, the nemesis under load, the checks, down (make multihost)
 """
 
 import argparse

@@ -159,6 +159,5 @@ def dsn(db_hosts: list[Host], database: str) -> str:
     user, password = SUPERUSER
     hosts = ",".join(f"{h.ip}:{PORT}" for h in db_hosts)
     return (
-        f"postgresql+asyncpg://{user}:{password}@{hosts}/{database}"
-        "?target_session_attrs=read-write"
+        f"postgresql+asyncpg://{user}:{password}@{hosts}/{database}?target_session_attrs=read-write"
     )

@@ -62,7 +62,10 @@ class Host:
         log = open(logs / f"{self.name}-{process.name}.log", "ab")  # noqa: SIM115 (the child's)
         env = dict(os.environ) | dict(process.env)
         proc = subprocess.Popen(
-            [*argv, *process.argv], stdout=log, stderr=subprocess.STDOUT, env=env,
+            [*argv, *process.argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,
         )
         log.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import redis
 from rich.progress import Progress
 
 from orderflow.data.migrations import upgrade
@@ -192,6 +193,24 @@ class Lab:
             role = "master" if row.is_master and row.slots else "replica"
             roles[row.port] = f"{row.port} {role}" + (" (failed)" if row.failed else "")
         return roles
+
+    def redis_placement(self, timeout_s: float = 30.0) -> None:
+        """Put the Redis masters back on the nodes they began on (one per Redis host): a host
+        killed or paused comes back with replicas only, and the next fault on the host that
+        then carries two masters would take a majority of the masters, which no failover
+        survives. `CLUSTER FAILOVER` asked of a replica swaps it with its master, no loss."""
+        cluster = self.cluster
+        first = cluster.nodes[: cluster.masters]
+        deadline = time.monotonic() + timeout_s
+        while demoted := [p for p in first if p not in cluster.master_ports()]:
+            if time.monotonic() > deadline:
+                raise EmbeddedServerError(f"nodes {demoted} not masters again in {timeout_s} s")
+            for port in demoted:
+                with redis.Redis(host=cluster.address(port), port=port, socket_timeout=2) as node:
+                    if node.info("replication").get("master_link_status") == "up":
+                        node.execute_command("CLUSTER", "FAILOVER")
+            time.sleep(1.0)
+        cluster.wait_healthy(timeout_s)
 
     def down(self) -> None:
         if self.redis is not None:

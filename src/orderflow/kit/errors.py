@@ -126,8 +126,10 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONBytes:
 
 # SQLSTATEs that say the server cannot serve now, not that the statement was wrong: connection
 # exceptions (08), insufficient resources (53: too many connections), shutting down, crashed or
-# starting up (57P01-57P03), and a statement cancelled by its timeout (57014).
-UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014")
+# starting up (57P01-57P03), a statement cancelled by its timeout (57014), and a write sent to
+# a server that is a standby (25006: a PostgreSQL failover under way, the pooled connection still
+# on the demoted primary).
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006")
 
 
 def is_connection_error(exc: BaseException) -> bool:
