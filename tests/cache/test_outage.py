@@ -171,18 +171,22 @@ async def test_a_failing_recovery_keeps_the_breaker_open(fragile: Cache, entity:
 
 
 async def test_a_server_that_lost_data_moves_the_epoch_once_for_every_process(
-    fragile: Cache, private_client: Redis, entity: Entity, ns: str
+    fragile: Cache, private_client: Redis, private_redis: EmbeddedRedis, entity: Entity, ns: str
 ) -> None:
     """A restart that kept a snapshot, or a promoted replica, serves under another run id than
     the one marked: the first probe to see it moves the epoch; another process's probe of the
-    same event finds the mark set and moves nothing."""
+    same event finds the mark set and moves nothing. (The snapshot is the one `SAVE` takes; a
+    restart loads it whatever `--save` says.)"""
     await fragile.start()
     other = Cache(private_client, ns, timeout_s=TIMEOUT_S)
     await other.start()
     loader = Loader(1, b'{"v":1}')
     await fragile.get_or_load(entity, "a", loader, TTL)
     before = fragile.epoch
-    await private_client.set(f"{ns}:epoch:server", "a server that is gone")
+    await private_client.save()
+    private_redis.stop()
+    private_redis.start()  # the same data, under another run id
+    await private_client.connection_pool.disconnect()  # its old connections are dead
     for cache in (fragile, other):
         cache.trip(probe_now=True)
         await cache.get_or_load(entity, "a", loader, TTL)

@@ -70,7 +70,11 @@ def repairable_from(at: float, history: History) -> float:
     that began before the repair was due has ended."""
     start = at
     for f in sorted(history.faults, key=lambda f: f.started):
-        if (f.database or f.name in DATABASE_FAULTS) and f.started <= start + REPAIR_BOUND_S and f.ended > start:
+        if (
+            (f.database or f.name in DATABASE_FAULTS)
+            and f.started <= start + REPAIR_BOUND_S
+            and f.ended > start
+        ):
             start = f.ended
     return start
 

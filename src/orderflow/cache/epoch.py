@@ -46,6 +46,9 @@ class Epochs:
     ) -> None:
         self.namespace = namespace
         self.layout = layout
+        self._redis = redis
+        # shard -> (its masters, their run id) when all its slots were last checked here
+        self._checked: dict[str, tuple[tuple[str, ...], str]] = {}
         self._values: dict[int, int] = {}  # a missing slot is a guess of 0: replies correct it
         self._moves = 0
         self._scripts = scripts
@@ -94,6 +97,21 @@ class Epochs:
         another server held the slot when last checked, its data may be lost, so its epoch moves
         (once, whichever process sees it first); adopt what each slot's epoch is now."""
         await self._adopt_each(self._check_server, list(slots), self._check_keys)
+
+    async def check_shard(self, shard: str) -> None:
+        """`check_server` for every slot of `shard`, unless this process checked them all
+        against the same server as now (its masters and their run id unchanged): then no slot
+        can have lost data since, and the thousands of per-slot checks of a cluster's shard
+        are spared. Every probe used to repeat them; under load, with several processes
+        probing after a partition, probes that each took seconds of CPU failed on their
+        budget and were tried again, and the shard never recovered (tests/multihost)."""
+        slots = self.layout.shard_slots(shard)
+        masters = tuple(sorted(set(self.layout.masters(shard))))
+        server = (masters, await self.layout.run_id(self._redis, slots[0]))
+        if len(masters) <= 1 and self._checked.get(shard) == server:
+            return
+        await self.check_server(slots)
+        self._checked[shard] = server
 
     async def _adopt_each(
         self, script: AsyncScript, slots: list[int], keys_of: Callable[[int], list[str]]

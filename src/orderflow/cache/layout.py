@@ -96,6 +96,10 @@ class Layout:
         """PING the node serving `slot`."""
         return await redis.ping()
 
+    async def run_id(self, redis: Any, slot: int) -> str:
+        """The run id of the server serving `slot` (a new one at every start of a server)."""
+        return str((await redis.info("server"))["run_id"])
+
     async def refresh(self) -> None:
         """Learn again which node serves which slot (before a shard's probe)."""
 
@@ -192,6 +196,12 @@ class ClusterLayout(Layout):
         if not nodes:
             raise SlotNotCoveredError(f"slot {slot} is in no slot table now")
         return await self._redis.ping(target_nodes=nodes[0])
+
+    async def run_id(self, redis: Any, slot: int) -> str:
+        nodes: Any = self._redis.nodes_manager.slots_cache.get(slot)
+        if not nodes:
+            raise SlotNotCoveredError(f"slot {slot} is in no slot table now")
+        return str((await self._redis.info("server", target_nodes=nodes[0]))["run_id"])
 
     def _master(self, slot: int) -> str:
         nodes: Any = self._redis.nodes_manager.slots_cache.get(slot)

@@ -53,8 +53,8 @@ class Recovery:
             self._callbacks.remove(callback)
 
     async def check(self, shard: str) -> None:
-        """Check the server serving `shard` now (`Epochs.check_server`). Raises redis errors."""
-        await self._epochs.check_server(self._layout.shard_slots(shard))
+        """Check the server serving `shard` now (`Epochs.check_shard`). Raises redis errors."""
+        await self._epochs.check_shard(shard)
 
     async def start(self, guard: Guard, namespace: str) -> None:
         """One node: `check` it now (if Redis does not answer, the first script reply corrects

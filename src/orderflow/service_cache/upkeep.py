@@ -125,6 +125,9 @@ class Coalescer(Generic[K]):
         run = self._queued.get(key)
         if run is None:
             run = asyncio.get_running_loop().create_future()
+            # Its callers may all have given up (a probe's budget): the outcome is theirs to
+            # see, not asyncio's to report as "never retrieved".
+            run.add_done_callback(_retrieved)
             task = asyncio.create_task(self._start(key, run, self._last.get(key)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -144,3 +147,8 @@ class Coalescer(Generic[K]):
         finally:
             if self._last.get(key) is run:
                 del self._last[key]
+
+
+def _retrieved(run: "asyncio.Future[int]") -> None:
+    if not run.cancelled():
+        run.exception()
