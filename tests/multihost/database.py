@@ -1,10 +1,13 @@
 """PostgreSQL on three hosts under Patroni, with etcd (one member per database host) as the
 store Patroni elects its leader in.
 
-Replication is synchronous (`synchronous_mode: true`): a commit is acknowledged once a standby
-has it, and Patroni promotes only that standby, so an acknowledged commit survives the death of
-its primary. `ttl` 10 s, `loop_wait` 1 s, `retry_timeout` 3 s: a primary that cannot reach etcd
-demotes itself within 1 + 2 * 3 = 7 s, before its leader key runs out (Patroni's rule), so two
+Replication is synchronous (`synchronous_mode` and `synchronous_mode_strict`): a commit is
+acknowledged once a standby has it, and Patroni promotes only that standby, so an acknowledged
+commit survives the death of its primary; with no standby left, commits wait (strict) rather
+than go on unreplicated.
+
+`ttl` 10 s, `loop_wait` 1 s, `retry_timeout` 3 s: a primary that cannot reach etcd demotes
+itself within 1 + 2 * 3 = 7 s, before its leader key runs out (Patroni's rule), so two
 primaries never accept writes at once; a dead one is replaced about 10 s after it died.
 """
 
@@ -70,6 +73,7 @@ def _patroni_config(host: Host, db_hosts: list[Host], home: Path) -> dict[str, A
                 "retry_timeout": RETRY_TIMEOUT_S,
                 "maximum_lag_on_failover": 1 << 20,
                 "synchronous_mode": True,
+                "synchronous_mode_strict": True,
                 "postgresql": {
                     "use_pg_rewind": True,
                     "parameters": {
@@ -98,6 +102,7 @@ def _patroni_config(host: Host, db_hosts: list[Host], home: Path) -> dict[str, A
             "pg_hba": [
                 "local all all trust",
                 "host all all 127.0.0.1/32 trust",
+                "host replication all 127.0.0.1/32 trust",  # Patroni asks its own timeline
                 "host replication replicator 10.77.0.0/24 trust",
                 "host all all 10.77.0.0/24 trust",
             ],

@@ -31,6 +31,7 @@ from typing import Any, Self, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.cache import Entity, Key
+from orderflow.kit.replication import replicated
 from orderflow.service_cache.journal import UpkeepJournal
 from orderflow.service_cache.upkeep import COMMITTED_AT, Upkeep
 
@@ -107,7 +108,10 @@ class UnitOfWork:
     async def repair_pending(self, entity: Entity, key: Key) -> None:
         """This unit answers about a state it did not write (an idempotent replay, a refusal):
         if the entry has upkeep left in the journal (its writer may have died after its commit),
-        re-apply it once this unit ends, before its caller answers, error or not."""
+        re-apply it once this unit ends, before its caller answers, error or not. First, the
+        state it answers about must be on the synchronous standby (`kit.replication`): it may
+        be a commit whose wait for the standby was cancelled, which a failover would lose."""
+        await replicated(self.session)
         if self._journal is not None and await self._journal.pending(self.session, entity, key):
             self._repairs.append((entity, key))
 
