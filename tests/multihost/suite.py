@@ -46,6 +46,7 @@ def run_suite(lab: Lab, rounds: int, only: str | None, log: Callable[[str], None
     if found:
         print(found)
         print(explain(verdict, history))
+        print(explain_lost(verdict, history))
     JSON.parent.mkdir(parents=True, exist_ok=True)
     JSON.write_text(json.dumps(_summary(rounds, shots, verdict, history), indent=2))
     return 1 if any(verdict.failures().values()) or any(s.recovered_s is None for s in shots) else 0
@@ -92,6 +93,34 @@ async def _run(
         checking.set()
         await checks
     return check(history, **facts, baseline=before, at_rest=at_rest), history, shots
+
+
+def explain_lost(verdict: Verdict, history: History, n: int = 5) -> str:
+    """For the first lost orders: each attempt at placing it (seconds since the first request,
+    its answer) and the faults under way then."""
+    zero = min((c.started for c in history.calls), default=0.0)
+    lines = []
+    for lost in verdict.lost_orders[:n]:
+        key = lost.split(":")[0]
+        body = history.requested[key]
+        lines.append(f"lost {lost}:")
+        attempts = [
+            c
+            for c in history.calls
+            if c.path == "/orders" and c.method == "POST" and c.body is not None
+            and isinstance(c.body, dict) and c.body.get("client_id") == body["client_id"]
+            and c.body.get("id") == history.placed[key]["id"]
+        ]  # fmt: skip
+        for c in attempts:
+            lines.append(f"  {c.started - zero:8.3f}-{c.ended - zero:8.3f} {c.status}")
+        at = history.placed[key]
+        faults = [
+            f"{f.name} {f.started - zero:.1f}-{f.ended - zero:.1f}"
+            for f in history.faults
+            if attempts and f.started - 15 <= attempts[0].started <= f.ended + 15
+        ]
+        lines.append(f"  v{at['version']} {at['status']}; faults near: {faults}")
+    return "\n".join(lines)
 
 
 def _during(calls: list[Call], shot: Injection) -> list[Call]:
