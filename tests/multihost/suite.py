@@ -18,6 +18,7 @@ from tests.faults.rest import baseline, compare_at_rest
 from tests.faults.suite import database_facts, examples, explain, settle, table
 from tests.faults.verdict import Verdict, check
 from tests.faults.workload import Workload
+from tests.multihost import database
 from tests.multihost.lab import Balancer, Lab
 from tests.multihost.nemesis import FAULTS, Injection, Nemesis
 
@@ -69,6 +70,9 @@ async def _run(
                 shot = Injection(name, database=takes_database)
                 await fault(nemesis, shot, turn)
                 shot.recovered_s = await nemesis.recovered(shot.healed)
+                if takes_database:
+                    leader = await asyncio.to_thread(database.leader, lab.dbs)
+                    shot.notes.append(f"{leader.name if leader else 'none'} primary after")
                 history.fault(name, shot.started, database=takes_database)
                 shots.append(shot)
                 said = (

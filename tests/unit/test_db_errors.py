@@ -204,11 +204,13 @@ async def test_anything_else_answers_500_without_retry_after(error: BaseExceptio
         PG.CrashShutdownError("the server crashed"),  # 57P02
         PG.AdminShutdownError("terminating connection due to administrator command"),  # 57P01
         PG.CannotConnectNowError("the database system is starting up"),  # 57P03
+        # 25006: a write on a server that became a standby (a failover under way)
+        PG.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"),
     ],
     ids=lambda e: type(e).__name__,
 )
 def test_a_server_that_cannot_serve_now_is_unavailable_wrapped_or_not(error: Exception) -> None:
-    """By SQLSTATE (classes 08 and 53, 57P01-57P03), whether or not SQLAlchemy wrapped it and
+    """By SQLSTATE (classes 08 and 53, 57P01-57P03, 25006), whether or not SQLAlchemy wrapped it and
     whether or not it marked the connection invalidated: a 503 to retry, never a 500."""
     assert is_connection_error(error)
     assert is_connection_error(through_sqlalchemy(error))
