@@ -356,3 +356,33 @@ def wait_serving(nodes: EmbeddedRedisCluster, port: int | None) -> None:
     while port not in nodes.master_ports():
         assert time.monotonic() < deadline, f"{port} did not take over"
         time.sleep(0.05)
+
+
+async def test_a_probe_on_an_unchanged_server_checks_one_run_id_not_every_slot(
+    redis_cluster: EmbeddedRedisCluster | None, cache: Cache, client: RedisCluster, entity: Entity
+) -> None:
+    """A trip with no failover (a timeout, a partition healed): each shard's probe asks its
+    master's run id once and finds the slots checked against it already. Repeating the checks
+    of its thousands of slots in every probe kept loaded processes from ever recovering."""
+    nodes = embedded(redis_cluster)
+    by_master = keys_by_master(cache, client, entity)
+
+    def scripts_run() -> int:
+        total = 0
+        for port in nodes.master_ports():
+            with SyncRedis(port=port) as node:
+                stats = node.info("commandstats")
+            total += sum(
+                stats.get(c, {}).get("calls", 0) for c in ("cmdstat_evalsha", "cmdstat_eval")
+            )
+        return total
+
+    loader = Loader(1, b'{"v":1}')
+    for key in by_master.values():
+        await cache.get_or_load(entity, key, loader, TTL)
+    before = scripts_run()
+    cache.trip(probe_now=True)
+    for key in by_master.values():  # one read per shard: each carries its shard's probe
+        assert await cache.get_or_load(entity, key, loader, TTL) == b'{"v":1}'
+    assert cache.breaker_state == "closed"
+    assert scripts_run() - before < 100  # a full check is one script per slot: 16,384

@@ -5,6 +5,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -89,6 +90,11 @@ class FakeSession:
     async def begin(self) -> AsyncIterator[None]:
         yield
         self.log.append("commit")
+
+    async def execute(self, statement: Any) -> Any:
+        """`kit.replication`'s question, answered as a server without synchronous standbys."""
+        row = SimpleNamespace(lsn="0/0", alone=True)
+        return SimpleNamespace(one=lambda: row)
 
 
 class FakeJournal(UpkeepJournal):

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 SYNCED = "sync_state IN ('sync', 'quorum') AND flush_lsn >= CAST(CAST(:lsn AS text) AS pg_lsn)"
 HERE = text(
-    "SELECT pg_current_wal_lsn()::text AS lsn, "
+    "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS lsn, "
     "current_setting('synchronous_standby_names') = '' AS alone"
 )
 REPLICATED = text(f"SELECT EXISTS (SELECT 1 FROM pg_stat_replication WHERE {SYNCED})")
@@ -33,6 +33,8 @@ async def replicated(session: AsyncSession, wait_s: float = WAIT_S) -> None:
     here = (await session.execute(HERE)).one()
     if here.alone:
         return
+    if here.lsn is None:  # a standby now (ConnectionError answers 503, like a lost server)
+        raise ConnectionError("the database server became a standby: a failover is under way")
     deadline = time.monotonic() + wait_s
     while not await session.scalar(REPLICATED, {"lsn": here.lsn}):
         if time.monotonic() > deadline:
