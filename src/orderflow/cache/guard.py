@@ -282,6 +282,8 @@ class Guard:
         error.shard = shard
         breaker.failed(ticket)
         metrics.error(op, kind(error))
+        if ticket is Ticket.PROBE:  # at most once per reset interval and shard: say why
+            log.warning("cache: the probe of %s failed (%s): %s", shard, kind(error), error)
 
     def _changed(self, _: State) -> None:
         if self._report is not None:

@@ -52,25 +52,24 @@ class UpkeepRepository:
         found = await self.session.scalar(PENDING, {"entity": entity, "key": key})
         return bool(found)
 
-    async def lock_due(
-        self, older_than_s: float, limit: int, *, wait_ms: int = 0
-    ) -> Sequence[UpkeepTable]:
-        """The oldest rows left for `older_than_s`, locked; other processes skip them, or with
-        `wait_ms`, wait that long for them (then `lock_timed_out`): a replay must miss none."""
+    async def lock_due(self, older_than_s: float, limit: int) -> Sequence[UpkeepTable]:
+        """The oldest rows left for `older_than_s`, locked; other processes skip them."""
         m = self.model
         due = func.now() - bindparam("age", timedelta(seconds=older_than_s))
-        if wait_ms:
-            await self.session.execute(
-                select(func.set_config("lock_timeout", str(wait_ms), True)),
-                execution_options=self.options,
-            )
         statement = (
             select(m)
             .where(m.created_at < due)
             .order_by(m.id)
             .limit(limit)
-            .with_for_update(skip_locked=not wait_ms)
+            .with_for_update(skip_locked=True)
         )
+        return (await self.session.scalars(statement, execution_options=self.options)).all()
+
+    async def pending_rows(self, limit: int) -> Sequence[UpkeepTable]:
+        """The oldest `limit` rows, whatever their age, not locked: a replay applies them all,
+        those other processes are repairing now included (applying is idempotent)."""
+        m = self.model
+        statement = select(m).order_by(m.id).limit(limit)
         return (await self.session.scalars(statement, execution_options=self.options)).all()
 
     async def lock_entry(self, entity: str, key: str, *, wait_ms: int) -> Sequence[UpkeepTable]:
