@@ -47,6 +47,7 @@ class CircuitBreaker:
         self._state: State = "closed"
         self._failures = 0
         self._since = 0.0  # when the breaker opened, or when the current probe started
+        self.outage_began: float | None = None  # when it last left `closed`; None while closed
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -71,6 +72,7 @@ class CircuitBreaker:
         """Report a call that worked. Only the probe can close an open breaker."""
         if ticket is Ticket.PROBE and self._state == "half_open":
             self._failures = 0
+            self.outage_began = None
             self._set("closed")
         elif self._state == "closed":
             self._failures = 0
@@ -92,6 +94,8 @@ class CircuitBreaker:
         postpone recovery forever. A closed one, or a half-open one whose probe just failed,
         rests a full `reset_after_s` from now. With `probe_now` the very next call is the probe.
         """
+        if self._state == "closed":
+            self.outage_began = self._clock()
         if probe_now:
             self._since = self._clock() - self.reset_after_s
         elif self._state != "open":

@@ -32,6 +32,8 @@ T = TypeVar("T")
 PROBE_TIMEOUT_S = 15.0
 # The shards whose probe is running in this task: its own calls pass their breakers.
 _RECOVERING: ContextVar[frozenset[str]] = ContextVar("recovering", default=frozenset())
+# In a probe: when its shard's outage began in this process (`outage_since`).
+_OUTAGE: ContextVar[float | None] = ContextVar("outage", default=None)
 _WORST: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
 # A write after a commit that finds its shard's probe in flight waits for the probe's outcome
 # instead of being refused: the probe's replay may have read the journal before this write's row
@@ -264,9 +266,11 @@ class Guard:
             await self.layout.refresh()
             masters = self.layout.masters(shard)
             recovering = _RECOVERING.set(_RECOVERING.get() | {shard})
+            outage = _OUTAGE.set(self.breaker_of(shard).outage_began)
             try:
                 await self._on_probe(shard)
             finally:
+                _OUTAGE.reset(outage)
                 _RECOVERING.reset(recovering)
         self.layout.settle(shard, masters)
 
@@ -288,3 +292,9 @@ class Guard:
     def _changed(self, _: State) -> None:
         if self._report is not None:
             self._report(self.state)
+
+
+def outage_since() -> float | None:
+    """In a breaker's probe (its recovery callbacks): when the shard's outage began in this
+    process (the breaker's clock), so a callback may reuse work begun since then."""
+    return _OUTAGE.get()

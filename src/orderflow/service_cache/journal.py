@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.cache import Cache, Entity, Key
+from orderflow.cache.guard import outage_since
 from orderflow.data.base import UpkeepTable
 from orderflow.kit import metrics
 from orderflow.kit.settings import Settings
@@ -185,17 +186,16 @@ class UpkeepJournal:
         return repaired
 
     async def replay(self) -> int:
-        """Re-apply every pending row, whatever its age (a breaker's probe, before Redis is
-        read again); how many. Callers in this process at the same time share a replay that
-        started after they asked. After `REPLAY_BUDGET_S` the caller gives up (TimeoutError:
-        the probe fails, so the request carrying it does not wait) while the replay goes on;
-        a later probe finds what is left."""
+        """Re-apply every pending row (a breaker's probe, before Redis is read again); how many.
+        A replay begun since the shard's outage began here serves, even one a failed probe left
+        running (docs/caching.md, "The replay"); else callers share one begun after they asked.
+        After `REPLAY_BUDGET_S` the probe fails while the replay goes on."""
         async with asyncio.timeout(REPLAY_BUDGET_S):
-            return await self._replays(None)
+            done = None if (t := outage_since()) is None else self._replays.begun_since(None, t)
+            return await (asyncio.shield(done) if done is not None else self._replays(None))
 
     async def _replay_now(self, _: None) -> int:
-        # Unlocked: a row repaired elsewhere now is applied here too (idempotent), not waited for
-        # (waiting, every probe ran out of its budget: tests/multihost). The workers delete it.
+        # Unlocked: a row repaired elsewhere now is applied here too (idempotent), not waited for.
         async with self.sessions() as session:
             repository = UpkeepRepository(session, self.model, background=True)
             rows = await repository.pending_rows(REPLAY_ROWS)

@@ -120,6 +120,7 @@ class Coalescer(Generic[K]):
         self._last: dict[K, asyncio.Future[int]] = {}  # the newest run of each key
         self._queued: dict[K, asyncio.Future[int]] = {}  # a run not started yet: joinable
         self._tasks: set[asyncio.Task[None]] = set()
+        self._began: dict[K, tuple[float, asyncio.Future[int]]] = {}  # newest started run
 
     async def __call__(self, key: K) -> int:
         run = self._queued.get(key)
@@ -134,12 +135,23 @@ class Coalescer(Generic[K]):
             self._queued[key] = self._last[key] = run
         return await asyncio.shield(run)
 
+    def begun_since(self, key: K, moment: float) -> "asyncio.Future[int] | None":
+        """The newest run of `key` if it began at or after `moment` (under way, or done without
+        an error), else None."""
+        began, run = self._began.get(key, (0.0, None))
+        if run is None or began < moment:
+            return None
+        if run.done() and (run.cancelled() or run.exception() is not None):
+            return None
+        return run
+
     async def _start(
         self, key: K, run: asyncio.Future[int], previous: asyncio.Future[int] | None
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # whatever its outcome
         del self._queued[key]  # from now on, a caller queues the next run
+        self._began[key] = (time.monotonic(), run)
         try:
             run.set_result(await self._run(key))
         except Exception as exc:  # noqa: BLE001  every caller of this run gets it
