@@ -48,10 +48,16 @@ class Host:
     def ip(self) -> str:
         return f"{SUBNET}.{self.last_octet}"
 
-    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *argv: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """A short command inside the host (`nft`, `ip`), waited for."""
         return subprocess.run(
-            ["ip", "netns", "exec", self.ns, *argv], capture_output=True, text=True, check=check
+            ["ip", "netns", "exec", self.ns, *argv],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=check,
         )
 
     def spawn(self, process: Process, logs: Path) -> subprocess.Popen[bytes]:

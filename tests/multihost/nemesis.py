@@ -7,7 +7,6 @@ only from its own timeouts.
 """
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -46,12 +45,7 @@ def cut(host: Host, matches: list[str]) -> None:
         lines += [f"    {m} drop" for m in matches]
         lines.append("  }")
     lines.append("}")
-    done = subprocess.run(
-        ["ip", "netns", "exec", host.ns, "nft", "-f", "-"],
-        input="\n".join(lines) + "\n",
-        text=True,
-        capture_output=True,
-    )
+    done = host.run("nft", "-f", "-", check=False, stdin="\n".join(lines) + "\n")
     if done.returncode != 0:
         raise RuntimeError(f"nft refused the partition in {host.name}: {done.stderr}")
 

@@ -59,7 +59,7 @@ from orderflow.service_cache.upkeep import (
 log = logging.getLogger(__name__)
 Republish = Callable[[str, dict[str, Any]], Awaitable[bool]]  # (event type, order) -> announced
 # Rows per repair transaction: its row locks are held through the rows' Redis calls, and a
-# replay or 409 repairing one of them waits for them; small batches keep that wait short.
+# 409 repairing one of them waits for them; small batches keep that wait short.
 BATCH = 20
 BATCHES_PER_TICK = 50
 LOCK_WAIT_MS = 1000  # a 409 or a replay of one entry waits this long at most for a repair
