@@ -117,15 +117,25 @@ multihost-up: install multihost-tools ## start the multi-host lab, leave it runn
 multihost-down: install ## stop the multi-host lab: every process, namespace and file of it
 	$(UV) run --frozen python -m tests.multihost down
 
-# Patroni, etcd, HAProxy, nftables and PostgreSQL 15 from Debian: installed only when missing,
-# and only as root on Debian; elsewhere `tests.multihost` says what is missing.
-multihost-tools:
-	@if command -v patroni >/dev/null && command -v etcd >/dev/null && command -v haproxy >/dev/null \
-	  && command -v nft >/dev/null && [ -x /usr/lib/postgresql/15/bin/postgres ]; then exit 0; fi; \
+# etcd, HAProxy, nftables and PostgreSQL 15 from Debian: installed only when missing, and only
+# as root on Debian; elsewhere `tests.multihost` says what is missing. Patroni from PyPI, pinned,
+# in its own environment on the system's Python (it runs as the postgres user, who cannot read
+# uv's Pythons under /root): Debian 12's Patroni 3.0.2 lets a paused primary take its leader
+# key back after a standby's promotion (patroni#2787, fixed in 3.1.0).
+PATRONI := patroni[etcd3,psycopg3]==4.1.5
+PATRONI_ENV := .tools/patroni
+
+multihost-tools: $(UV)
+	@if command -v etcd >/dev/null && command -v haproxy >/dev/null && command -v nft >/dev/null \
+	  && [ -x /usr/lib/postgresql/15/bin/postgres ] && [ -x /usr/bin/python3 ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null; then \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-	    --no-install-recommends patroni etcd-server haproxy nftables postgresql-15 \
+	    --no-install-recommends etcd-server haproxy nftables postgresql-15 python3 \
 	  || echo "apt-get could not install the lab's servers"; fi
+	@if [ -x /usr/bin/python3 ] && ! $(PATRONI_ENV)/bin/patroni --version 2>/dev/null \
+	  | grep -qx "patroni $(lastword $(subst ==, ,$(PATRONI)))"; then \
+	  $(UV) venv -q --allow-existing --python /usr/bin/python3 $(PATRONI_ENV) \
+	  && $(UV) pip install -q --python $(PATRONI_ENV)/bin/python '$(PATRONI)'; fi
 
 clean: ## remove the embedded servers' data (.orderflow/) and caches
 	rm -rf .orderflow .pytest_cache .mypy_cache .ruff_cache

@@ -12,10 +12,10 @@ import shutil
 import sys
 import time
 
-from tests.multihost import hosts
+from tests.multihost import database, hosts
 from tests.multihost.lab import Lab
 
-NEEDS = ("ip", "nft", "etcd", "patroni", "haproxy")
+NEEDS = ("ip", "nft", "etcd", "haproxy")
 
 T0 = time.monotonic()
 
@@ -31,8 +31,9 @@ def why_not() -> str | None:
     if os.geteuid() != 0:
         return "the multi-host lab builds network namespaces and nftables rules: run it as root"
     missing = [tool for tool in NEEDS if shutil.which(tool) is None]
+    missing += [] if database.PATRONI.exists() else [str(database.PATRONI)]
     if missing:
-        return f"missing {', '.join(missing)}: `make multihost` installs them with apt-get"
+        return f"missing {', '.join(missing)}: `make multihost-tools` installs them (root, Debian)"
     return None
 
 

@@ -6,9 +6,14 @@ acknowledged once a standby has it, and Patroni promotes only that standby, so a
 commit survives the death of its primary; with no standby left, commits wait (strict) rather
 than go on unreplicated.
 
-`ttl` 10 s, `loop_wait` 1 s, `retry_timeout` 3 s: a primary that cannot reach etcd demotes
-itself within 1 + 2 * 3 = 7 s, before its leader key runs out (Patroni's rule), so two
-primaries never accept writes at once; a dead one is replaced about 10 s after it died.
+`ttl` 20 s (Patroni 4's least), `loop_wait` 1 s, `retry_timeout` 3 s: a primary that cannot
+reach etcd demotes itself within 1 + 2 * 3 = 7 s, long before its leader key runs out
+(Patroni's rule), so two primaries never accept writes at once; a dead one is replaced about
+20 s after it died.
+
+Patroni is PyPI's 4.1.5 (`make multihost-tools` puts it in `.tools/patroni`), not Debian 12's
+3.0.2: there a primary paused past the `ttl` could take the leader key back after a standby's
+promotion (patroni#2787, fixed in 3.1.0), and the lab saw two timelines at once.
 """
 
 import json
@@ -21,11 +26,12 @@ from typing import Any
 from tests.multihost.hosts import Host, Process
 
 BIN = Path("/usr/lib/postgresql/15/bin")
+PATRONI = Path(__file__).resolve().parents[2] / ".tools" / "patroni" / "bin" / "patroni"
 PORT = 5432
 REST_PORT = 8008
 ETCD_CLIENT, ETCD_PEER = 2379, 2380
 SUPERUSER = ("postgres", "orderflow")
-TTL_S, LOOP_WAIT_S, RETRY_TIMEOUT_S = 10, 1, 3
+TTL_S, LOOP_WAIT_S, RETRY_TIMEOUT_S = 20, 1, 3
 
 
 def configure(db_hosts: list[Host], root: Path) -> None:
@@ -46,13 +52,17 @@ def configure(db_hosts: list[Host], root: Path) -> None:
             "--initial-advertise-peer-urls", f"http://{host.ip}:{ETCD_PEER}",
             "--initial-cluster", cluster, "--initial-cluster-state", "new",
             "--initial-cluster-token", "orderflow-multihost",
+            # A member back from a partition would start an election with the term it raised
+            # while alone, and etcd would answer nobody for seconds: long enough for Patroni to
+            # demote a primary elected a moment before. Pre-vote (3.5's default) stops that.
+            "--pre-vote",
         )  # fmt: skip
         config = home / "pg" / "patroni.yml"  # JSON is YAML
         config.write_text(json.dumps(_patroni_config(host, db_hosts, home / "pg"), indent=1))
         shutil.chown(config, "postgres", "postgres")
         host.processes = [
             Process("etcd", etcd),
-            Process("patroni", ("patroni", str(config)), user="postgres"),
+            Process("patroni", (str(PATRONI), str(config)), user="postgres"),
         ]
 
 
@@ -91,6 +101,10 @@ def _patroni_config(host: Host, db_hosts: list[Host], home: Path) -> dict[str, A
             "listen": f"{host.ip},127.0.0.1:{PORT}",
             "connect_address": f"{host.ip}:{PORT}",
             "data_dir": str(home / "data"),
+            # A pg_rewind cut short (its source paused or killed meanwhile) can leave WAL that
+            # no later rewind reads: the old primary then stays `starting` for ever. Clone it
+            # afresh instead (seen in the lab: a rewind from a primary that was then paused).
+            "remove_data_directory_on_rewind_failure": True,
             "bin_dir": str(BIN),
             "pgpass": str(home / "pgpass"),
             "authentication": {
@@ -118,8 +132,10 @@ def members(host: Host, timeout_s: float = 1.0) -> list[dict[str, Any]]:
 
 
 def cluster_view(db_hosts: list[Host]) -> list[dict[str, Any]]:
-    """The members as the first database host that answers sees them ([] if none answers)."""
-    for host in db_hosts:
+    """The members as the primary sees them, else the first database host that answers ([] if
+    none answers): a host cut off a moment ago may still hold an old view."""
+    first = leader(db_hosts)
+    for host in ([first] if first else []) + [h for h in db_hosts if h is not first]:
         try:
             return members(host)
         except OSError:
@@ -139,13 +155,20 @@ def leader(db_hosts: list[Host]) -> Host | None:
 
 
 def health_problem(db_hosts: list[Host]) -> str | None:
-    """None once there is one running leader and every other member streams from it, one of
-    them as the synchronous standby."""
+    """None once there is one running leader and both other members stream from it, on its
+    timeline, one of them as the synchronous standby (named in Patroni's /sync key, so that it
+    alone may be promoted next). A member that is not `streaming` is not enough: an old primary
+    that has not yet rejoined is listed as a `running` replica; a fault injected then would
+    find no standby Patroni may promote."""
     view = cluster_view(db_hosts)
-    roles = sorted(m["role"] for m in view if m.get("state") in ("running", "streaming"))
-    if roles != ["leader", "replica", "sync_standby"]:
-        return f"members: {[(m['name'], m['role'], m.get('state')) for m in view]}"
-    return None
+    leaders = [m for m in view if m["role"] == "leader" and m.get("state") == "running"]
+    roles = sorted(m["role"] for m in view)
+    streaming = [m for m in view if m["role"] != "leader" and m.get("state") == "streaming"]
+    one_timeline = len({m.get("timeline") for m in view}) == 1
+    if roles == ["leader", "replica", "sync_standby"] and leaders and len(streaming) == 2 \
+            and one_timeline:  # fmt: skip
+        return None
+    return f"members: {[(m['name'], m['role'], m.get('state'), m.get('timeline')) for m in view]}"
 
 
 def wait_healthy(db_hosts: list[Host], timeout_s: float) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 PREFIX = "of-"  # every namespace the lab makes: `teardown` removes them all by this
 BRIDGE = "of-br"
+VETH = "ofv-"  # the host side of each veth pair: VETH + host name
 SUBNET = "10.77.0"
 CLONE_NEWNET = 0x40000000
 
@@ -112,7 +113,10 @@ class Host:
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, check=check)
+    done = subprocess.run(list(argv), capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
+    return done
 
 
 def build(hosts: list[Host]) -> None:
@@ -121,7 +125,7 @@ def build(hosts: list[Host]) -> None:
     sh("ip", "link", "add", BRIDGE, "type", "bridge")
     sh("ip", "link", "set", BRIDGE, "up")
     for host in hosts:
-        outside = f"ofv-{host.name}"
+        outside = VETH + host.name
         sh("ip", "netns", "add", host.ns)
         sh("ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", host.ns)
         sh("ip", "link", "set", outside, "master", BRIDGE, "up")
@@ -140,7 +144,12 @@ def teardown() -> None:
         host.kill()
     for ns in lab:
         sh("ip", "netns", "del", ns, check=False)
-    sh("ip", "link", "del", BRIDGE, check=False)
+    # A veth goes with its namespace, but not at once (nor while a process still holds it):
+    # a lab built again right after would find the name taken.
+    links = sh("ip", "-o", "link", "show", check=False).stdout.splitlines()
+    for name in {line.split(":")[1].strip().split("@")[0] for line in links if ":" in line}:
+        if name.startswith(VETH) or name == BRIDGE:
+            sh("ip", "link", "del", name, check=False)
 
 
 def enter(host: Host) -> None:

@@ -18,9 +18,10 @@ from tests.multihost.lab import Lab
 TABLE = "orderflow_nemesis"
 PARTITION_S = 6.0  # longer than the APIs' timeouts (Redis 0.25 s, PostgreSQL 2 and 5 s)
 PAUSE_S = 4.0  # an API host or a Redis host (> the cluster's node timeout, 1 s)
-PRIMARY_PAUSE_S = 15.0  # > Patroni's ttl (10 s): the standbys elect a new primary meanwhile
+PRIMARY_PAUSE_S = 30.0  # > Patroni's ttl (20 s): the standbys elect a new primary meanwhile
 NEW_PRIMARY_BOUND_S = 40.0
 RECOVER_BOUND_S = 120.0
+SETTLED_S = 3.0  # PostgreSQL counts as recovered once healthy this long (included)
 
 
 @dataclass
@@ -196,8 +197,15 @@ class Nemesis:
         return time.monotonic() - since
 
     async def _database_healthy(self, deadline: float) -> bool:
+        """Healthy for `SETTLED_S` in a row: just after a heal, a primary can be healthy for a
+        moment and then step down and back up, with no synchronous standby for a while."""
+        since = None
         while time.monotonic() < deadline:
-            if await asyncio.to_thread(database.health_problem, self.lab.dbs) is None:
+            if await asyncio.to_thread(database.health_problem, self.lab.dbs) is not None:
+                since = None
+            elif since is None:
+                since = time.monotonic()
+            elif time.monotonic() - since >= SETTLED_S:
                 return True
             await asyncio.sleep(0.2)
         self.log(f"PostgreSQL: {database.health_problem(self.lab.dbs)}")

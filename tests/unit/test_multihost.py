@@ -1,6 +1,8 @@
 """The multi-host lab's pure parts: when it refuses to run, the partitions' rules, HAProxy's
 configuration, the balancer's choice. (The lab itself runs in `make multihost`.)"""
 
+from pathlib import Path
+
 import pytest
 
 from tests.multihost import __main__ as cli
@@ -9,15 +11,20 @@ from tests.multihost.lab import Balancer, Lab
 from tests.multihost.nemesis import loopback_port, peer
 
 
-def test_it_says_why_it_cannot_run_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_says_why_it_cannot_run_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(cli.platform, "system", lambda: "Darwin")
     assert "Linux network namespaces" in (cli.why_not() or "")
     monkeypatch.setattr(cli.platform, "system", lambda: "Linux")
     monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
     assert "as root" in (cli.why_not() or "")
     monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(cli.shutil, "which", lambda tool: None if tool == "patroni" else tool)
-    assert cli.why_not() == "missing patroni: `make multihost` installs them with apt-get"
+    monkeypatch.setattr(cli.shutil, "which", lambda tool: None if tool == "etcd" else tool)
+    monkeypatch.setattr(cli.database, "PATRONI", tmp_path / "patroni")
+    assert cli.why_not() == (
+        f"missing etcd, {tmp_path / 'patroni'}: `make multihost-tools` installs them (root, Debian)"
+    )
 
 
 def test_a_partition_drops_both_ways() -> None:

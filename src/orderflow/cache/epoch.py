@@ -92,6 +92,23 @@ class Epochs:
         await self._adopt_each(self._new_epoch, chosen, lambda s: [self.key(s)])
         log.info("cache epochs of %s bumped in %d slot(s)", self.namespace, len(chosen))
 
+    async def follow(self, source: str) -> bool:
+        """Follow the generation of the entries' source of truth (a database's timeline): when
+        it differs from the one recorded for this namespace, every entry becomes unreachable (a
+        new epoch in every slot), then `source` is recorded; whether that happened. The first
+        generation seen is recorded alone. Recorded only after the move: a process that dies
+        between the two leaves the move to the next one, never to nobody."""
+        key = self.key(0) + ":source"
+        found = await self._redis.get(key)
+        recorded = found.decode() if isinstance(found, bytes) else found
+        if recorded == source:
+            return False
+        if recorded is not None:
+            log.warning("cache %s: source now %s, was %s", self.namespace, source, recorded)
+            await self.bump()
+        await self._redis.set(key, source)
+        return recorded is not None
+
     async def check_server(self, slots: Iterable[int]) -> None:
         """Check the server serving each of `slots` now (its run id, read by the script): if
         another server held the slot when last checked, its data may be lost, so its epoch moves

@@ -100,6 +100,11 @@ class Recovery:
                     log.warning("cache: %s not checked (try %d): %r", shard, attempt + 1, exc)
                     await asyncio.sleep(1.0)
 
+    async def follow_source(self, source: str) -> bool:
+        """`Epochs.follow`: forget every entry when the source of truth's generation changed
+        (a database failover may have dropped commits that reads had already cached)."""
+        return await self._epochs.follow(source)
+
     async def probe(self, shard: str) -> None:
         """The half-open probe's first step: new epochs for `shard`'s slots only if its server
         lost data (or writes skipped it), then the recovery callbacks. Raises `CacheError`."""

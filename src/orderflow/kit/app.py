@@ -25,6 +25,7 @@ from orderflow.service_cache import admin
 from orderflow.service_cache.facade import NearPolicy, ServiceCache
 from orderflow.service_cache.journal import UpkeepJournal
 from orderflow.service_cache.modes import CacheModes, cache_modes
+from orderflow.service_cache.timeline import TimelineWatch
 
 ops = APIRouter(tags=["operations"])
 HEALTH_REPORT: dict[str, Any] = {
@@ -214,7 +215,10 @@ def _lifespan(
                 cached.keep_near(near, settings, namespace)
             # Deletes applied upkeep, repairs what is left (rule 9); stops before the cache
             # closes, with a last delete.
-            await stack.enter_async_context(app.state.context.journal.running(repair=True))
+            journal = app.state.context.journal
+            await stack.enter_async_context(journal.running(repair=True))
+            # A failover may have dropped commits the cache saw: forget it when one happened.
+            await stack.enter_async_context(TimelineWatch(journal.sessions, cached.cache).running())
             if extra is not None:
                 await stack.enter_async_context(extra(app, resources))
             # Everything alive now lives as long as the process: out of the collector's sight,
