@@ -45,6 +45,7 @@ def main() -> None:
     run = sub.add_parser("run", help="the nemesis under load, then the checks")
     run.add_argument("--rounds", type=int, default=2, help="times each fault is injected")
     run.add_argument("--only", metavar="WORD", help="only the faults whose name holds WORD")
+    run.add_argument("--skip", metavar="WORD", help="not the faults whose name holds WORD")
     args = parser.parse_args()
     if (reason := why_not()) is not None:
         print(reason, file=sys.stderr)
@@ -65,7 +66,7 @@ def main() -> None:
         return
     from tests.multihost.suite import run_suite
 
-    raise SystemExit(run_suite(lab, args.rounds, args.only, log))
+    raise SystemExit(run_suite(lab, args.rounds, args.only, log, args.skip))
 
 
 if __name__ == "__main__":

@@ -26,10 +26,13 @@ QUIET_S = 2.0  # between two faults
 JSON = Path("docs/bench/multihost.json")
 
 
-def run_suite(lab: Lab, rounds: int, only: str | None, log: Callable[[str], None]) -> int:
+def run_suite(
+    lab: Lab, rounds: int, only: str | None, log: Callable[[str], None], skip: str | None = None
+) -> int:
     faults = [f for f in FAULTS if (only or "").lower() in f[0].lower()]
+    faults = [f for f in faults if not skip or skip.lower() not in f[0].lower()]
     if not faults:
-        log(f"no fault's name holds {only!r}")
+        log(f"no fault's name holds {only!r} without {skip!r}")
         return 2
     try:
         lab.up(log)
