@@ -28,8 +28,8 @@ HTTP_REQUESTS = Histogram(
 )
 UPKEEP_QUERIES = Counter(
     "orderflow_upkeep_queries",
-    "SQL statements of the cache upkeep journal's background work (repair ticks, deletes of "
-    "applied rows), not counted in orderflow_db_queries",
+    "SQL statements of the cache's background work (the upkeep journal's repair ticks and "
+    "deletes of applied rows, the timeline watch), not counted in orderflow_db_queries",
     ["database"],
 )
 UPKEEP_REPAIRED = Counter(

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.cache import Cache
+from orderflow.kit.db import BACKGROUND
 from orderflow.kit.tasks import background, cancel, every_until
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ TIMELINE = text(
 async def timeline(sessions: async_sessionmaker[AsyncSession]) -> int | None:
     """The timeline of the server the sessions reach, if it is a primary."""
     async with sessions() as session:
-        found = await session.scalar(TIMELINE)
+        found = await session.scalar(TIMELINE, execution_options=BACKGROUND)
     return None if found is None else int(found, 16)
 
 
