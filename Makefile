@@ -109,7 +109,7 @@ faults: install ## the long fault suite under load, then the model-based test of
 MULTIHOST_ROUNDS ?= 2
 MULTIHOST_ARGS ?=
 
-multihost: install multihost-tools ## nine hosts in network namespaces; partitions, kills, pauses and a PostgreSQL failover under load, then the checks (root on Linux)
+multihost: install multihost-tools ## twelve hosts in network namespaces; partitions, kills, pauses and a PostgreSQL failover under load, then the checks (root on Linux)
 	$(UV) run --frozen python -m tests.multihost run --rounds $(MULTIHOST_ROUNDS) $(MULTIHOST_ARGS)
 
 multihost-up: install multihost-tools ## start the multi-host lab, leave it running, show its hosts table

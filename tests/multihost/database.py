@@ -1,5 +1,13 @@
-"""PostgreSQL on three hosts under Patroni, with etcd (one member per database host) as the
-store Patroni elects its leader in.
+"""PostgreSQL on three hosts under Patroni, with etcd on three hosts of its own as the store
+Patroni elects its leader in.
+
+etcd has hosts of its own because Debian 12's etcd (3.4.23) lets a member that was the Raft
+leader, paused and resumed, revoke every lease it thinks expired before it learns it is no
+longer the leader (etcd-io/etcd#15247; fixed by #16822, November 2023, in 3.4 and 3.5). Beside the
+primary, a pause of that host fits what the lab saw: the new primary lost its leader key, the
+resumed old primary, still believing it held the key, took it, and what the new primary had
+acknowledged was rewound away (docs/reliability.md). On hosts of their own, a hung database
+host leaves etcd whole.
 
 Replication is synchronous (`synchronous_mode` and `synchronous_mode_strict`): a commit is
 acknowledged once a standby has it, and Patroni promotes only that standby, so an acknowledged
@@ -34,16 +42,13 @@ SUPERUSER = ("postgres", "orderflow")
 TTL_S, LOOP_WAIT_S, RETRY_TIMEOUT_S = 20, 1, 3
 
 
-def configure(db_hosts: list[Host], root: Path) -> None:
-    """Give each database host its etcd member and its Patroni (with PostgreSQL)."""
-    cluster = ",".join(f"{h.name}=http://{h.ip}:{ETCD_PEER}" for h in db_hosts)
-    for host in db_hosts:
+def configure(db_hosts: list[Host], etcd_hosts: list[Host], root: Path) -> None:
+    """Give each etcd host its member, and each database host its Patroni (with PostgreSQL)."""
+    cluster = ",".join(f"{h.name}=http://{h.ip}:{ETCD_PEER}" for h in etcd_hosts)
+    for host in etcd_hosts:
         home = root / host.name
         shutil.rmtree(home, ignore_errors=True)
-        (home / "etcd").mkdir(parents=True)
-        (home / "pg").mkdir()
-        shutil.chown(home / "pg", "postgres", "postgres")
-        home.chmod(0o755)
+        home.mkdir(parents=True)
         etcd = (
             "etcd", "--name", host.name, "--data-dir", str(home / "etcd"),
             "--listen-client-urls", f"http://{host.ip}:{ETCD_CLIENT}",
@@ -57,16 +62,21 @@ def configure(db_hosts: list[Host], root: Path) -> None:
             # demote a primary elected a moment before. Pre-vote (3.5's default) stops that.
             "--pre-vote",
         )  # fmt: skip
+        host.processes = [Process("etcd", etcd)]
+    for host in db_hosts:
+        home = root / host.name
+        shutil.rmtree(home, ignore_errors=True)
+        (home / "pg").mkdir(parents=True)
+        shutil.chown(home / "pg", "postgres", "postgres")
+        home.chmod(0o755)
         config = home / "pg" / "patroni.yml"  # JSON is YAML
-        config.write_text(json.dumps(_patroni_config(host, db_hosts, home / "pg"), indent=1))
+        patroni = _patroni_config(host, etcd_hosts, home / "pg")
+        config.write_text(json.dumps(patroni, indent=1))
         shutil.chown(config, "postgres", "postgres")
-        host.processes = [
-            Process("etcd", etcd),
-            Process("patroni", (str(PATRONI), str(config)), user="postgres"),
-        ]
+        host.processes = [Process("patroni", (str(PATRONI), str(config)), user="postgres")]
 
 
-def _patroni_config(host: Host, db_hosts: list[Host], home: Path) -> dict[str, Any]:
+def _patroni_config(host: Host, etcd_hosts: list[Host], home: Path) -> dict[str, Any]:
     user, password = SUPERUSER
     return {
         "scope": "orderflow",
@@ -75,7 +85,7 @@ def _patroni_config(host: Host, db_hosts: list[Host], home: Path) -> dict[str, A
             "listen": f"{host.ip}:{REST_PORT}",
             "connect_address": f"{host.ip}:{REST_PORT}",
         },
-        "etcd3": {"hosts": [f"{h.ip}:{ETCD_CLIENT}" for h in db_hosts]},
+        "etcd3": {"hosts": [f"{h.ip}:{ETCD_CLIENT}" for h in etcd_hosts]},
         "bootstrap": {
             "dcs": {
                 "ttl": TTL_S,
@@ -129,6 +139,16 @@ def members(host: Host, timeout_s: float = 1.0) -> list[dict[str, Any]]:
     url = f"http://{host.ip}:{REST_PORT}/cluster"
     with urllib.request.urlopen(url, timeout=timeout_s) as reply:
         return list(json.load(reply)["members"])
+
+
+def etcd_health(host: Host) -> str:
+    """What the etcd member on `host` says of itself (`GET /health`)."""
+    try:
+        url = f"http://{host.ip}:{ETCD_CLIENT}/health"
+        with urllib.request.urlopen(url, timeout=1.0) as reply:
+            return "healthy" if json.load(reply).get("health") == "true" else "unhealthy"
+    except OSError as exc:
+        return f"not answering ({type(exc).__name__})"
 
 
 def cluster_view(db_hosts: list[Host]) -> list[dict[str, Any]]:

@@ -1,9 +1,10 @@
-"""The lab: ten hosts on one machine, started, watched and stopped as one.
+"""The lab: twelve hosts on one machine, started, watched and stopped as one.
 
     client   10.77.0.10   the load and the checks (this process moves into it)
     api1-2   10.77.0.11-  Shop, CRM, MES, a relay, HAProxy (`api_hosts.py`)
     redis1-3 10.77.0.21-  two Redis Cluster nodes each (`redis_hosts.py`)
-    db1-3    10.77.0.31-  etcd, Patroni and PostgreSQL (`database.py`)
+    db1-3    10.77.0.31-  Patroni and PostgreSQL (`database.py`)
+    etcd1-3  10.77.0.41-  an etcd member each, the store Patroni elects its leader in
 
 `platform()` gives the fault suite's load what it needs (`url`, `settings`): a balancer in
 front of the API hosts that sends each request to the next host whose service answered its
@@ -51,6 +52,9 @@ def lab_hosts() -> list[Host]:
         Host("db1", 31, "db"),
         Host("db2", 32, "db"),
         Host("db3", 33, "db"),
+        Host("etcd1", 41, "etcd"),
+        Host("etcd2", 42, "etcd"),
+        Host("etcd3", 43, "etcd"),
     ]
 
 
@@ -76,6 +80,10 @@ class Lab:
         return self.role("db")
 
     @property
+    def etcds(self) -> list[Host]:
+        return self.role("etcd")
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -98,8 +106,8 @@ class Lab:
         hosts.build(self.all)
         hosts.enter(self.client)
         log(f"{len(self.all)} hosts on bridge {hosts.BRIDGE}")
-        database.configure(self.dbs, self.root)
-        for host in self.dbs:
+        database.configure(self.dbs, self.etcds, self.root)
+        for host in self.etcds + self.dbs:
             host.start(self.logs)
         self.redis = redis_cluster(self.role("redis"), self.root, self.logs)
         self.redis.start(START_TIMEOUT_S)
@@ -173,6 +181,8 @@ class Lab:
                 state = ", ".join(redis_roles.get(p, f"{p} ?") for p in self.cluster.ports_on(host))
             elif host.role == "api":
                 state = ", ".join(f"{a} {api[host.name, a]}" for a in api_hosts.APIS)
+            elif host.role == "etcd":
+                state = database.etcd_health(host)
             else:
                 state = "runs the load and the checks"
             procs = ", ".join(running) or ("this process" if host.role == "client" else "none")

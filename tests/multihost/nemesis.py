@@ -103,8 +103,10 @@ class Nemesis:
         await self._partition(api, peer(primary.ip), shot)
 
     async def primary_cut_from_standbys(self, shot: Injection, turn: int) -> None:
+        """From the other database hosts and from etcd (as when etcd lived beside them): the
+        primary can no longer renew its leader key, and steps down."""
         primary = self.primary()
-        others = [h for h in self.lab.dbs if h is not primary]
+        others = [h for h in self.lab.dbs + self.lab.etcds if h is not primary]
         shot.notes.append(f"{primary.name} from {', '.join(h.name for h in others)}")
         cut(primary, [m for h in others for m in peer(h.ip)])
         shot.started = time.monotonic()
