@@ -44,9 +44,8 @@ async def test_a_repair_from_the_journal_is_a_span_of_the_write_s_trace(
                 trace_id = journey_trace_id(placed.json()["id"])
                 repairs = await repaired(http, found.of_trace, trace_id)
         names = sorted({s["name"] for s in found.of_trace(trace_id)})
-        assert repairs, f"no repair on the order's trace within {WITHIN_S} s, only {names}"
-        assert repairs[0]["attributes"]["cache.outcome"] == "applied"
-        assert repairs[0]["attributes"]["cache.entity"] == "order"
+        assert repairs, f"no applied repair on the order's trace in {WITHIN_S} s, only {names}"
+        assert all(s["attributes"]["cache.entity"] == "order" for s in repairs)
     finally:
         redis.stop()
 
@@ -56,13 +55,14 @@ def otlp(endpoint: str) -> dict[str, str]:
 
 
 async def repaired(http: httpx.AsyncClient, of_trace: Any, trace_id: str) -> list[Any]:
-    """The trace's repair spans, once one arrived (`WITHIN_S` at most)."""
+    """The trace's repair spans that applied (a try while Redis was still starting may have
+    failed first), once one arrived (`WITHIN_S` at most)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WITHIN_S
     while loop.time() < deadline:
         repairs = [s for s in of_trace(trace_id) if s["name"] == "cache repair order"]
-        if repairs:
-            return repairs
+        if applied := [s for s in repairs if s["attributes"]["cache.outcome"] == "applied"]:
+            return applied
         await http.get("/health")  # lets a due probe through (its replay)
         await asyncio.sleep(0.1)
     return []

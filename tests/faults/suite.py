@@ -180,6 +180,20 @@ async def settle(platform: FaultPlatform, history: History, timeout_s: float = 6
         await asyncio.sleep(0.5)
 
 
+# An order claimed twice: a claim (to in_progress) right after another one in its history, or
+# an assignment never ended with a later one after it. The history's ids follow the order's row
+# lock; timestamps do not: `now()` is a transaction's start, and a claim that began before a
+# release committed, then waited for its row lock, is stamped before the release it followed
+# (the multi-host run of 14:51 counted such a pair as a double claim).
+DOUBLE_CLAIMS = (
+    "SELECT order_id FROM (SELECT order_id, to_status, lag(to_status) OVER "
+    "(PARTITION BY order_id ORDER BY id) AS before FROM status_history) h "
+    "WHERE to_status = 'in_progress' AND before = 'in_progress' "
+    "UNION SELECT a.order_id FROM assignments a JOIN assignments b "
+    "ON a.order_id = b.order_id AND a.id < b.id WHERE a.ended_at IS NULL"
+)
+
+
 async def database_facts(platform: FaultPlatform, history: History) -> dict[str, Any]:
     shop = await asyncpg.connect(asyncpg_dsn(platform.settings.shop_dsn))
     mes = await asyncpg.connect(asyncpg_dsn(platform.settings.mes_dsn))
@@ -206,11 +220,7 @@ async def database_facts(platform: FaultPlatform, history: History) -> dict[str,
         statuses = await shop.fetch(
             "SELECT id, status FROM orders WHERE id = ANY($1)", list(history.completed)
         )
-        overlapping = await mes.fetch(
-            "SELECT DISTINCT a.order_id FROM assignments a JOIN assignments b "
-            "ON a.order_id = b.order_id AND a.id < b.id "
-            "AND (a.ended_at IS NULL OR a.ended_at > b.claimed_at)"
-        )
+        overlapping = await mes.fetch(DOUBLE_CLAIMS)
     finally:
         await shop.close()
         await mes.close()
