@@ -185,8 +185,8 @@ def health_problem(db_hosts: list[Host]) -> str | None:
     roles = sorted(m["role"] for m in view)
     streaming = [m for m in view if m["role"] != "leader" and m.get("state") == "streaming"]
     one_timeline = len({m.get("timeline") for m in view}) == 1
-    if roles == ["leader", "replica", "sync_standby"] and leaders and len(streaming) == 2 \
-            and one_timeline:  # fmt: skip
+    healthy = roles == ["leader", "replica", "sync_standby"] and len(streaming) == 2
+    if healthy and leaders and one_timeline:
         return None
     return f"members: {[(m['name'], m['role'], m.get('state'), m.get('timeline')) for m in view]}"
 

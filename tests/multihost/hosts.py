@@ -9,6 +9,7 @@ bridge by their names, so it also cleans up after a run that died half-way.
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -146,10 +147,9 @@ def teardown() -> None:
         sh("ip", "netns", "del", ns, check=False)
     # A veth goes with its namespace, but not at once (nor while a process still holds it):
     # a lab built again right after would find the name taken.
-    links = sh("ip", "-o", "link", "show", check=False).stdout.splitlines()
-    for name in {line.split(":")[1].strip().split("@")[0] for line in links if ":" in line}:
-        if name.startswith(VETH) or name == BRIDGE:
-            sh("ip", "link", "del", name, check=False)
+    for link in json.loads(sh("ip", "-j", "link", "show", check=False).stdout or "[]"):
+        if link["ifname"].startswith(VETH) or link["ifname"] == BRIDGE:
+            sh("ip", "link", "del", link["ifname"], check=False)
 
 
 def enter(host: Host) -> None:
