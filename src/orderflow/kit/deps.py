@@ -10,7 +10,7 @@ from orderflow.kit.unit_of_work import Sessions
 __all__ = ["ResourcesDep", "Sessions", "get_resources"]
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 

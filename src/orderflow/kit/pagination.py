@@ -13,7 +13,7 @@ class Page(BaseModel):
     offset: int
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="page size"), Digits] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="rows to skip"), Digits] = 0,
 ) -> Page:

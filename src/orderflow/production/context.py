@@ -93,7 +93,7 @@ async def live_boards(app: FastAPI, resources: Resources) -> AsyncIterator[None]
             await fanout.stop()
 
 
-def get_production(request: Request) -> Production:
+async def get_production(request: Request) -> Production:
     production: Production = request.app.state.context  # opened by the app's lifespan
     return production
 

@@ -36,7 +36,7 @@ class Sales:
         return UnitOfWork(self.sessions, self.journal)
 
 
-def get_sales(request: Request) -> Sales:
+async def get_sales(request: Request) -> Sales:
     return get_sales_of(request.app)
 
 

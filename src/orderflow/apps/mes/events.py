@@ -29,7 +29,7 @@ SUBSCRIBED = b": subscribed\n\n"  # from here on, nothing is missed
 HEARTBEAT = b": heartbeat\n\n"
 
 
-def require_fanout(request: Request) -> EventFanout:
+async def require_fanout(request: Request) -> EventFanout:
     fanout: EventFanout | None = getattr(request.app.state, "fanout", None)
     if fanout is None:
         raise Unavailable("live events need Redis, and none is configured")

@@ -46,7 +46,7 @@ async def order_feed(app: FastAPI, resources: Resources) -> AsyncIterator[None]:
         yield
 
 
-def require_changes(request: Request) -> OrderChanges:
+async def require_changes(request: Request) -> OrderChanges:
     changes: OrderChanges | None = getattr(request.app.state, "order_changes", None)
     if changes is None or not changes.live:
         raise Unavailable("live order updates are not available now: the page polls instead")
