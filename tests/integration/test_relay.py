@@ -3,18 +3,23 @@
 import asyncio
 import signal
 import time
+from unittest.mock import patch
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import delete, func, select
 
 from orderflow.data.mesdb import Product, ProductionOrder, StatusHistory
 from orderflow.data.shopdb import ShopOutbox
 from orderflow.kit.deps import Sessions
 from orderflow.kit.settings import Settings
+from orderflow.kit.unit_of_work import UnitOfWork
+from orderflow.production.caching import PRODUCTION_ORDER
 from orderflow.production.products.repository import ProductRepository
-from orderflow.relay.outbox import OutboxRow
+from orderflow.relay.outbox import OutboxRepository, OutboxRow
 from orderflow.relay.relay import Direction, drain, opened
+from tests.cachecheck import cache_of
 from tests.clients import running
 from tests.factories import new_order
 
@@ -59,23 +64,83 @@ async def test_relay_dying_mid_batch_loses_and_duplicates_nothing(
 
     to_mes = relay[0]
 
-    async def apply_then_die(event: OutboxRow) -> None:
+    async def apply_then_die(uow: UnitOfWork, event: OutboxRow) -> None:
         nonlocal applied
         if applied == 4:
-            raise Crash  # after 4 events reached the MES, before the batch is marked published
+            raise Crash  # after 4 events were applied in the MES, before its commit
         applied += 1
-        await to_mes.apply(event)
+        await to_mes.apply(uow, event)
 
-    dying = Direction("shop_to_mes", shop_sessions, ShopOutbox, apply_then_die)
+    dying = Direction("shop_to_mes", shop_sessions, ShopOutbox, to_mes.target, apply_then_die)
     with pytest.raises(Crash):
         await dying.deliver_batch(100)
-    async with shop_sessions() as session:
-        unpublished = await session.scalar(
-            select(func.count()).select_from(ShopOutbox).where(ShopOutbox.published_at.is_(None))
+    assert await unpublished(shop_sessions) == 10  # both rolled back: all will be redelivered
+    async with mes_sessions() as session:
+        present = await session.scalar(
+            select(func.count()).select_from(ProductionOrder).where(ProductionOrder.id.in_(ids))
         )
-    assert unpublished == 10  # the batch rolled back: all will be redelivered
+    assert present == 0
     await drain(relay)
     assert await queued_once(mes_sessions, ids) == dict.fromkeys(ids, 1)
+
+
+async def test_relay_dying_after_the_target_committed_redelivers_and_the_target_skips(
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    shop_sessions: Sessions,
+    mes_sessions: Sessions,
+    mes: httpx.AsyncClient,
+    redis: Redis,
+    relay: list[Direction],
+) -> None:
+    """The MES committed the batch but the source never marked it published: the next
+    delivery applies nothing twice, and the MES's cache holds every order at once (the upkeep of
+    the committed batch ran although the source's transaction failed)."""
+    await drain(relay)
+    ids = await confirmed_orders(shop, crm, 5)
+    to_mes = relay[0]
+
+    class Outbox(OutboxRepository):
+        async def mark_published(self, ids: list[int]) -> None:
+            raise Crash
+
+    with patch("orderflow.relay.relay.OutboxRepository", Outbox), pytest.raises(Crash):
+        await to_mes.deliver_batch(100)
+    cache = cache_of(mes)
+    written = [await redis.get(cache.key_of(PRODUCTION_ORDER, oid)) for oid in ids]
+    assert all(entry is not None and b'"queued"' in entry for entry in written)
+    assert await unpublished(shop_sessions) == 5
+    assert await queued_once(mes_sessions, ids) == dict.fromkeys(ids, 1)
+    assert await drain(relay) == 5
+    assert await queued_once(mes_sessions, ids) == dict.fromkeys(ids, 1)
+
+
+async def test_a_batch_holding_an_order_twice_ends_in_its_last_state_in_the_database_and_cache(
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    mes: httpx.AsyncClient,
+    mes_sessions: Sessions,
+    relay: list[Direction],
+) -> None:
+    """Confirmed then cancelled before the relay ran: one MES transaction queues the order
+    and cancels it. The second step must see the first's row, not a copy the session kept."""
+    await drain(relay)
+    [oid] = await confirmed_orders(shop, crm, 1)
+    assert (await crm.post(f"/orders/{oid}/cancel")).status_code == 200
+    assert await relay[0].deliver_batch(100) == 2
+    async with mes_sessions() as session:
+        order = await session.get(ProductionOrder, oid)
+    assert order is not None and (order.status, order.version) == ("cancelled", 2)
+    cached = (await mes.get(f"/orders/{oid}")).json()
+    assert (cached["status"], cached["version"]) == ("cancelled", 2)
+
+
+async def unpublished(shop_sessions: Sessions) -> int:
+    async with shop_sessions() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(ShopOutbox).where(ShopOutbox.published_at.is_(None))
+        )
+    return int(count or 0)
 
 
 async def test_relay_process_killed_repeatedly_under_load(

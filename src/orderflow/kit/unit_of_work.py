@@ -17,20 +17,29 @@ the journal row is deleted in the background; otherwise (or if the process died 
 it) every API process repairs it within about 2 s (`service_cache/journal.py`). A unit that answers
 about a state it did not write (a replay, a 409) calls `repair_pending`: rows its entry still has
 are re-applied as the unit ends, before the answer.
+
+A unit may do several writers' work (the relay applies a batch of events in one transaction):
+each action then runs in the trace context it was registered in, so a board's event still
+continues the trace of the write that announced it. A unit opened with `defer=True` leaves
+its actions to `run_after_commit`, for an owner that must first finish something else (the
+relay marks its batch published, releasing the source rows, before any Redis call).
 """
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.cache import Entity, Key
+from orderflow.kit import tracing
 from orderflow.kit.replication import replicated
 from orderflow.service_cache.journal import UpkeepJournal
 from orderflow.service_cache.upkeep import COMMITTED_AT, Upkeep
@@ -61,12 +70,24 @@ def note_deferred() -> None:
         deferred.any = True
 
 
+@dataclass(frozen=True)
+class _Action:
+    run: AfterCommit | Apply
+    row: int | None  # its journal row, if it is an upkeep
+    upkeep: Upkeep | None
+    trace: otel_context.Context  # the context it was registered in
+
+
 class UnitOfWork:
-    def __init__(self, sessions: Sessions, journal: UpkeepJournal | None = None) -> None:
+    def __init__(
+        self, sessions: Sessions, journal: UpkeepJournal | None = None, *, defer: bool = False
+    ) -> None:
         self._sessions = sessions
         self._journal = journal
+        self._defer = defer
+        self._committed_at: float | None = None
         self._stack = AsyncExitStack()
-        self._after_commit: list[tuple[AfterCommit | Apply, int | None, Upkeep | None]] = []
+        self._after_commit: list[_Action] = []
         self._repairs: list[tuple[Entity, Key]] = []
         self._repositories: dict[Callable[[AsyncSession], Any], Any] = {}
         self.session: AsyncSession
@@ -85,25 +106,38 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)  # commits, or rolls back on an error
-        committed = COMMITTED_AT.set(time.monotonic())
+        if exc_type is None:
+            self._committed_at = time.monotonic()
+        await self._repair()
+        if exc_type is None and not self._defer:
+            await self.run_after_commit()
+
+    async def run_after_commit(self) -> None:
+        """What was registered with `keep_cached` and `after_commit`, once, in order (the unit
+        runs it itself unless opened with `defer=True`)."""
+        actions, self._after_commit = self._after_commit, []
+        if self._committed_at is None or not actions:
+            return
+        journal = self._journal
+        if journal is not None and any(a.row is not None for a in actions):
+            journal.crash_point()
+        committed = COMMITTED_AT.set(self._committed_at)
         try:
-            await self._repair()
-            if exc_type is None:
-                await self._run_after_commit()
+            for action in actions:
+                with _in_context(action.trace):
+                    await self._run(action, journal)
         finally:
             COMMITTED_AT.reset(committed)
 
-    async def _run_after_commit(self) -> None:
-        journal = self._journal
-        if journal is not None and any(row is not None for _, row, _ in self._after_commit):
-            journal.crash_point()
-        for action, row, upkeep in self._after_commit:
-            if row is None:
-                await action()
-            elif journal is not None and upkeep is not None and await _applied(action):
-                journal.applied(row, (upkeep.entity, upkeep.key, upkeep.version))
-            else:
-                note_deferred()
+    @staticmethod
+    async def _run(action: _Action, journal: UpkeepJournal | None) -> None:
+        if action.row is None:
+            await action.run()
+        elif journal is not None and action.upkeep is not None and await _applied(action.run):
+            upkeep = action.upkeep
+            journal.applied(action.row, (upkeep.entity, upkeep.key, upkeep.version))
+        else:
+            note_deferred()
 
     async def repair_pending(self, entity: Entity, key: Key) -> None:
         """This unit answers about a state it did not write (an idempotent replay, a refusal):
@@ -134,7 +168,7 @@ class UnitOfWork:
 
     def after_commit(self, action: AfterCommit) -> None:
         """Run `action` once the commit succeeded, before the unit of work returns."""
-        self._after_commit.append((action, None, None))
+        self._after_commit.append(_Action(action, None, None, otel_context.get_current()))
 
     async def keep_cached(self, upkeep: Upkeep, apply: Apply) -> None:
         """Journal `upkeep` in this transaction; run `apply` once the commit succeeded, before
@@ -142,7 +176,7 @@ class UnitOfWork:
         row = None
         if self._journal is not None:
             row = await self._journal.record(self.session, upkeep)
-        self._after_commit.append((apply, row, upkeep))
+        self._after_commit.append(_Action(apply, row, upkeep, otel_context.get_current()))
 
 
 async def _applied(apply: Callable[[], Awaitable[Any]]) -> bool:
@@ -152,3 +186,21 @@ async def _applied(apply: Callable[[], Awaitable[Any]]) -> bool:
     except Exception:
         log.exception("cache upkeep failed after the commit; the journal will repair it")
         return False
+
+
+@contextmanager
+def _in_context(context: otel_context.Context) -> Iterator[None]:
+    """Run in the trace context an action was registered in. If its span has ended meanwhile
+    (the relay's event spans end before their batch's upkeep runs), in a span of its own under
+    it, so that the upkeep still shows in the write's trace."""
+    span = trace.get_current_span(context)
+    ended = not span.is_recording() and span.get_span_context().trace_flags.sampled
+    if ended and tracing.enabled():
+        with tracing.tracer().start_as_current_span("after commit", context=context):
+            yield
+        return
+    token = otel_context.attach(context)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)

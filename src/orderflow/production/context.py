@@ -56,8 +56,8 @@ class Production:
         )
         return cls(sessions, service_cache, events, journal)
 
-    def unit(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, self.journal)
+    def unit(self, *, defer: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.sessions, self.journal, defer=defer)
 
 
 def announcer(events: EventStream | None) -> Republish:

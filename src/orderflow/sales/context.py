@@ -32,8 +32,8 @@ class Sales:
         )
         return cls(sessions, cache, item_ttl(settings), journal)
 
-    def unit(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, self.journal)
+    def unit(self, *, defer: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.sessions, self.journal, defer=defer)
 
 
 async def get_sales(request: Request) -> Sales:

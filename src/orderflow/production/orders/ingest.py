@@ -10,6 +10,7 @@ no board is told anything new.
 from typing import Any
 
 from orderflow.data.mesdb import ProductionOrder
+from orderflow.kit.unit_of_work import UnitOfWork
 from orderflow.production.caching import status_family
 from orderflow.production.context import Production
 from orderflow.production.orders.repository import ProductionRepository
@@ -21,21 +22,23 @@ from orderflow.production.products.service import names_in
 S = ProductionStatus
 
 
-async def ingest(p: Production, event_id: str, event_type: str, payload: dict[str, Any]) -> None:
+async def ingest(
+    uow: UnitOfWork, p: Production, event_id: str, event_type: str, payload: dict[str, Any]
+) -> None:
+    """Apply one event as a step of `uow`: the relay applies a batch in one transaction."""
     order_id = int(payload["order_id"])
-    async with p.unit() as uow:
-        repo = uow.repository(ProductionRepository)
-        changed = None
-        if await repo.mark_processed(event_id):
-            await uow.repository(ProductRepository).remember(names_in(payload.get("lines", [])))
-            changed = await _apply(repo, event_type, order_id, payload)
-        if changed is not None:
-            event, order, from_status = changed
-            await keep_boards_current(uow, p, event, production_order_dict(order), from_status)
-        elif (current := await repo.get(order_id)) is not None:
-            data = production_order_dict(current)
-            also = (status_family(S.QUEUED),)  # whatever an earlier delivery left unbumped
-            await keep_boards_current(uow, p, REWRITE, data, None, also=also)
+    repo = uow.repository(ProductionRepository)
+    changed = None
+    if await repo.mark_processed(event_id):
+        await uow.repository(ProductRepository).remember(names_in(payload.get("lines", [])))
+        changed = await _apply(repo, event_type, order_id, payload)
+    if changed is not None:
+        event, order, from_status = changed
+        await keep_boards_current(uow, p, event, production_order_dict(order), from_status)
+    elif (current := await repo.get(order_id)) is not None:
+        data = production_order_dict(current)
+        also = (status_family(S.QUEUED),)  # whatever an earlier delivery left unbumped
+        await keep_boards_current(uow, p, REWRITE, data, None, also=also)
 
 
 async def _apply(

@@ -7,6 +7,7 @@ same transaction, so the MES learns of them whatever crashes afterwards.
 
 from orderflow.kit import tracing
 from orderflow.kit.errors import Conflict, NotFound
+from orderflow.kit.unit_of_work import UnitOfWork
 from orderflow.sales.caching import moved_families
 from orderflow.sales.catalogue.repository import ItemRepository
 from orderflow.sales.context import Sales
@@ -62,10 +63,11 @@ async def _transition(sales: Sales, order_id: int, action: str) -> bytes:
 
 
 async def apply_production_event(
-    sales: Sales, event_id: str, event_type: str, order_id: int
+    uow: UnitOfWork, sales: Sales, event_id: str, event_type: str, order_id: int
 ) -> bool:
     """The relay delivers production's progress (`in_production`, `ready`): move the order
-    forward to it, once per event id, never backwards. False for an unknown event type.
+    forward to it, once per event id, never backwards, as a step of `uow` (the relay applies a
+    batch in one transaction). False for an unknown event type.
 
     The order's current state is written through whether or not it changed now: a relay that
     died after an earlier delivery's commit but before its cache write gets to write it now.
@@ -73,14 +75,13 @@ async def apply_production_event(
     status = PRODUCTION_EVENTS.get(event_type)
     if status is None:
         return False
-    async with sales.unit() as uow:
-        orders = uow.repository(OrderRepository)
-        if await orders.mark_processed(event_id):
-            await orders.set_status(order_id, status, from_any=statuses_before(status))
-        order = await orders.get(order_id)
-        if order is not None:
-            lines = (await orders.lines_of([order_id]))[order_id]
-            now = OrderStatus(order.status)
-            families = moved_families(statuses_before(now), now)
-            await keep_order_cached(uow, sales, order_dict(order, lines), families)
+    orders = uow.repository(OrderRepository)
+    if await orders.mark_processed(event_id):
+        await orders.set_status(order_id, status, from_any=statuses_before(status))
+    order = await orders.get(order_id)
+    if order is not None:
+        lines = (await orders.lines_of([order_id]))[order_id]
+        now = OrderStatus(order.status)
+        families = moved_families(statuses_before(now), now)
+        await keep_order_cached(uow, sales, order_dict(order, lines), families)
     return True
