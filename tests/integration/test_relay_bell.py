@@ -95,6 +95,10 @@ async def test_an_idle_relay_does_not_poll_and_delivers_when_an_event_is_committ
         assert [way.passes for way in counted] == passes
         order_id = await confirmed_order(shop, crm)  # its outbox row rings the bell
         await reaches_the_mes(mes_sessions, order_id)
+        await asyncio.sleep(0.3)  # the pass that delivered it has ended
+        to_mes, to_shop = counted
+        assert to_mes.passes > passes[0]
+        assert to_shop.passes == passes[1]  # the MES database did not ring: not looked at
 
 
 async def test_a_relay_whose_listening_connection_is_cut_listens_again_and_delivers(

@@ -8,12 +8,16 @@ platform's CPU); now it sleeps until rung. A notification can be missed only whi
 listening connection is down: then the relay polls as before (`quiet_s`), and when listening
 starts again the bell rings once for whatever was written meanwhile. A long poll (`IDLE_S`)
 stays as the last safety net, for a notification lost in a way the connection did not show.
+
+The bell remembers which database rang: the relay then looks only at that database's outbox,
+not at both (under load nearly every commit rings, and an empty pass over the other outbox cost
+a transaction of its own).
 """
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from orderflow.kit.listen import Listener
 from orderflow.kit.tasks import background, cancel
@@ -24,32 +28,46 @@ IDLE_S = 10.0  # the longest wait while every database listens
 
 
 class Bell:
-    """Rung by any of the databases' outboxes; `live` while every one of them is listened to."""
+    """Rung by the databases' outboxes (the i-th of `dsns` rings `i`); `live` while every one
+    of them is listened to. It starts rung by all: what was written before it listened is
+    delivered first."""
 
     def __init__(self, dsns: list[str], longest_s: float = IDLE_S) -> None:
         self.longest_s = longest_s
         self._rung = asyncio.Event()
-        self.listeners = [Listener(dsn, CHANNEL, NAME, self._ring, on_up=self.ring) for dsn in dsns]
+        self._sources = set(range(len(dsns)))
+        self.listeners = [
+            Listener(dsn, CHANNEL, NAME, partial(self._heard, i), on_up=partial(self.ring, i))
+            for i, dsn in enumerate(dsns)
+        ]
+        self._rung.set()
 
     @property
     def live(self) -> bool:
         return all(listener.live for listener in self.listeners)
 
-    def ring(self) -> None:
+    def ring(self, *sources: int) -> None:
+        """Ring for these sources (none: all of them)."""
+        self._sources.update(sources or range(len(self.listeners)))
         self._rung.set()
 
-    def _ring(self, _payload: str) -> None:
-        self._rung.set()
+    def _heard(self, source: int, _payload: str) -> None:
+        self.ring(source)
 
-    def clear(self) -> None:
-        """Before a delivery pass: a row committed during the pass rings for the next one."""
+    def take(self) -> set[int]:
+        """Before a delivery pass: the sources that rang since the last one (a row committed
+        during the pass rings for the next one)."""
+        sources, self._sources = self._sources, set()
         self._rung.clear()
+        return sources
 
     async def wait(self, quiet_s: float) -> None:
         """Until rung; `quiet_s` at most while a database is not listened to, else
-        `longest_s`."""
-        with contextlib.suppress(TimeoutError):
+        `longest_s`, after which it rings for every source."""
+        try:
             await asyncio.wait_for(self._rung.wait(), self.longest_s if self.live else quiet_s)
+        except TimeoutError:
+            self.ring()
 
 
 @asynccontextmanager

@@ -163,20 +163,27 @@ async def run(
 ) -> None:
     """Relay until `stop` is set. Database outages are waited out, never fatal.
 
-    With a `bell` (`relay/bell.py`) an idle relay sleeps until an outbox row is committed;
-    `idle_s` is then the poll only while a database is not listened to. Without one it polls
-    every `idle_s`."""
+    With a `bell` (`relay/bell.py`, listening to the ways' sources in their order) an idle
+    relay sleeps until an outbox row is committed, then delivers only from the databases that
+    rang; `idle_s` is then the poll only while a database is not listened to. Without one it
+    polls every way every `idle_s`."""
+    everyone = set(range(len(ways)))
+    due = everyone
     while not stop.is_set():
         if bell is not None:
-            bell.clear()
+            due = due | bell.take()
         try:
-            delivered = sum([await way.deliver_batch(batch) for way in ways])
+            delivered = [await ways[i].deliver_batch(batch) for i in sorted(due)]
         except Exception as exc:  # noqa: BLE001  a database restart must not end the relay
             log.warning("relay batch failed, will retry: %s", exc)
+            due = everyone
             await _until(stop, asyncio.sleep(FAILED_RETRY_S))
             continue
-        if delivered:
+        due = {i for i, n in zip(sorted(due), delivered, strict=True) if n}  # may have more
+        if due:
             continue
+        if bell is None:
+            due = everyone
         await _until(stop, bell.wait(idle_s) if bell is not None else asyncio.sleep(idle_s))
 
 
