@@ -42,6 +42,15 @@ def loadtest(
     data_dir: Annotated[
         Path | None, typer.Option(help="data dir of a platform we start; default .orderflow")
     ] = None,
+    pg_cpus: Annotated[
+        float | None,
+        typer.Option(
+            min=0.05,
+            help="hold the PostgreSQL of a platform we start to this many cores (a cgroup, "
+            "10 ms CFS periods; throttled periods reported per step), as a shared database "
+            "server is: where the database is the scarce resource",
+        ),
+    ] = None,
     orders: Annotated[
         int | None,
         typer.Option(
@@ -106,6 +115,8 @@ def loadtest(
     from perf.loadtest.runner import run
 
     settings = get_settings()
+    if pg_cpus is not None and start is False:
+        raise typer.BadParameter("needs a platform the test starts", param_hint="--pg-cpus")
     if max_users < start_users:
         raise typer.BadParameter("at least --start-users", param_hint="--max-users")
     options = Options(
@@ -113,6 +124,7 @@ def loadtest(
         start=start,
         data_dir=data_dir or settings.data_dir,
         orders=orders,
+        pg_cpus=pg_cpus,
         start_users=start_users,
         growth=growth,
         max_users=max_users,

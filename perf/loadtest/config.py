@@ -83,6 +83,7 @@ class Options:
     docs: Path | None = Path("docs/performance.md")
     start_timeout_s: float = 1800.0
     modes: tuple[Mode, ...] = ("off", "on")
+    pg_cpus: float | None = None  # PostgreSQL's CPU budget in cores (`pg_budget.py`)
     command: str = "python -m perf.loadtest"
 
     @property

@@ -73,6 +73,8 @@ def _steps(run: Run, key: dict[str, Any]) -> list[str]:
         )
         others = f"{step.others_cores:.2f}" if run.started_platform else NONE
         processes = ", ".join(f"{g} {c:.2f}" for g, c in step.process_cores.items()) or NONE
+        if (throttled := step.pg_throttling) is not None:
+            processes += f"; PostgreSQL budget: {throttled.text()}"
         rows.append(
             f"| {step.mode} | {step.users} | {_n(rps)} | {failures} | "
             f"{'holds' if held else 'broken'} | {step.platform_cores:.2f} | {generator} | "
@@ -99,6 +101,11 @@ def section(
         if run.started_platform
         else "already running at the configured URLs"
     )
+    if o.pg_cpus is not None:
+        platform += (
+            f", its PostgreSQL held to {o.pg_cpus:g} cores (a cgroup with 10 ms CFS periods; "
+            "each step's throttling is in the steps' table)"
+        )
     ends = {
         mode: run.ends[mode].text(short=True) if mode in run.ends else "not run" for mode in o.modes
     }

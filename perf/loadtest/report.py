@@ -127,6 +127,10 @@ def _step_metrics(run: Run, step: Step) -> dict[str, Any]:
     row["generator_saturated"] = step.generator_saturated
     row["others_cores"] = round(step.others_cores, 2) if run.started_platform else None
     row |= {f"cores_{group}": cores for group, cores in step.process_cores.items()}
+    if (throttled := step.pg_throttling) is not None:
+        row["pg_periods_throttled"] = throttled.throttled
+        row["pg_periods"] = throttled.periods
+        row["pg_throttled_s"] = round(throttled.throttled_s, 2)
     return row
 
 

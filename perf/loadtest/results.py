@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from perf.common import Machine, describe_machine, percentile
 from perf.loadtest.config import GENERATOR_SATURATED, Options
+from perf.loadtest.pg_budget import Throttling
 from perf.loadtest.probe import ProbeSample
 from perf.loadtest.samples import Recorder, Summary, by_group
 from perf.loadtest.scrape import Rates
@@ -28,6 +29,7 @@ class Step:
     # Cores by part of the platform (perf.common.PLATFORM_GROUPS); empty when the test did
     # not start the platform (its processes are then not ours to find).
     process_cores: dict[str, float] = field(default_factory=dict)
+    pg_throttling: Throttling | None = None  # with --pg-cpus: its budget's CFS throttling
 
     @property
     def others_cores(self) -> float:

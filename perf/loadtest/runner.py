@@ -18,6 +18,7 @@ from locust.runners import LocalRunner
 from perf.common import cores_by_group, platform_times, process_cpu_s, tree_cpu_s
 from perf.loadtest import report, target, users
 from perf.loadtest.config import Mode, Options
+from perf.loadtest.pg_budget import PgBudget
 from perf.loadtest.probe import ENDPOINTS, probe
 from perf.loadtest.results import (
     GroupAtStep,
@@ -71,6 +72,7 @@ def run(opts: Options) -> Path | None:
     result = Run(opts, started)
     platform: Platform | None = None
     runner: LocalRunner | None = None
+    budget: PgBudget | None = None
     try:
         platform = _ensure_platform(opts, out, stop)
         result.started_platform = platform is not None
@@ -79,6 +81,14 @@ def run(opts: Options) -> Path | None:
             platform_cpu = functools.partial(tree_cpu_s, platform.child.pid)
             result.platform_pid = platform.child.pid
             result.platform_cpu = "`orderflow up` and every process under it"
+            if opts.pg_cpus is not None:
+                budget = PgBudget(opts.pg_cpus, platform.child.pid)
+                console.print(
+                    f"PostgreSQL held to {opts.pg_cpus:g} cores ({budget.held} processes, "
+                    f"cgroup {budget.path})"
+                )
+        elif opts.pg_cpus is not None:
+            raise SystemExit("--pg-cpus needs a platform the test starts (--start)")
         categories, result.items = target.catalogue(opts.urls)
         result.categories, result.orders = len(categories), target.order_count(opts.urls)
         console.print(
@@ -99,7 +109,7 @@ def run(opts: Options) -> Path | None:
             if mode == "on" and opts.warm_items and result.items:
                 took = target.warm_items(opts.urls, result.items, stop)
                 console.print(f"  warmed {result.items:,} items in {took:.1f}s")
-            _steps(runner, result, mode, stop, platform_cpu)
+            _steps(runner, result, mode, stop, platform_cpu, budget)
             if opts.probe_seconds > 0 and not stop():
                 _probe(result, mode, stop)
     finally:
@@ -109,6 +119,8 @@ def run(opts: Options) -> Path | None:
         _restore_cache(opts)
         if platform is not None:
             platform.stop()
+        if budget is not None:
+            budget.release()
         for handler in handlers:
             handler.cancel()
     result.finished = datetime.now(UTC)
@@ -177,6 +189,7 @@ def _steps(
     mode: Mode,
     stop: Stop,
     platform_cpu: Callable[[], float] | None,
+    budget: PgBudget | None = None,
 ) -> None:
     """Climb the ladder until a step breaks the SLA (or saturates the load generator, or
     reaches the ceiling); every step stays in the results, the breaking one too."""
@@ -199,10 +212,12 @@ def _steps(
         t0, gen0 = time.monotonic(), process_cpu_s(me)
         plat0 = platform_cpu() if platform_cpu else 0.0
         procs0 = platform_times(result.platform_pid) if result.platform_pid else {}
+        throttled0 = budget.stat() if budget else None
         sleep(opts.step_seconds, stop)
         wall, gen1 = time.monotonic() - t0, process_cpu_s(me)
         plat1 = platform_cpu() if platform_cpu else 0.0
         procs1 = platform_times(result.platform_pid) if result.platform_pid else {}
+        throttled = budget.stat().since(throttled0) if budget and throttled0 else None
         after, end_s = snapshot(opts.urls), rec.now()
         if stop():
             break  # a cut-short step would skew the figures
@@ -211,8 +226,9 @@ def _steps(
         platform = (plat1 - plat0) / wall if platform_cpu else r.machine_busy_cores - generator
         by_group = cores_by_group(procs0, procs1, wall) if procs0 else {}
         step = Step(
-            mode, count, start, end_s, r, generator, max(0.0, platform), process_cores=by_group
-        )
+            mode, count, start, end_s, r, generator, max(0.0, platform), process_cores=by_group,
+            pg_throttling=throttled,
+        )  # fmt: skip
         result.steps.append(step)
         broken = [row for row in groups_at_step(result, step) if not row.holds]
         _print_step(result, step, after.missing, broken)
@@ -251,6 +267,7 @@ def _print_step(result: Run, step: Step, missing: list[str], broken: list[GroupA
         f"{step.generator_cores:.2f}{saturated}, others {step.others_cores:.2f}, machine "
         f"{step.rates.machine_busy_cores:.2f}; "
         + (f"by process: {by_process(step)}; " if step.process_cores else "")
+        + (f"PostgreSQL budget: {t.text()}; " if (t := step.pg_throttling) else "")
         + ("SLA holds" if not broken else f"[red]SLA broken by {len(broken)} groups[/red]")
         + (f" [yellow](no /metrics from {', '.join(missing)})" if missing else "")
     )
