@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import httpx
 import pytest
@@ -98,6 +98,28 @@ async def test_a_client_change_is_visible_on_the_very_next_read(shop: httpx.Asyn
     await shop.get(f"/clients/{client['id']}")
     patched = (await shop.patch(f"/clients/{client['id']}", json={"phone": "+1 555 0100"})).json()
     assert (await shop.get(f"/clients/{client['id']}")).json() == patched
+
+
+async def test_a_new_order_shows_at_once_in_the_crm_view_of_its_day(
+    shop: httpx.AsyncClient, crm: httpx.AsyncClient
+) -> None:
+    """A view only dates narrow depends on its days' families (`sales.caching.date_families`):
+    the day's view, cached before, lists an order created on it on the very next read."""
+    first = await new_order(shop)
+    day = datetime.fromisoformat(first["created_at"]).astimezone(UTC)
+    midnight = day.replace(hour=0, minute=0, second=0, microsecond=0)
+    params = {
+        "created_from": midnight.isoformat(),
+        "created_to": (midnight + timedelta(days=1)).isoformat(),
+        "limit": 200,
+    }
+    before = (await crm.get("/orders", params=params)).json()
+    assert first["id"] in {o["id"] for o in before["items"]}
+    second = await new_order(shop)
+    after = (await crm.get("/orders", params=params)).json()
+    if datetime.fromisoformat(second["created_at"]).astimezone(UTC).date() == midnight.date():
+        assert after["total"] == before["total"] + 1
+        assert second["id"] in {o["id"] for o in after["items"]}
 
 
 async def test_status_changes_show_at_once_in_the_shop_and_every_crm_view(

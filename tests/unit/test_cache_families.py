@@ -22,6 +22,8 @@ CLIENTS = [None, 1, 2]
 SHOP_VIEWS = list(product([None, *(s.value for s in OrderStatus)], CLIENTS))
 
 Order = tuple[str, int]  # (status, client_id) of a Shop order, or (status, operator_id)
+UTC = ZoneInfo("UTC")
+NOW = datetime(2026, 12, 7, 16, 30, tzinfo=UTC)
 
 
 def listed(view: tuple[str | None, int | None], order: Order | None) -> bool:
@@ -56,13 +58,13 @@ def test_status_and_client_families_never_collide() -> None:
 
 
 def test_a_created_order_bumps_its_client_created_all_orders_and_counts() -> None:
-    assert set(shop.created_families(7)) >= {
+    assert set(shop.created_families(7, NOW)) >= {
         shop.status_family("created"),
         shop.client_family(7),
         shop.ALL_ORDERS,
         shop.COUNTS,
     }
-    assert shop.client_family(8) not in shop.created_families(7)
+    assert shop.client_family(8) not in shop.created_families(7, NOW)
 
 
 @pytest.mark.parametrize("view", SHOP_VIEWS, ids=str)
@@ -71,12 +73,54 @@ def test_a_created_order_invalidates_every_view_that_lists_it(
 ) -> None:
     new = ("created", 1)
     if listed(view, new):
-        assert bumps(shop.view_families(*view), shop.created_families(1))
+        assert bumps(shop.view_families(*view), shop.created_families(1, NOW))
 
 
 @pytest.mark.parametrize("view", [("confirmed", None), (None, 2), ("ready", 2)], ids=str)
 def test_a_created_order_leaves_views_it_is_not_in(view: tuple[str | None, int | None]) -> None:
-    assert not bumps(shop.view_families(*view), shop.created_families(1))
+    assert not bumps(shop.view_families(*view), shop.created_families(1, NOW))
+
+
+# A view only dates narrow (the CRM's by-date list): [from, to), as the repository reads it.
+MIDNIGHT = datetime(2026, 12, 1, tzinfo=UTC)
+DATE_VIEWS = [
+    (MIDNIGHT + timedelta(days=d, hours=h), MIDNIGHT + timedelta(days=d + span, hours=h))
+    for d, span, h in product(range(0, 7), (1, 7), (0, 13))
+] + [(MIDNIGHT, MIDNIGHT + timedelta(hours=1)), (MIDNIGHT - timedelta(minutes=1), MIDNIGHT)]
+CREATED_AT = [
+    MIDNIGHT + timedelta(days=d, hours=h, microseconds=us)
+    for d, h, us in product(range(-1, 15), (0, 12, 23), (0, 1))
+] + [MIDNIGHT - timedelta(microseconds=1), datetime(2026, 12, 3, 2, tzinfo=ZoneInfo("Asia/Tokyo"))]
+
+
+@pytest.mark.parametrize("view", DATE_VIEWS, ids=str)
+def test_a_created_order_invalidates_every_date_view_that_lists_it(
+    view: tuple[datetime, datetime],
+) -> None:
+    start, end = view
+    families = shop.view_families(None, None, start, end)
+    assert shop.ALL_ORDERS not in families
+    for created_at in CREATED_AT:
+        if start <= created_at < end:
+            assert bumps(families, shop.created_families(1, created_at)), (view, created_at)
+
+
+def test_a_date_view_of_past_days_survives_todays_orders() -> None:
+    past = shop.view_families(None, None, NOW - timedelta(days=8), NOW - timedelta(days=1))
+    assert not bumps(past, shop.created_families(1, NOW))
+    assert len(past) == 8  # the bound's own day included: one family too many is only a miss
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(NOW, None), (None, NOW), (NOW.replace(tzinfo=None), NOW), (NOW, NOW - timedelta(days=1)),
+     (NOW - timedelta(days=40), NOW)],
+    ids=["no end", "no start", "naive", "reversed", "too many days"],
+)  # fmt: skip
+def test_a_date_view_it_cannot_bound_depends_on_all_orders(
+    start: datetime | None, end: datetime | None
+) -> None:
+    assert shop.view_families(None, None, start, end) == [shop.ALL_ORDERS]
 
 
 def test_a_status_change_bumps_the_old_and_new_status_families_and_counts() -> None:

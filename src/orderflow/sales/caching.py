@@ -3,7 +3,7 @@
 and takes the order bodies from the very entries the Shop reads and writes through."""
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from orderflow.cache import Entity, FixedTTL, Listing, QuietWindowTTL
@@ -34,6 +34,7 @@ CLIENT_ORDER_LIST = Listing(CLIENT_ORDER_VIEW, VIEW_TTL, ORDER, ORDER_TTL)
 
 CATALOGUE = "catalogue"
 ALL_ORDERS = "orders"  # views that no status or client narrows: change only when one is created
+DATE_VIEW_DAYS = 31  # a view narrowed to more days than this depends on ALL_ORDERS instead
 COUNTS = "counts"
 
 
@@ -58,18 +59,47 @@ def client_family(client_id: int) -> str:
     return f"c:{client_id}"
 
 
-def view_families(status: str | None, client_id: int | None) -> list[str]:
+def day_family(day: date) -> str:
+    """`day:<YYYY-MM-DD>` (UTC): the orders created that day."""
+    return f"day:{day.isoformat()}"
+
+
+def view_families(
+    status: str | None,
+    client_id: int | None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> list[str]:
     """The families whose change can change which orders a view lists."""
     families = []
     if client_id:  # first: a view is tagged by its first family, a client's by the client
         families.append(client_family(client_id))
     if status:
         families.append(status_family(status))
-    return families or [ALL_ORDERS]
+    return families or date_families(created_from, created_to) or [ALL_ORDERS]
 
 
-def created_families(client_id: int) -> list[str]:
-    return [status_family("created"), client_family(client_id), ALL_ORDERS, COUNTS]
+def date_families(created_from: datetime | None, created_to: datetime | None) -> list[str]:
+    """A view that only creation dates narrow lists the same orders until one is created on
+    one of its days: it depends on those days' families, not on every order created. Under
+    a stream of new orders a view of past days then stays cached, where with ALL_ORDERS every
+    placement made it a miss (the CRM's by-date list was the one read the cache did not
+    help, and the first to break with PostgreSQL on a budget). Both bounds are needed, aware,
+    and at most DATE_VIEW_DAYS apart; otherwise none (the caller falls back to ALL_ORDERS)."""
+    if created_from is None or created_to is None:
+        return []
+    if created_from.tzinfo is None or created_to.tzinfo is None:
+        return []
+    first, last = created_from.astimezone(UTC).date(), created_to.astimezone(UTC).date()
+    days = (last - first).days + 1  # `created_to` is exclusive: its own day may be one too many
+    if not 0 < days <= DATE_VIEW_DAYS:
+        return []
+    return [day_family(first + timedelta(days=n)) for n in range(days)]
+
+
+def created_families(client_id: int, created_at: datetime) -> list[str]:
+    day = day_family(created_at.astimezone(UTC).date())
+    return [status_family("created"), client_family(client_id), ALL_ORDERS, day, COUNTS]
 
 
 def moved_families(from_any: Iterable[str], to: str) -> list[str]:

@@ -57,7 +57,7 @@ async def _place(
             for n, (i, q, p) in enumerate(lines, start=1)
         ]
         await orders.add_lines(rows)
-        families = created_families(order.client_id)
+        families = created_families(order.client_id, order.created_at)
         return await keep_order_cached(uow, sales, order_dict(order, rows), families), True
 
 

@@ -99,7 +99,7 @@ async def read_page(
         return 0, dumps({"ids": ids, "total": total})
 
     since, until = (t.isoformat() if t else "" for t in (created_from, created_to))
-    families = view_families(state, client_id)
+    families = view_families(state, client_id, created_from, created_to)
     if client_id:
         key: tuple[str | int, ...] = (client_id, state or "", since, until, page.limit, page.offset)
         listing = CLIENT_ORDER_LIST
