@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,7 +23,20 @@ class ProductionOrder(Versioned, MesBase):
     __tablename__ = "production_orders"
     __table_args__ = (
         Index("ix_production_orders_status_id", "status", "id"),
-        Index("ix_production_orders_operator_id_status", "operator_id", "status"),
+        # an operator's lists, newest change first (mesdb_0008)
+        Index(
+            "ix_production_orders_operator_recent",
+            "operator_id",
+            text("updated_at DESC"),
+            text("id DESC"),
+        ),
+        Index(
+            "ix_production_orders_operator_status_recent",
+            "operator_id",
+            "status",
+            text("updated_at DESC"),
+            text("id DESC"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
