@@ -135,3 +135,28 @@ async def test_the_mes_writes_through_whatever_the_orders_switch_says(
         assert await redis.get(key) == f"{claimed['version']}|".encode() + dumps(claimed)
     finally:
         await crm.put("/admin/cache", json={"orders": "write-through"})
+
+
+async def test_the_uncached_reads_give_what_the_cache_holds_and_an_operators_list_newest_first(
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    mes: httpx.AsyncClient,
+    relay: list[Direction],
+) -> None:
+    """The single statements behind the cache (`production/orders/lean_reads.py`) answer what
+    the written-through entries hold; an operator's list shows their latest claim first."""
+    first, second = [await queued_order(shop, crm, relay) for _ in range(2)]
+    for oid in (second, first):
+        assert (await mes.post(f"/orders/{oid}/claim", json={"operator_id": 5})).status_code == 200
+    mine = {"operator_id": 5, "status": "in_progress", "limit": 2}
+    cached = [(await mes.get(f"/orders/{oid}")).json() for oid in (first, second)]
+    cached_list = (await mes.get("/orders", params=mine)).json()
+    try:
+        assert (await mes.put("/admin/cache", json={"mode": "off"})).status_code == 200
+        assert [(await mes.get(f"/orders/{oid}")).json() for oid in (first, second)] == cached
+        uncached_list = (await mes.get("/orders", params=mine)).json()
+        assert [o["id"] for o in uncached_list["items"]] == [first, second]
+        assert uncached_list == cached_list
+        assert cached[0]["lines"] == [{"item_id": 1, "quantity": 2}]
+    finally:
+        await mes.put("/admin/cache", json={"mode": "on"})

@@ -12,17 +12,16 @@ from orderflow.production.caching import (
     view_families,
 )
 from orderflow.production.context import Production
-from orderflow.production.orders.repository import ProductionRepository
+from orderflow.production.orders.lean_reads import ProductionReads
 from orderflow.production.orders.schemas import ProductionStatus, production_order_dict
 
 
 async def get_production_order(p: Production, order_id: int) -> bytes:
     async def load() -> tuple[int, bytes]:
-        async with p.unit() as uow:
-            order = await uow.repository(ProductionRepository).get(order_id)
-        if order is None:
+        row = await ProductionReads(p.sessions).one(order_id)
+        if row is None:
             raise NotFound(f"production order {order_id} does not exist")
-        return order.version, dumps(production_order_dict(order))
+        return row["version"], dumps(production_order_dict(row))
 
     return await p.cache.read(PRODUCTION_ORDER, order_id, load, ENTRY_TTL)
 
@@ -34,10 +33,9 @@ async def search(
     state = status.value if status else None
 
     async def load_index() -> tuple[int, bytes]:
-        async with p.unit() as uow:
-            ids, total = await uow.repository(ProductionRepository).search_ids(
-                status=state, operator_id=operator_id, limit=page.limit, offset=page.offset
-            )
+        ids, total = await ProductionReads(p.sessions).page_of_ids(
+            status=state, operator_id=operator_id, limit=page.limit, offset=page.offset
+        )
         return 0, dumps({"ids": ids, "total": total})
 
     key = (state or "", operator_id or 0, page.limit, page.offset)
@@ -50,6 +48,5 @@ async def search(
 
 
 async def _load_orders(p: Production, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:
-    async with p.unit() as uow:
-        rows = {o.id: o for o in await uow.repository(ProductionRepository).many(ids)}
-    return {id_: (rows[id_].version, dumps(production_order_dict(rows[id_]))) for id_ in ids}
+    rows = {row["id"]: row for row in await ProductionReads(p.sessions).many(ids)}
+    return {id_: (rows[id_]["version"], dumps(production_order_dict(rows[id_]))) for id_ in ids}

@@ -1,6 +1,6 @@
-"""All SQL over production orders, assignments, history and the MES outbox."""
+"""SQL over production orders, assignments, history and the MES outbox, in a unit of work (the
+reads behind the cache are single statements outside one: `lean_reads.py`)."""
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, select, update
@@ -13,7 +13,6 @@ from orderflow.data.mesdb import (
     MesProcessedEvent,
     Operator,
     ProductionOrder,
-    ProductionStatusCount,
     StatusHistory,
 )
 from orderflow.kit import tracing
@@ -32,32 +31,6 @@ class ProductionRepository:
 
     async def operator_exists(self, operator_id: int) -> bool:
         return bool(await self.session.scalar(select(exists().where(Operator.id == operator_id))))
-
-    async def many(self, order_ids: Sequence[int]) -> Sequence[ProductionOrder]:
-        return (await self.session.scalars(select(PO).where(PO.id.in_(order_ids)))).all()
-
-    async def search_ids(
-        self, *, status: str | None, operator_id: int | None, limit: int, offset: int
-    ) -> tuple[list[int], int]:
-        where: list[ColumnElement[bool]] = []
-        if status:
-            where.append(PO.status == status)
-        if operator_id:
-            where.append(PO.operator_id == operator_id)
-        # An operator's orders: the latest change (their newest claim) first; the queue and
-        # the other lists: oldest first, the order of priority (first confirmed, first made).
-        order = (PO.updated_at.desc(), PO.id.desc()) if operator_id else (PO.id,)
-        ids = await self.session.scalars(
-            select(PO.id).where(*where).order_by(*order).limit(limit).offset(offset)
-        )
-        if operator_id:
-            total = await self.session.scalar(select(func.count()).select_from(PO).where(*where))
-        else:  # by status or all: the counter table, not a count over every order
-            counted = select(func.sum(ProductionStatusCount.n))
-            if status:
-                counted = counted.where(ProductionStatusCount.status == status)
-            total = await self.session.scalar(counted)
-        return list(ids.all()), int(total or 0)
 
     async def claim_if_queued(self, order_id: int, operator_id: int) -> ProductionOrder | None:
         """Take the order for `operator_id` if it is queued and nobody holds it. PostgreSQL lets

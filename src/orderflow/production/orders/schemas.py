@@ -4,6 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
+from asyncpg import Record
 from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow.data.mesdb import ProductionOrder
@@ -48,13 +49,11 @@ class ProductionOrderList(BaseModel):
     total: int
 
 
-def production_order_dict(order: ProductionOrder) -> dict[str, Any]:
-    return {
-        "id": order.id,
-        "status": order.status,
-        "operator_id": order.operator_id,
-        "lines": order.lines,
-        "version": order.version,
-        "created_at": order.created_at,
-        "updated_at": order.updated_at,
-    }
+FIELDS = ("id", "status", "operator_id", "lines", "version", "created_at", "updated_at")
+
+
+def production_order_dict(order: ProductionOrder | Record) -> dict[str, Any]:
+    """The order's JSON fields, from the ORM's object or a row of `lean_reads`."""
+    if isinstance(order, ProductionOrder):
+        return {name: getattr(order, name) for name in FIELDS}
+    return {name: order[name] for name in FIELDS}
