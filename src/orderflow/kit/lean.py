@@ -46,6 +46,23 @@ async def fetchrow(sessions: Sessions, sql: str, *args: Any) -> asyncpg.Record |
     return row
 
 
+class Params(list[Any]):
+    """The positional parameters of a statement built piece by piece: `param(value)` keeps the
+    value and answers its placeholder (`$1`, `$2`, ...)."""
+
+    def __call__(self, value: Any) -> str:
+        self.append(value)
+        return f"${len(self)}"
+
+
+async def fetch_page(sessions: Sessions, sql: str, args: Params) -> tuple[list[int], int]:
+    """A list's page: `sql` selects `ids` (an array) and `total` in one row, as two
+    subqueries of one statement."""
+    row = await fetchrow(sessions, sql, *args)
+    assert row is not None  # a SELECT of two subqueries always answers one row
+    return list(row["ids"]), int(row["total"])
+
+
 async def run(sessions: Sessions, query: Query) -> Any:
     """`query(connection)`: one statement on a raw asyncpg connection of the pool."""
     engine = engine_of(sessions)

@@ -7,11 +7,10 @@ scan (mesdb_0008). The Shop's reads went this way first (`sales/orders/repositor
 """
 
 from collections.abc import Sequence
-from typing import Any
 
 from asyncpg import Record
 
-from orderflow.kit.lean import fetch, fetchrow
+from orderflow.kit.lean import Params, fetch, fetch_page, fetchrow
 from orderflow.kit.unit_of_work import Sessions
 
 COLUMNS = "id, status, operator_id, lines, version, created_at, updated_at"
@@ -33,24 +32,16 @@ class ProductionReads:
         self, *, status: str | None, operator_id: int | None, limit: int, offset: int
     ) -> tuple[list[int], int]:
         """One page of ids and how many orders match in all: one statement."""
-        sql, args = page_sql(status, operator_id, limit, offset)
-        row = await fetchrow(self.sessions, sql, *args)
-        assert row is not None  # a SELECT of two subqueries always answers one row
-        return list(row["ids"]), int(row["total"])
+        return await fetch_page(self.sessions, *page_sql(status, operator_id, limit, offset))
 
 
 def page_sql(
     status: str | None, operator_id: int | None, limit: int, offset: int
-) -> tuple[str, list[Any]]:
+) -> tuple[str, Params]:
     """An operator's orders: the latest change (their newest claim) first, counted. The queue
     and the other lists: oldest first, the order of priority (first confirmed, first made),
     their total from the counter table the triggers keep, not a count over every order."""
-    args: list[Any] = []
-
-    def param(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    param = Params()
     where = [f"status = {param(status)}"] if status else []
     if operator_id:
         where.append(f"operator_id = {param(operator_id)}")
@@ -67,4 +58,4 @@ def page_sql(
         f"SELECT id FROM production_orders WHERE {cond} ORDER BY {order} "
         f"LIMIT {param(limit)} OFFSET {param(offset)}"
     )
-    return f"SELECT ARRAY({ids}) AS ids, ({total}) AS total", args
+    return f"SELECT ARRAY({ids}) AS ids, ({total}) AS total", param

@@ -22,7 +22,7 @@ from orderflow.data.shopdb import (
     ShopProcessedEvent,
 )
 from orderflow.kit import tracing
-from orderflow.kit.lean import fetch, fetchrow
+from orderflow.kit.lean import Params, fetch, fetch_page, fetchrow
 from orderflow.kit.unit_of_work import Sessions
 
 
@@ -124,9 +124,7 @@ class OrderReads:
     ) -> tuple[list[int], int]:
         """One page of ids, newest first, and how many orders match in all: one statement."""
         sql, args = page_sql(status, client_id, created_from, created_to, limit, offset)
-        row = await fetchrow(self.sessions, sql, *args)
-        assert row is not None  # a SELECT of two subqueries always answers one row
-        return list(row["ids"]), int(row["total"])
+        return await fetch_page(self.sessions, sql, args)
 
     async def count_by_status(
         self,
@@ -168,16 +166,11 @@ def page_sql(
     created_to: datetime | None,
     limit: int,
     offset: int,
-) -> tuple[str, list[Any]]:
+) -> tuple[str, Params]:
     """The page's ids and the total, as two subqueries of one statement. The total counts the
     matching orders when a client or a date narrows them, else it reads the counter table
     (`OrderStatusCount`) instead of counting up to every order."""
-    args: list[Any] = []
-
-    def param(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    param = Params()
     where = [f"status = {param(status)}"] if status else []
     if client_id:
         where.append(f"client_id = {param(client_id)}")
@@ -196,4 +189,4 @@ def page_sql(
         f"SELECT id FROM orders WHERE {cond} ORDER BY created_at DESC, id DESC "
         f"LIMIT {param(limit)} OFFSET {param(offset)}"
     )
-    return f"SELECT ARRAY({ids}) AS ids, ({total}) AS total", args
+    return f"SELECT ARRAY({ids}) AS ids, ({total}) AS total", param
