@@ -44,6 +44,7 @@ class Receiver:
                             "span_id": span.span_id.hex(),
                             "name": span.name,
                             "scope": scope_spans.scope.name,
+                            "server": span.kind == span.SPAN_KIND_SERVER,
                             "links": [link.trace_id.hex() for link in span.links],
                             "service": attributes.get("orderflow.service")
                             or resource.get("service.name"),

@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def app() -> Any:
     from fastapi import Response
 
-    from orderflow.kit import trace_instrument, tracing
+    from orderflow.kit import tracing
     from orderflow.kit.app import NO_NATIVE_TELEMETRY, Service
     from orderflow.kit.settings import Settings
 
@@ -71,7 +71,6 @@ def app() -> Any:
     async def constant(key: str) -> Response:
         return Response(b'{"counts":{}}', media_type="application/json")
 
-    trace_instrument.instrument_app(service, "crm")
     return service
 
 

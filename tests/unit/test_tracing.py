@@ -107,6 +107,23 @@ def test_the_buffer_keeps_the_latest_spans_only() -> None:
     assert spans.spans_of([found[0]["trace_id"]])[0]["name"] == "span 3"
 
 
+def test_an_orders_journey_comes_first_however_many_requests_followed_it() -> None:
+    """A board polls an order's page many times after its journey began: the journey, the
+    oldest trace about the order, is still the first answered."""
+    spans = SpanBuffer(100)
+    provider = TracerProvider()
+    provider.add_span_processor(spans)
+    tracer = provider.get_tracer("test")
+    for n in range(20):
+        with tracer.start_as_current_span(f"request {n}", attributes={"orderflow.order_id": 7}):
+            pass
+    journey = format(spans.spans[0][0], "032x")
+    found = spans.summaries(order_id=7, limit=5, first=journey)
+    assert [s["name"] for s in found] == ["request 0", "request 19", "request 18",
+                                          "request 17", "request 16"]  # fmt: skip
+    assert [s["name"] for s in spans.summaries(order_id=7, limit=1)] == ["request 19"]
+
+
 def test_the_buffer_keeps_a_span_whose_attribute_json_cannot_hold() -> None:
     """An order id of 2**70 in a path (refused with 422) is still a span: as text."""
     spans = SpanBuffer(3)

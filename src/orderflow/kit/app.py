@@ -8,10 +8,10 @@ from typing import Any, Protocol
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.telemetry import TelemetryConfig
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from orderflow import __version__
-from orderflow.kit import trace_gate, trace_instrument, tracing
+from orderflow.kit import trace_gate, trace_server, tracing
 from orderflow.kit.deps import ResourcesDep
 from orderflow.kit.edge import Edge
 from orderflow.kit.errors import http_error, install_handlers
@@ -80,14 +80,10 @@ class Service(FastAPI):
     """A FastAPI app whose every request passes `kit/edge.Edge` first: host, CSRF and body
     checks, the upkeep mark, the security headers and the request metrics, around the whole
     stack, Starlette's error middleware (the 500s) included, which `add_middleware` cannot.
-    Around the app's call, not in `build_middleware_stack`: OpenTelemetry's instrumentation
-    rebuilds that stack and needs Starlette's own outermost middleware there. Inside the edge,
-    the tracing gate: a request the sampler will drop skips every instrumentation. It goes
-    through the stack as built before the ASGI instrumentation wrapped it (four layers fewer,
-    measured side by side in `perf.bench.tracing_cost`), with the suppression keys set for the
-    clients' instrumentations (Redis, SQLAlchemy, httpx)."""
-
-    _uninstrumented: ASGIApp | None = None
+    Inside the edge, the tracing gate (`kit/trace_gate.py`): a request the sampler keeps is
+    answered inside its server span (`kit/trace_server.py`); one it drops, or one to a path
+    never traced, runs with OpenTelemetry's suppression keys set, so that the clients'
+    instrumentations (Redis, SQLAlchemy, httpx) step aside after one context lookup."""
 
     def __init__(self, *, service: str, settings: Settings, **fastapi: Any) -> None:
         super().__init__(**fastapi)
@@ -113,29 +109,16 @@ class Service(FastAPI):
             return
         serving = tracing.serve(self.service)  # the spans under it name this service
         try:
-            if tracing.request_sampled(scope["headers"]):
-                await super().__call__(scope, receive, send)
+            if not trace_server.untraced_path(scope) and tracing.request_sampled(scope["headers"]):
+                await trace_server.serve(super().__call__, scope, receive, send)
                 return
             token = trace_gate.suppress()
             try:
-                await self._untraced(scope, receive, send)
+                await super().__call__(scope, receive, send)
             finally:
                 trace_gate.release(token)
         finally:
             tracing.served(serving)
-
-    async def _untraced(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._uninstrumented is None:
-            # The stack before the instrumentation (`trace_instrument.instrument_app`).
-            build = getattr(self, "untraced_stack", None)
-            if build is None:
-                await super().__call__(scope, receive, send)
-                return
-            self._uninstrumented = build()
-        if self.root_path:  # what FastAPI's and Starlette's own __call__ do first
-            scope["root_path"] = self.root_path
-        scope["app"] = self
-        await self._uninstrumented(scope, receive, send)
 
 
 def together(*extras: Extra) -> Extra:
@@ -176,7 +159,7 @@ def create_app(
         description=description,
         lifespan=lifespan,
         # FastAPI's own OpenTelemetry layer (0.165) would wrap every request a second time,
-        # beside the maintained instrumentation this app uses (`kit/trace_instrument.py`).
+        # beside the server span this app makes (`kit/trace_server.py`).
         telemetry=NO_NATIVE_TELEMETRY,
     )
     install_handlers(app)
@@ -184,7 +167,6 @@ def create_app(
     app.include_router(admin.router)
     for router in routers:
         app.include_router(router)
-    trace_instrument.instrument_app(app, service)
     return app
 
 

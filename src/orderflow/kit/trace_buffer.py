@@ -52,8 +52,12 @@ class SpanBuffer(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
-    def summaries(self, order_id: int | None, limit: int) -> list[dict[str, Any]]:
-        """The latest `limit` traces of this process (those with a span about `order_id`)."""
+    def summaries(
+        self, order_id: int | None, limit: int, first: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest `limit` traces of this process (those with a span about `order_id`), the
+        trace `first` (an order's journey) before them: the requests about an order that came
+        after its journey began (a board's reads, say) would otherwise push it out."""
         traces: dict[int, list[dict[str, Any]]] = {}
         for trace_id, kept in list(self.spans):
             traces.setdefault(trace_id, []).append(orjson.loads(kept))
@@ -64,7 +68,7 @@ class SpanBuffer(SpanProcessor):
                 if any(s["attributes"].get(ORDER_ATTR) == order_id for s in spans)
             }
         found = [summary(spans) for spans in traces.values()]
-        found.sort(key=lambda s: s["start"], reverse=True)
+        found.sort(key=lambda s: (s["trace_id"] == first, s["start"]), reverse=True)
         return found[:limit]
 
     def spans_of(self, trace_ids: Iterable[str]) -> list[dict[str, Any]]:

@@ -78,11 +78,13 @@ class TraceGather:
 
 
 def local_answer(question: dict[str, Any]) -> Any:
-    """`{"find": order id or None, "limit": n}`: summaries of the latest traces (about that
-    order); `{"spans": [trace ids]}`: every span of those traces. From this process's buffer."""
+    """`{"find": order id or None, "limit": n, "first": trace id or None}`: summaries of the
+    latest traces (about that order; that trace first); `{"spans": [trace ids]}`: every span
+    of those traces. From this process's buffer."""
     spans = tracing.buffer()
     if spans is None:
         return []
     if "spans" in question:
         return spans.spans_of(question["spans"])
-    return spans.summaries(question.get("find"), int(question.get("limit", 50)))
+    limit = int(question.get("limit", 50))
+    return spans.summaries(question.get("find"), limit, question.get("first"))

@@ -57,9 +57,6 @@ log = logging.getLogger(__name__)
 TRACER = "orderflow"
 SERVICE_ATTR = "orderflow.service"
 ORDER_ATTR = "orderflow.order_id"
-# Never traced: probes, scrapes, the dashboard's poll, static files, the trace pages themselves,
-# and the endless SSE streams (each push is a span of the trace it shows, see apps/mes/live.py).
-EXCLUDED_URLS = "/health,/metrics,/admin/stats,/static/,/admin/traces,/events,/board/events"
 _SERVICE: contextvars.ContextVar[str] = contextvars.ContextVar("orderflow_service", default="")
 _PROPAGATOR = TraceContextTextMapPropagator()
 

@@ -107,13 +107,14 @@ def _gather(request: Request) -> TraceGather:
 async def traces(request: Request, order: str = "") -> HTMLResponse:
     """The latest traces of every process; with `order`, those about that order."""
     order_id = whole(order.strip(), "order") if order.strip() else None
-    answers = await _gather(request).ask({"find": order_id, "limit": LATEST})
-    found = merge_summaries(answers)[:LATEST]
-    if order_id is not None:  # the order's journey first, then the requests about it
-        journey = tracing.journey_trace_id(order_id)
-        found.sort(key=lambda t: t["trace_id"] != journey)
-        for t in found:
-            t["journey"] = t["trace_id"] == journey
+    # The order's journey first, then the requests about it.
+    journey = tracing.journey_trace_id(order_id) if order_id is not None else None
+    answers = await _gather(request).ask({"find": order_id, "limit": LATEST, "first": journey})
+    found = merge_summaries(answers)
+    found.sort(key=lambda t: t["trace_id"] != journey)  # stable: the rest newest first
+    found = found[:LATEST]
+    for t in found:
+        t["journey"] = t["trace_id"] == journey
     context: dict[str, Any] = {
         "service": service_of(request),
         "title": "Traces",
