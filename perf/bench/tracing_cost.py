@@ -7,7 +7,12 @@ same PostgreSQL and Redis), started once, and the load turns from one to the nex
 slices, round after round (the order rotating), so a neighbour's burst spreads over all of
 them. Only the server being loaded runs; the others wait on their sockets.
 
-    uv run --frozen python -m perf.bench.tracing_cost --orders 20000 --seconds 12 --rounds 6
+    uv run --frozen python -m perf.bench.tracing_cost --orders 20000 --seconds 96 --rounds 24
+
+`--seconds` is each setting's measured time in all, cut into `--rounds` slices (4 s each
+here). Besides the req/s over all slices, each setting is compared with the first round by
+round (`paired`: the median of the rounds' ratios, with quartiles), by req/s and by the
+server's CPU per request.
 
 Results go to docs/bench/tracing.json (the table is printed; docs/tracing.md quotes it).
 """
@@ -26,7 +31,7 @@ from typing import Any
 from perf.bench import interleave
 from perf.bench.data import PACKAGES, servers
 from perf.bench.loadgen import LoadWorker
-from perf.bench.reads import TRACING, Bench, Spec, row_of, server_env, split
+from perf.bench.reads import TRACING, Bench, Slice, Spec, row_of, server_env, split
 from perf.common import (
     BENCH_DOCS,
     data_arguments,
@@ -45,9 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     settings = ", ".join(TRACING).replace("%", "%%")  # argparse formats help with %
     p.add_argument("--settings", default="off,1%,100%", help=f"of {settings}")
     p.add_argument("--kinds", default="item,orders", help="of perf.bench.reads' kinds")
-    p.add_argument("--seconds", type=float, default=12.0, help="measured time per setting")
+    p.add_argument("--seconds", type=float, default=96.0, help="measured time per setting, in all")
     p.add_argument("--warmup", type=float, default=3.0, help="unmeasured load per setting")
-    p.add_argument("--rounds", type=int, default=6, help="slices per setting, interleaved")
+    p.add_argument("--rounds", type=int, default=24, help="slices per setting, interleaved")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--zipf", type=float, default=1.0)
     p.add_argument("--quiet-wait", type=float, default=15.0, help="per setting, at most")
@@ -71,8 +76,16 @@ def measure(benches: dict[str, Bench], kind: str, rounds: int) -> list[dict[str,
         per_slice = [s.result.rps for s in taken[setting]]
         row["slice_rps"] = per_slice
         row["slice_rps_median"] = statistics.median(per_slice)
+        row["paired"] = paired(per_slice, [s.result.rps for s in taken[settings[0]]])
+        # The server's CPU per request, as a capacity: the first setting's over this one's.
+        cpu_us = [per_request_us(s) for s in taken[setting]]
+        row["cpu_us_per_request"] = statistics.median(cpu_us)
+        row["paired_cpu"] = paired([per_request_us(s) for s in taken[settings[0]]], cpu_us)
         log(
             f"  {kind:<7} {setting:<5} {row['rps']:>8,.0f} req/s  x{row['vs_first']:.3f}"
+            f"  paired x{row['paired']['median']:.3f}"
+            f"  cpu {row['cpu_us_per_request']:.0f} µs/req"
+            f" paired x{row['paired_cpu']['median']:.3f}"
             f"  slices {', '.join(f'{v:,.0f}' for v in per_slice)}"
             f"  p50 {row['p50_ms']:.2f}  p99 {row['p99_ms']:.2f} ms"
             f"  srv {row['server_cpu']:.0%}  others {row['others_cpu']:.2f}"
@@ -80,16 +93,37 @@ def measure(benches: dict[str, Bench], kind: str, rounds: int) -> list[dict[str,
     return rows
 
 
+def per_request_us(taken: Slice) -> float:
+    return taken.cpu["server_s"] / max(taken.result.requests, 1) * 1e6
+
+
+def paired(rps: list[float], first: list[float]) -> dict[str, float]:
+    """The ratio to the first setting round by round (the slices of one round run within
+    seconds of each other, so a neighbour's burst that lasts a round cancels out): median and
+    quartiles over the rounds."""
+    ratios = sorted(a / b for a, b in zip(rps, first, strict=True) if b)
+    if len(ratios) < 2:
+        return {"median": ratios[0] if ratios else 0.0, "q1": 0.0, "q3": 0.0}
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return {"median": statistics.median(ratios), "q1": q1, "q3": q3}
+
+
 def table(results: dict[str, Any]) -> str:
     first = results["settings"][0]
     lines = [
-        f"| kind | tracing | req/s | vs {first} | p50 ms | p99 ms | server CPU | others (cores) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| kind | tracing | req/s | vs {first} | paired rounds, median (quartiles) "
+        f"| server µs a request | {first}'s µs over this, paired | p50 ms | p99 ms | server CPU "
+        "| others (cores) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, rows in results["kinds"].items():
         for row in rows:
+            pair, cpu = row["paired"], row["paired_cpu"]
             lines.append(
                 f"| {kind} | {row['tracing']} | {row['rps']:,.0f} | {row['vs_first']:.3f} "
+                f"| {pair['median']:.3f} ({pair['q1']:.3f}-{pair['q3']:.3f}) "
+                f"| {row['cpu_us_per_request']:.0f} | {cpu['median']:.3f} "
+                f"({cpu['q1']:.3f}-{cpu['q3']:.3f}) "
                 f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['server_cpu']:.0%} "
                 f"| {row['others_cpu']:.2f} |"
             )
