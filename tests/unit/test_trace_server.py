@@ -38,9 +38,11 @@ def app() -> FastAPI:
     return api
 
 
-async def call(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> list[Any]:
+async def call(
+    path: str, headers: list[tuple[bytes, bytes]] | None = None, method: str = "GET"
+) -> list[Any]:
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"q=secret",
         "root_path": "", "headers": headers or [], "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
@@ -103,6 +105,14 @@ async def test_a_path_no_route_matches_keeps_the_method_alone(
     assert sent[0]["status"] == 404 and span.name == "GET"
     assert "http.route" not in (span.attributes or {})
     assert span.status.status_code is StatusCode.UNSET  # a 4xx is the client's, not ours
+
+
+async def test_a_method_outside_the_standard_ones_is_other(spans: InMemorySpanExporter) -> None:
+    """Span names and attributes stay few whatever a client sends."""
+    sent = await call("/nowhere", method="BREW")
+    span = only(spans)
+    assert sent[0]["status"] == 404 and span.name == "HTTP"
+    assert (span.attributes or {})["http.request.method"] == "_OTHER"
 
 
 @pytest.mark.parametrize(

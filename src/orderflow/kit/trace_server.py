@@ -33,6 +33,10 @@ from orderflow.kit.tracing import ORDER_ATTR, tracer
 UNTRACED = ("/health", "/metrics", "/admin/stats", "/static/", "/admin/traces", "/events",
             "/board/events")  # fmt: skip
 _PROPAGATOR = TraceContextTextMapPropagator()
+# Any other method a client sends is `_OTHER`: span names and attributes stay few.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+)
 
 
 def untraced_path(scope: Scope) -> bool:
@@ -42,9 +46,10 @@ def untraced_path(scope: Scope) -> bool:
 async def serve(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     """`app` answers the request inside its server span (a child of the caller's
     `traceparent`, if it sent one)."""
-    method = scope["method"]
+    known = scope["method"] in METHODS
+    method, named = (scope["method"],) * 2 if known else ("_OTHER", "HTTP")  # the conventions'
     span = tracer().start_span(
-        method,  # until routed: a request no route matches keeps the method alone
+        named,  # until routed: a request no route matches keeps the method alone
         context=_parent(scope),
         kind=SpanKind.SERVER,
         attributes={
@@ -57,7 +62,7 @@ async def serve(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> Non
 
     async def send_noting(message: Message) -> None:
         if message["type"] == "http.response.start":  # routed by now, the span still open
-            _noted(span, scope, message["status"])
+            _noted(span, scope, named, message["status"])
         await send(message)
 
     try:
@@ -78,13 +83,13 @@ def _parent(scope: Scope) -> Context | None:
     return None  # the request's own trace, its id drawn by the gate (`trace_gate.DrawnIds`)
 
 
-def _noted(span: trace.Span, scope: Scope, status: int) -> None:
+def _noted(span: trace.Span, scope: Scope, named: str, status: int) -> None:
     span.set_attribute("http.response.status_code", status)
     if status >= 500:
         span.set_status(Status(StatusCode.ERROR))
     route = getattr(scope.get("route"), "path", None)
     if route is not None:
-        span.update_name(f"{scope['method']} {route}")
+        span.update_name(f"{named} {route}")
         span.set_attribute("http.route", route)
     order_id = str(scope.get("path_params", {}).get("order_id", ""))
     if order_id.isascii() and order_id.isdigit():
