@@ -199,10 +199,17 @@ async def test_a_stampede_of_200_misses_loads_the_database_once(
                 node.release(connection)
     queries = await metric(shop, "orderflow_db_queries_total", database="shopdb")
     loads = await metric(shop, "orderflow_cache_loads_total", entity="item")
+    bypassed = await metric(shop, "orderflow_cache_requests_total", entity="item", result="bypass")
     responses = await asyncio.gather(*(shop.get(f"/items/{item['id']}") for _ in range(200)))
     assert all(r.json() == item for r in responses)
-    assert await metric(shop, "orderflow_cache_loads_total", entity="item") == loads + 1
-    assert await metric(shop, "orderflow_db_queries_total", database="shopdb") == queries + 1
+    # Every load beyond the lease holder's is a lookup Redis did not answer within its timeout,
+    # which rule 1 sends to PostgreSQL: 200 requests at once in one process can read some
+    # replies after 0.25 s on a slow machine (CI, 2026-12-07, a Valkey cluster: 9 of 200).
+    late = await metric(shop, "orderflow_cache_requests_total", entity="item", result="bypass")
+    late -= bypassed
+    assert late < 50, f"{late} of 200 lookups timed out: the single flight was not tested"
+    assert await metric(shop, "orderflow_cache_loads_total", entity="item") == loads + 1 + late
+    assert await metric(shop, "orderflow_db_queries_total", database="shopdb") == queries + 1 + late
 
 
 async def test_the_switch_off_reads_never_touch_redis_and_answers_stay_the_same(

@@ -1,6 +1,7 @@
 """The relay delivers every event once in effect, whatever dies in the middle."""
 
 import asyncio
+import dataclasses
 import signal
 import time
 from unittest.mock import patch
@@ -133,6 +134,40 @@ async def test_a_batch_holding_an_order_twice_ends_in_its_last_state_in_the_data
     assert order is not None and (order.status, order.version) == ("cancelled", 2)
     cached = (await mes.get(f"/orders/{oid}")).json()
     assert (cached["status"], cached["version"]) == ("cancelled", 2)
+
+
+async def test_two_relays_apply_one_orders_events_in_the_order_they_were_written(
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    mes: httpx.AsyncClient,
+    mes_sessions: Sessions,
+    relay: list[Direction],
+) -> None:
+    """Confirmed, then cancelled. One relay holds the confirmation in its batch when another
+    looks: the other must not deliver the cancel first (a cancel of an order the MES does not
+    have changes nothing, and the confirmation would then queue a cancelled order). With rows
+    taken by `SKIP LOCKED` it did: the order ended queued."""
+    await drain(relay)
+    [oid] = await confirmed_orders(shop, crm, 1)
+    assert (await crm.post(f"/orders/{oid}/cancel")).status_code == 200
+    to_mes = relay[0]
+    holding, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow(uow: UnitOfWork, event: OutboxRow) -> None:
+        holding.set()
+        await go_on.wait()
+        await to_mes.apply(uow, event)
+
+    first = asyncio.create_task(dataclasses.replace(to_mes, apply=slow).deliver_batch(1))
+    await asyncio.wait_for(holding.wait(), 10)
+    second = await to_mes.deliver_batch(100)  # another relay, meanwhile
+    go_on.set()
+    assert (await first, second) == (1, 0)
+    assert await drain(relay) == 1  # the cancel, after the confirmation
+    async with mes_sessions() as session:
+        order = await session.get(ProductionOrder, oid)
+    assert order is not None and order.status == "cancelled"
+    assert (await mes.get(f"/orders/{oid}")).json()["status"] == "cancelled"
 
 
 async def unpublished(shop_sessions: Sessions) -> int:

@@ -2,6 +2,7 @@
 outbox row instead of polling, and polls only while it cannot hear the announcements."""
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,8 +16,10 @@ from orderflow.kit.db import asyncpg_dsn
 from orderflow.kit.deps import Sessions
 from orderflow.kit.embedded import free_port
 from orderflow.kit.settings import Settings
+from orderflow.kit.unit_of_work import UnitOfWork
 from orderflow.relay import bell as bells
-from orderflow.relay.relay import Direction, drain, run
+from orderflow.relay.outbox import OutboxRow
+from orderflow.relay.relay import TURN_RETRY_S, Direction, drain, run
 from tests.factories import new_order
 
 NEVER_S = 3600.0  # a poll that, within a test, never comes
@@ -32,6 +35,10 @@ class Counted:
     async def deliver_batch(self, limit: int) -> int:
         self.passes += 1
         return await self.way.deliver_batch(limit)
+
+    @property
+    def standing_by(self) -> bool:
+        return self.way.standing_by
 
 
 @asynccontextmanager
@@ -99,6 +106,37 @@ async def test_an_idle_relay_does_not_poll_and_delivers_when_an_event_is_committ
         to_mes, to_shop = counted
         assert to_mes.passes > passes[0]
         assert to_shop.passes == passes[1]  # the MES database did not ring: not looked at
+
+
+async def test_a_relay_standing_by_takes_the_turn_within_a_second_when_the_other_dies(
+    shop: httpx.AsyncClient,
+    crm: httpx.AsyncClient,
+    settings: Settings,
+    mes_sessions: Sessions,
+    relay: list[Direction],
+) -> None:
+    """Another relay holds the outbox's turn and hangs mid-batch, then dies (its transaction,
+    and the turn, go with it). This one, idle and rung by no new commit, delivers the batch
+    it left within about a second, not at the next commit."""
+    await drain(relay)
+    order_id = await confirmed_order(shop, crm)
+    holding = asyncio.Event()
+
+    async def hung(uow: UnitOfWork, event: OutboxRow) -> None:
+        holding.set()
+        await asyncio.Event().wait()
+
+    other = asyncio.create_task(dataclasses.replace(relay[0], apply=hung).deliver_batch(100))
+    await asyncio.wait_for(holding.wait(), 10)
+    async with relaying(relay, settings, quiet_s=NEVER_S) as (_bell, counted):
+        await until(lambda: counted[0].standing_by)  # it found the other's turn taken
+        await asyncio.sleep(2 * TURN_RETRY_S)
+        assert counted[0].standing_by  # still the other relay's turn: this one waits
+        other.cancel()  # the other relay dies
+        died = time.monotonic()
+        await reaches_the_mes(mes_sessions, order_id)
+        assert time.monotonic() - died < 3 * TURN_RETRY_S
+        assert not counted[0].standing_by
 
 
 async def test_a_relay_whose_listening_connection_is_cut_listens_again_and_delivers(

@@ -61,11 +61,12 @@ class Bell:
         self._rung.clear()
         return sources
 
-    async def wait(self, quiet_s: float) -> None:
+    async def wait(self, quiet_s: float, at_most: float | None = None) -> None:
         """Until rung; `quiet_s` at most while a database is not listened to, else
-        `longest_s`, after which it rings for every source."""
+        `longest_s` (or `at_most`, if shorter), after which it rings for every source."""
+        timeout = self.longest_s if self.live else quiet_s
         try:
-            await asyncio.wait_for(self._rung.wait(), self.longest_s if self.live else quiet_s)
+            await asyncio.wait_for(self._rung.wait(), min(timeout, at_most or timeout))
         except TimeoutError:
             self.ring()
 

@@ -1,9 +1,10 @@
 """SQL over an outbox table (both databases' outboxes have one shape)."""
 
+import zlib
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orderflow.data.mesdb import MesOutbox
@@ -17,15 +18,24 @@ class OutboxRepository:
         self.session = session
         self.model = model
 
-    async def lock_batch(self, limit: int) -> Sequence[OutboxRow]:
-        """Oldest unpublished events, locked; other relays skip them instead of waiting."""
+    async def take_turn(self) -> bool:
+        """Whether this transaction may deliver from this outbox: one relay at a time, so that
+        one order's events are applied in the order they were written. Rows taken by several
+        relays at once (`SKIP LOCKED`, until 2026-12-07) let a later batch commit before an
+        earlier one: a cancel applied before its confirmation changes nothing, and the
+        confirmation then queues a cancelled order. A transaction-level advisory lock: a relay
+        that dies lets it go with its connection."""
+        key = zlib.crc32(f"orderflow relay {self.model.__tablename__}".encode())
+        taken = await self.session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}
+        )
+        return bool(taken)
+
+    async def next_batch(self, limit: int) -> Sequence[OutboxRow]:
+        """The oldest unpublished events (no row locks: `take_turn` keeps other relays out)."""
         m = self.model
         rows = await self.session.scalars(
-            select(m)
-            .where(m.published_at.is_(None))
-            .order_by(m.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            select(m).where(m.published_at.is_(None)).order_by(m.id).limit(limit)
         )
         return cast(Sequence[OutboxRow], rows.all())
 

@@ -1,11 +1,14 @@
 """The relay: delivers outbox events between ShopDB and the MES db, at least once.
 
-A batch is locked in the source database and applied in one transaction in the target
+A batch is read in a source transaction that holds that outbox's turn (an advisory lock: one
+relay at a time delivers from an outbox, so one order's events are applied in the order they
+were written, however many relays run) and applied in one transaction in the target
 (idempotent: each event id is recorded there with its change); only then is the batch marked
-published, and only once the source has committed, releasing its rows, does the target's cache
-upkeep run (it is journalled: a relay that dies first leaves it to the journal's repair). A
-relay that dies anywhere before the source's commit leaves the batch unpublished; the next run
-re-applies it and the target skips what it already has.
+published, and only once the source has committed does the target's cache upkeep run (it is
+journalled: a relay that dies first leaves it to the journal's repair). A relay that dies
+anywhere before the source's commit leaves the batch unpublished; the next run re-applies it
+and the target skips what it already has. No outbox row is locked: writers never wait on the
+relay.
 
 One target transaction per batch, not per event: under load the bell wakes the relay for
 every commit, and a transaction of its own per event cost a BEGIN and a COMMIT round trip each.
@@ -15,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -41,6 +44,7 @@ from orderflow.service_cache.modes import cache_modes
 log = logging.getLogger(__name__)
 Apply = Callable[[UnitOfWork, OutboxRow], Awaitable[None]]
 FAILED_RETRY_S = 1.0  # after a failed pass (a database down): not sooner, rung or not
+TURN_RETRY_S = 1.0  # while another relay holds an outbox's turn: look again (it may die)
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Direction:
     model: type[ShopOutbox] | type[MesOutbox]
     target: Callable[[], UnitOfWork]
     apply: Apply
+    standing_by: bool = field(default=False, init=False)  # the last pass: another relay's turn
 
     async def deliver_batch(self, limit: int) -> int:
         """Deliver up to `limit` events; returns how many were delivered.
@@ -65,7 +70,8 @@ class Direction:
             try:
                 async with UnitOfWork(self.source) as uow:
                     outbox = OutboxRepository(uow.session, self.model)
-                    events = await outbox.lock_batch(limit)
+                    self.standing_by = not await outbox.take_turn()
+                    events = [] if self.standing_by else await outbox.next_batch(limit)
                     if events:
                         with tracing.continued(None, f"relay {self.name} batch") as batch:
                             batch.set_attribute("orderflow.relay.events", len(events))
@@ -166,7 +172,8 @@ async def run(
     With a `bell` (`relay/bell.py`, listening to the ways' sources in their order) an idle
     relay sleeps until an outbox row is committed, then delivers only from the databases that
     rang; `idle_s` is then the poll only while a database is not listened to. Without one it
-    polls every way every `idle_s`."""
+    polls every way every `idle_s`. While another relay holds an outbox's turn (`standing_by`)
+    this one looks again every `TURN_RETRY_S`."""
     everyone = set(range(len(ways)))
     due = everyone
     while not stop.is_set():
@@ -184,7 +191,12 @@ async def run(
             continue
         if bell is None:
             due = everyone
-        await _until(stop, bell.wait(idle_s) if bell is not None else asyncio.sleep(idle_s))
+            await _until(stop, asyncio.sleep(idle_s))
+            continue
+        # Another relay delivering from an outbox: look again within a second, not at the next
+        # commit only (it may die, leaving the rest of its backlog to this one).
+        due = {i for i, way in enumerate(ways) if way.standing_by}
+        await _until(stop, bell.wait(idle_s, at_most=TURN_RETRY_S if due else None))
 
 
 async def _until(stop: asyncio.Event, rest: Coroutine[Any, Any, None]) -> None:
