@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import statistics
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -51,6 +52,22 @@ def slices(benches: dict[str, Bench], kind: str, rounds: int) -> dict[str, list[
     names = list(benches)
     taken: dict[str, list[Slice]] = {name: [] for name in names}
     for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+        for name in rotation(names, r):
             taken[name].append(benches[name].slice(kind, Spec(name, "ours"), sequence, rounds))
     return taken
+
+
+def rotation(names: list[str], r: int) -> list[str]:
+    """The order of round `r`: each name goes first in turn."""
+    return names[r % len(names) :] + names[: r % len(names)]
+
+
+def paired(values: list[float], first: list[float]) -> dict[str, float]:
+    """`values` over `first`, round by round (the slices of one round run within seconds of
+    each other, so a neighbour's burst that lasts a round cancels out): the median and
+    quartiles of the rounds' ratios."""
+    ratios = sorted(a / b for a, b in zip(values, first, strict=True) if b)
+    if len(ratios) < 2:
+        return {"median": ratios[0] if ratios else 0.0, "q1": 0.0, "q3": 0.0}
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return {"median": statistics.median(ratios), "q1": q1, "q3": q3}

@@ -76,11 +76,13 @@ def measure(benches: dict[str, Bench], kind: str, rounds: int) -> list[dict[str,
         per_slice = [s.result.rps for s in taken[setting]]
         row["slice_rps"] = per_slice
         row["slice_rps_median"] = statistics.median(per_slice)
-        row["paired"] = paired(per_slice, [s.result.rps for s in taken[settings[0]]])
+        row["paired"] = interleave.paired(per_slice, [s.result.rps for s in taken[settings[0]]])
         # The server's CPU per request, as a capacity: the first setting's over this one's.
         cpu_us = [per_request_us(s) for s in taken[setting]]
         row["cpu_us_per_request"] = statistics.median(cpu_us)
-        row["paired_cpu"] = paired([per_request_us(s) for s in taken[settings[0]]], cpu_us)
+        row["paired_cpu"] = interleave.paired(
+            [per_request_us(s) for s in taken[settings[0]]], cpu_us
+        )
         log(
             f"  {kind:<7} {setting:<5} {row['rps']:>8,.0f} req/s  x{row['vs_first']:.3f}"
             f"  paired x{row['paired']['median']:.3f}"
@@ -95,17 +97,6 @@ def measure(benches: dict[str, Bench], kind: str, rounds: int) -> list[dict[str,
 
 def per_request_us(taken: Slice) -> float:
     return taken.cpu["server_s"] / max(taken.result.requests, 1) * 1e6
-
-
-def paired(rps: list[float], first: list[float]) -> dict[str, float]:
-    """The ratio to the first setting round by round (the slices of one round run within
-    seconds of each other, so a neighbour's burst that lasts a round cancels out): median and
-    quartiles over the rounds."""
-    ratios = sorted(a / b for a, b in zip(rps, first, strict=True) if b)
-    if len(ratios) < 2:
-        return {"median": ratios[0] if ratios else 0.0, "q1": 0.0, "q3": 0.0}
-    q1, _, q3 = statistics.quantiles(ratios, n=4)
-    return {"median": statistics.median(ratios), "q1": q1, "q3": q3}
 
 
 def table(results: dict[str, Any]) -> str:

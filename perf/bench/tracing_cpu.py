@@ -28,6 +28,7 @@ import sys
 import time
 from typing import IO, Any
 
+from perf.bench import interleave
 from perf.bench.reads import TRACING, server_env, split
 from perf.common import data_arguments, log
 
@@ -133,7 +134,7 @@ def measure(args: argparse.Namespace, live: Any, kind: str) -> dict[str, Any]:
             wait_ready(child.stdout)
         taken: dict[str, list[Message]] = {s: [] for s in settings}
         for r in range(args.rounds):
-            for setting in settings[r % len(settings) :] + settings[: r % len(settings)]:
+            for setting in interleave.rotation(settings, r):
                 taken[setting].append(ask(children[setting], args.requests))
     finally:
         for child in children.values():
@@ -144,19 +145,18 @@ def measure(args: argparse.Namespace, live: Any, kind: str) -> dict[str, Any]:
     rows = {}
     for setting in settings:
         cpu = [x["cpu_us"] for x in taken[setting]]
-        ratios = sorted(a / b for a, b in zip(first, cpu, strict=True))
-        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        pair = interleave.paired(first, cpu)
         rows[setting] = {
             "cpu_us_median": statistics.median(cpu),
-            "paired_median": statistics.median(ratios),
-            "paired_q1": q1,
-            "paired_q3": q3,
+            "paired_median": pair["median"],
+            "paired_q1": pair["q1"],
+            "paired_q3": pair["q3"],
             "cpu_us": cpu,
         }
         log(
             f"  {kind:<7} {setting:<5} {statistics.median(cpu):8.1f} µs a request (CPU)"
-            f"  {settings[0]}'s over this, paired: {statistics.median(ratios):.3f}"
-            f" (quartiles {q1:.3f}-{q3:.3f})"
+            f"  {settings[0]}'s over this, paired: {pair['median']:.3f}"
+            f" (quartiles {pair['q1']:.3f}-{pair['q3']:.3f})"
         )
     return rows
 
