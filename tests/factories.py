@@ -29,6 +29,13 @@ async def new_order(
     return dict(response.json())
 
 
+async def seeded_order_id(shop: httpx.AsyncClient, *, client_id: int) -> int:
+    """The id of one of a seeded client's orders (ids carry the client's slot: never guess one)."""
+    listed = await shop.get(f"/clients/{client_id}/orders")
+    assert listed.status_code == 200 and listed.json()["items"], listed.text
+    return int(listed.json()["items"][-1]["id"])
+
+
 async def new_item(
     crm: httpx.AsyncClient, *, category: str = "Tests", price: int = 1234
 ) -> dict[str, Any]:

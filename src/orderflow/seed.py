@@ -14,7 +14,9 @@ import asyncpg
 import orjson
 from rich.progress import Progress
 
+from orderflow.cache import SLOTS
 from orderflow.kit.db import asyncpg_dsn
+from orderflow.sales.caching import order_id
 
 CATEGORY_WORDS = [
     "Tables", "Chairs", "Cabinets", "Shelves", "Desks", "Beds", "Sofas", "Doors", "Windows",
@@ -65,22 +67,27 @@ def client_rows(v: Volumes) -> Iterator[tuple[Any, ...]]:
 def order_rows(
     v: Volumes, prices: list[int], rng: random.Random, start: int, stop: int
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Orders [start, stop), their lines, and production orders for those past `created`."""
+    """Orders numbered [start, stop), their lines, and production orders for those past
+    `created`. An order's id is its number and its client's slot (`order_id`)."""
     statuses, weights = list(STATUS_WEIGHTS), list(STATUS_WEIGHTS.values())
     now = datetime.now(UTC)
     orders, lines, production = [], [], []
-    for oid in range(start, stop):
+    for number in range(start, stop):
         status = rng.choices(statuses, weights)[0]
         created = now - timedelta(seconds=rng.randrange(365 * 86_400))
         total = 0
         order_lines = []
-        for line_no in range(1, rng.randint(1, 4) + 1):
+        for _ in range(rng.randint(1, 4)):
             item = rng.randrange(1, v.items + 1)
             qty = rng.randint(1, 5)
             total += qty * prices[item]
-            lines.append((oid, line_no, item, qty, prices[item]))
             order_lines.append({"item_id": item, "quantity": qty})
-        orders.append((oid, rng.randrange(1, v.clients + 1), status, total, created, created))
+        client = rng.randrange(1, v.clients + 1)
+        oid = order_id(number, client)
+        for line_no, line in enumerate(order_lines, start=1):
+            item = line["item_id"]
+            lines.append((oid, line_no, item, line["quantity"], prices[item]))
+        orders.append((oid, client, status, total, created, created))
         if status in MES_STATUS:
             mes_status = MES_STATUS[status]
             operator = rng.randrange(1, v.operators + 1) if mes_status == "in_progress" else None
@@ -170,10 +177,14 @@ async def _seed_orders(
 
 async def _finish(shop: asyncpg.Connection, mes: asyncpg.Connection, progress: Progress) -> None:
     task = progress.add_task("sequences and statistics", total=2)
-    for table in ("items", "clients", "orders"):
+    for table in ("items", "clients"):
         await shop.execute(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"
         )
+    # The orders' sequence numbers them; an id is the number and the client's slot.
+    await shop.execute(
+        "SELECT setval(pg_get_serial_sequence('orders', 'id'), max(id) / $1) FROM orders", SLOTS
+    )
     await mes.execute(
         "SELECT setval(pg_get_serial_sequence('operators', 'id'), max(id)) FROM operators"
     )

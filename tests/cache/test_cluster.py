@@ -15,7 +15,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from orderflow.cache import Cache, Entity, FixedTTL, Listing
+from orderflow.cache import SLOTS, Cache, Entity, FixedTTL, Listing, tag_slot
 from orderflow.kit.embedded_cluster import EmbeddedRedisCluster
 from orderflow.kit.redis import create_cluster
 from tests.cache.conftest import Loader, sample
@@ -111,6 +111,41 @@ async def test_a_listing_whose_members_live_on_other_shards(cache: Cache) -> Non
     assert await cache.bump(["status:x"])  # a counter on another shard than the view's
     await cache.get_or_load_listing(listing, (7, 1), families, view, members)
     assert view.calls == 2  # the view is keyed by that counter too
+
+
+async def scripts_run(client: RedisCluster) -> int:
+    """EVALSHA calls on every master so far (`INFO commandstats`)."""
+    stats = await client.info("commandstats", target_nodes=RedisCluster.PRIMARIES)
+    return sum(
+        int(node_stats.get("cmdstat_evalsha", {}).get("calls", 0)) for node_stats in stats.values()
+    )
+
+
+async def test_a_client_s_list_of_orders_carrying_its_slot_is_one_script_on_one_shard(
+    cache: Cache, client: RedisCluster
+) -> None:
+    """Orders whose ids carry their client's slot live on the client's shard: a hit on the
+    client's list page is one script there, which reads the page and every order on it.
+    A page naming an order of another slot (an id from before ids carried slots) is still
+    served whole: the script leaves the members to lookups on their shards."""
+    slot = tag_slot("c:7")
+    listing = Listing(CLIENT_VIEW, TTL, Entity("order", slot_in_id=True), TTL)
+    ids = [n * SLOTS + slot for n in range(1, 21)]
+    legacy = [*ids[:19], 20 * SLOTS + (slot + 1) % SLOTS]
+    assert {key_slot(cache.key_of(listing.members, i).encode()) for i in ids} == {slot}
+
+    async def members(wanted: list[int]) -> dict[int, tuple[int | None, bytes]]:
+        return {id_: (1, b'{"id":%d}' % id_) for id_ in wanted}
+
+    for page_ids, page in ((ids, 1), (legacy, 2)):
+        view = Loader(0, b'{"ids":' + str(page_ids).replace(" ", "").encode() + b',"total":20}')
+        await cache.get_or_load_listing(listing, (7, page), ["c:7"], view, members)  # cold
+        before = await scripts_run(client)
+        _, bodies = await cache.get_or_load_listing(listing, (7, page), ["c:7"], view, members)
+        assert bodies == [b'{"id":%d}' % i for i in page_ids]
+        assert view.calls == 1
+        scripts = await scripts_run(client) - before
+        assert scripts == (1 if page_ids is ids else 3)  # the view, then one per slot
 
 
 async def test_a_frozen_master_sends_only_its_own_slots_to_the_database(

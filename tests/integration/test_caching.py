@@ -16,7 +16,7 @@ from orderflow.sales.catalogue.repository import ItemRepository
 from orderflow.sales.catalogue.service import popular_item_ids, warm_items
 from orderflow.sales.catalogue.warmer import warm_popular
 from tests.cachecheck import app_of, cache_of, hits, metric, misses
-from tests.factories import new_client, new_item, new_order
+from tests.factories import new_client, new_item, new_order, seeded_order_id
 
 
 async def test_second_read_is_a_hit_and_metrics_count_it(
@@ -215,11 +215,10 @@ async def test_a_stampede_of_200_misses_loads_the_database_once(
 async def test_the_switch_off_reads_never_touch_redis_and_answers_stay_the_same(
     shop: httpx.AsyncClient, crm: httpx.AsyncClient, mes: httpx.AsyncClient, redis: Redis
 ) -> None:
-    paths = {
-        shop: ["/items/3", "/clients/2", "/orders/5", "/clients/2/orders", "/items?category=Chairs"]
-    }
-    paths[crm] = ["/orders?status=delivered", "/orders/stats", "/orders/5"]
-    paths[mes] = ["/orders?status=queued", "/orders/5" if False else "/orders?status=done"]
+    order = f"/orders/{await seeded_order_id(shop, client_id=2)}"
+    paths = {shop: ["/items/3", "/clients/2", order, "/clients/2/orders", "/items?category=Chairs"]}
+    paths[crm] = ["/orders?status=delivered", "/orders/stats", order]
+    paths[mes] = ["/orders?status=queued", "/orders?status=done"]
     cached = {c: [(await c.get(p)).json() for p in ps] for c, ps in paths.items()}
     try:
         for client in paths:

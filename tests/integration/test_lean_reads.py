@@ -104,9 +104,14 @@ async def test_connections_closed_by_postgresql_are_replaced(settings: Settings)
     """A restart (here: every backend of the service terminated) closes the pooled
     connections; without a pre-ping the pool drops them at checkout and answers as before."""
     uncached = settings.model_copy(update={"redis_url": ""})  # every read from PostgreSQL
+    conn = await asyncpg.connect(asyncpg_dsn(settings.shop_dsn))
+    try:
+        order_id = await conn.fetchval("SELECT min(id) FROM orders")
+    finally:
+        await conn.close()
     async with api("shop", uncached) as shop:
         started = datetime.now(UTC)
-        reads = ["/orders/1", "/clients/1", "/clients/1/orders", "/items/1"]
+        reads = [f"/orders/{order_id}", "/clients/1", "/clients/1/orders", "/items/1"]
         await asyncio.gather(*(shop.get(path) for path in reads * 4))  # several connections
         killed = await _terminate_backends_since(settings.shop_dsn, started)
         assert killed >= 1

@@ -24,12 +24,13 @@ from orderflow.cache.errors import (
     CacheTimeout,
     CacheUnavailable,
 )
-from orderflow.cache.keys import Entity, Key, KeySpace
+from orderflow.cache.keys import SLOTS, Entity, Key, KeySpace, tag_slot
 from orderflow.cache.listing import Listing, MembersLoader
 from orderflow.cache.near import NearCache
 from orderflow.cache.ttl import FixedTTL, QuietWindowTTL, TTLPolicy
 
 __all__ = [
+    "SLOTS",
     "Cache",
     "CacheConnectionError",
     "CacheError",
@@ -50,4 +51,5 @@ __all__ = [
     "QuietWindowTTL",
     "State",
     "TTLPolicy",
+    "tag_slot",
 ]

@@ -71,7 +71,7 @@ class Cache:
         self._guard = Guard(self.breaker, timeout_s, self.recovery.probe, layout)
         self._guard.on_learnt = self.recovery.learnt
         self._store = Store(
-            KeySpace(namespace),
+            KeySpace(namespace, layout.slot_tags),
             self._epochs,
             scripts,
             self._guard,

@@ -52,6 +52,7 @@ class Layout:
 
     cluster = False
     builds_members = True  # a listing's script may look up its members' keys itself
+    slot_tags: tuple[str, ...] = ()  # a cluster's: a tag of each slot (`KeySpace`)
 
     @property
     def ready(self) -> bool:
@@ -112,6 +113,7 @@ class ClusterLayout(Layout):
 
     def __init__(self, redis: RedisCluster) -> None:
         self._redis = redis
+        self.slot_tags = slot_tags()
         self._shard_of: list[str] = []  # slot -> shard, from the first topology seen
         self._slots_of: dict[str, list[int]] = {}
         self._settled: list[str] = []  # slot -> the node accepted as its master

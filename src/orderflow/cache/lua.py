@@ -17,7 +17,8 @@ Conventions shared by every script that touches entries:
 - A write never replaces an entry of a higher version (rule 2: no stale overwrite).
 - Leases: a miss leases in the same round trip; a fill lands with its lease only (`_LEASE`).
 - Every key a script touches is in one slot (`layout`): declared, or built with a declared key's
-  hash tag (a view's entry and lease); only on one node does LOOKUP_VIEW build its members' keys.
+  hash tag (a view's entry and lease). LOOKUP_VIEW builds its members' keys on one node, and on
+  a cluster only when every member's id carries the view's own slot (a client's orders).
 """
 
 from orderflow.cache.lua_epochs import FRESH
@@ -125,15 +126,17 @@ return got
 )
 
 # KEYS: epoch, generation counters... ARGV: epoch, token, lease_ms, view key head, view key
-# tail, member key head, counter ttl_ms, members' token.
+# tail, member key head, counter ttl_ms, members' token, member slot tag, its slot.
 # A view's generations, its entry and (for a listing) its members, in one round trip. The entry
 # key is head .. 'g' .. gens joined by '.' .. tail (see KeySpace.view_entry); a missing counter
 # is re-created (`_GENERATION`). A member head ('' = not a listing) makes a hit also look up the
 # entries at head .. {id} for every id in the view body's "ids" array, leasing the missing ones
 # to the members' token as LOOKUP_MANY does (not to the view's: nobody may wait on a view's
-# token for a member's load).
-# A data entry -> {entry bytes, per member: bytes, 1 or 0}. Missing or a tombstone -> {0, key,
-# 1 or holder}: the key to load into (the generations may move before the fill) and its lease.
+# token for a member's load). With a member slot tag (a cluster), the members are at
+# head .. {tag}:id, and only if every id carries that slot (id % 16384): else none is read.
+# A data entry -> {entry bytes, per member: bytes, 1 or 0}, or {entry bytes, -1} if the members
+# are in other slots. Missing or a tombstone -> {0, key, 1 or holder}: the key to load into
+# (the generations may move before the fill) and its lease.
 LOOKUP_VIEW = (
     _PRELUDE
     + _GENERATION
@@ -147,8 +150,14 @@ if not raw then return {0, key, lease('lease:' .. key, ARGV[2])} end
 local found = {raw}
 if ARGV[6] ~= '' then
   local body = string.sub(raw, string.find(raw, '|', 1, true) + 1)
-  for i, id in ipairs(cjson.decode(body)['ids']) do
-    local member = ARGV[6] .. '{' .. string.format('%d', id) .. '}'  -- ids are integers
+  local ids = cjson.decode(body)['ids']
+  local tag, slot = ARGV[9], tonumber(ARGV[10])
+  if tag ~= '' then
+    for _, id in ipairs(ids) do if id % 16384 ~= slot then return {raw, -1} end end
+  end
+  for i, id in ipairs(ids) do
+    local n = string.format('%d', id)  -- ids are integers
+    local member = tag == '' and ARGV[6] .. '{' .. n .. '}' or ARGV[6] .. '{' .. tag .. '}:' .. n
     local got = data(redis.call('GET', member))
     if got then found[i + 1] = got elseif lease('lease:' .. member, ARGV[8]) == 1 then
       found[i + 1] = 1 else found[i + 1] = 0 end

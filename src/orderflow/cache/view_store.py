@@ -45,8 +45,9 @@ class ViewStore:
         members_token: str = "",
     ) -> ViewHit | ViewMiss | Literal[Miss.MOVED]:
         """A view's entry under its families' current generations, in one round trip, with
-        its members' entries if `members` is given and the layout lets a script build their
-        keys (one node; else `ViewHit.members` is None). A missing view entry is leased to
+        its members' entries if `members` is given and a script may build their keys (one
+        node; on a cluster, members whose ids all carry the view's slot; else
+        `ViewHit.members` is None). A missing view entry is leased to
         `token`, missing members to `members_token`, if free. On a cluster, a view whose
         families' counters are in other slots than its first family's reads them first: one
         more round trip."""
@@ -58,19 +59,24 @@ class ViewStore:
             return await self._lookup_view_apart(m, entity, key, families, gen_slots, token)
         epoch = self._epochs.value(slot)
         head, tail = self._keys.view_entry(entity, epoch, key, families)
-        builds = members is not None and self._layout.builds_members
+        # On a cluster, members whose ids carry a slot may be in the view's: the script checks.
+        near = members is not None and members.slot_in_id and self._layout.cluster
+        builds = members is not None and (self._layout.builds_members or near)
         member_head = self._keys.member_head(members, epoch) if members and builds else ""
+        member_tag = self._keys.slot_tags[slot] if near else ""
         counters = [self._keys.generation(epoch, f) for f in families]
         script_keys = [self._epochs.key(slot), *counters]
         args: list[EncodableT] = [
             *(epoch, token, self._store.lease_ms, head, tail, member_head),
-            *(GENERATION_TTL_MS, members_token),
+            *(GENERATION_TTL_MS, members_token, member_tag, slot),
         ]
         reply = await self._store.guard.run(
             m, "lookup_view", lambda: self._store.scripts.lookup_view(script_keys, args), slot
         )
         if isinstance(reply[0], bytes):
-            return ViewHit(reply[0], [entry_found(r) for r in reply[1:]] if builds else None, epoch)
+            if not builds or reply[1:] == [-1]:  # members elsewhere: looked up on their shards
+                return ViewHit(reply[0], None, epoch)
+            return ViewHit(reply[0], [entry_found(r) for r in reply[1:]], epoch)
         if len(reply) == 1:
             self._epochs.adopt(slot, int(reply[0]))
             return Miss.MOVED

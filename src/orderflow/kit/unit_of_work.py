@@ -137,6 +137,8 @@ class UnitOfWork:
             upkeep = action.upkeep
             journal.applied(action.row, (upkeep.entity, upkeep.key, upkeep.version))
         else:
+            if journal is not None:  # a probe of this process must apply it (`Replay`)
+                journal.replay.missed(action.row)
             note_deferred()
 
     async def repair_pending(self, entity: Entity, key: Key) -> None:

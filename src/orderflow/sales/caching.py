@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from orderflow.cache import Entity, FixedTTL, Listing, QuietWindowTTL
+from orderflow.cache import SLOTS, Entity, FixedTTL, Listing, QuietWindowTTL, tag_slot
 from orderflow.kit.settings import Settings
 from orderflow.service_cache.facade import NearPolicy
 
@@ -15,7 +15,9 @@ NAMESPACE = "shop"
 ITEM = Entity("item")  # cache-aside, expires in the quiet window, invalidated on a seller's edit
 CATALOGUE_PAGE = Entity("catalogue_page")  # a view of the catalogue family
 CLIENT = Entity("client", client_tagged=True)  # cache-aside, invalidated on every change
-ORDER = Entity("order")  # write-through (or cache-aside); keyed by id, which is all a reader has
+# Write-through (or cache-aside); keyed by id, which is all a reader has. The id carries its
+# client's slot (`order_id`), so on a Redis Cluster the order lives on its client's shard.
+ORDER = Entity("order", slot_in_id=True)
 ORDER_VIEW = Entity("order_view")  # CRM views and a client's list: ids + total
 CLIENT_ORDER_VIEW = Entity("client_order_view", client_tagged=True)
 ORDER_COUNTS = Entity("order_counts")
@@ -57,6 +59,20 @@ def client_family(client_id: int) -> str:
     """`c:<id>`: the counter's hash tag is then the client's, `{c:<id>}`, so a client's list,
     its counter and the client's entry share a slot on a Redis Cluster (cache/keys.py)."""
     return f"c:{client_id}"
+
+
+def client_slot(client_id: int) -> int:
+    """The Redis Cluster slot of the client's family, so of its entries, lists and counters."""
+    return tag_slot(client_family(client_id))
+
+
+def order_id(number: int, client_id: int) -> int:
+    """The id of an order: its `number` (from a sequence) and its client's slot, as
+    `number * SLOTS + slot`. A reader has only the id, and from it the cache finds the slot,
+    so the order's entry sits in its client's slot on a Redis Cluster, beside the client's
+    list pages: one script on one shard reads a page and every order on it (docs/caching.md,
+    "A client on one shard"). Ids grow with `number` as before, only sparser."""
+    return number * SLOTS + client_slot(client_id)
 
 
 def day_family(day: date) -> str:

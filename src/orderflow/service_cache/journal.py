@@ -38,13 +38,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orderflow.cache import Cache, Entity, Key
-from orderflow.cache.guard import outage_since
 from orderflow.data.base import UpkeepTable
 from orderflow.kit import metrics
 from orderflow.kit.settings import Settings
 from orderflow.kit.tasks import background, every_until
 from orderflow.service_cache.facade import PUT_WITHIN_S, ServiceCache
 from orderflow.service_cache.journal_rows import Model, UpkeepRepository, any_due
+from orderflow.service_cache.replay import Replay
 from orderflow.service_cache.tracing import repairing
 from orderflow.service_cache.upkeep import (
     AppliedIds,
@@ -63,8 +63,6 @@ Republish = Callable[[str, dict[str, Any]], Awaitable[bool]]  # (event type, ord
 BATCH = 20
 BATCHES_PER_TICK = 50
 LOCK_WAIT_MS = 1000  # a 409 or a replay of one entry waits this long at most for a repair
-REPLAY_ROWS = 10_000  # a probe replays at most this many rows; the workers do the rest
-REPLAY_BUDGET_S = 1.0  # the longest a probe (and the request carrying it) waits for a replay
 # A put leaves within PUT_WITHIN_S of its commit (`ServiceCache`), and its writer looks again no
 # sooner than this: any older put sent before a newer write's recheck has landed by then.
 RECHECK_AFTER_S = 2 * PUT_WITHIN_S
@@ -110,7 +108,8 @@ class UpkeepJournal:
         self.rechecks = AppliedIds()  # deleted, to look at again (`RECHECK_AFTER_S`)
         self._flusher = False  # applied ids are kept only while a flusher deletes them
         self._repairs = Coalescer(self._repair_now)
-        self._replays: Coalescer[None] = Coalescer(self._replay_now)
+        # What a breaker's probe re-applies before Redis is read again (`replay.py`).
+        self.replay = Replay(sessions, model, self._apply, database)
 
     async def record(self, session: AsyncSession, upkeep: Upkeep) -> int:
         """Journal `upkeep` in the transaction of `session`; returns the row's id."""
@@ -184,25 +183,6 @@ class UpkeepJournal:
         repaired = await self._repair_due(self.repair_after_s, BATCHES_PER_TICK)
         metrics.UPKEEP_REPAIRED.labels(self.database, "worker").inc(repaired)
         return repaired
-
-    async def replay(self) -> int:
-        """Re-apply every pending row (a breaker's probe, before Redis is read again); how many.
-        A replay begun since the shard's outage began here serves, even one a failed probe left
-        running (docs/caching.md, "The replay"); else callers share one begun after they asked.
-        After `REPLAY_BUDGET_S` the probe fails while the replay goes on."""
-        async with asyncio.timeout(REPLAY_BUDGET_S):
-            done = None if (t := outage_since()) is None else self._replays.begun_since(None, t)
-            return await (asyncio.shield(done) if done is not None else self._replays(None))
-
-    async def _replay_now(self, _: None) -> int:
-        # Unlocked: a row repaired elsewhere now is applied here too (idempotent), not waited for.
-        async with self.sessions() as session:
-            repository = UpkeepRepository(session, self.model, background=True)
-            rows = await repository.pending_rows(REPLAY_ROWS)
-        replayed = len(await self._apply(rows))
-        metrics.UPKEEP_REPAIRED.labels(self.database, "replay").inc(replayed)
-        log.log(logging.INFO if replayed else logging.DEBUG, "cache upkeep: %d replayed", replayed)
-        return replayed
 
     async def _repair_due(self, older_than_s: float, batches: int) -> int:
         """Repair the rows left for `older_than_s`, in batches, oldest first; how many."""

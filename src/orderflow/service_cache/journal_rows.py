@@ -65,11 +65,14 @@ class UpkeepRepository:
         )
         return (await self.session.scalars(statement, execution_options=self.options)).all()
 
-    async def pending_rows(self, limit: int) -> Sequence[UpkeepTable]:
-        """The oldest `limit` rows, whatever their age, not locked: a replay applies them all,
-        those other processes are repairing now included (applying is idempotent)."""
+    async def pending_rows(self, limit: int, ids: list[int] | None = None) -> Sequence[UpkeepTable]:
+        """The oldest `limit` rows (of `ids` only, if given), whatever their age, not locked: a
+        replay applies them all, those other processes are repairing now included (applying
+        is idempotent)."""
         m = self.model
         statement = select(m).order_by(m.id).limit(limit)
+        if ids is not None:
+            statement = statement.where(m.id.in_(ids))
         return (await self.session.scalars(statement, execution_options=self.options)).all()
 
     async def lock_entry(self, entity: str, key: str, *, wait_ms: int) -> Sequence[UpkeepTable]:

@@ -135,15 +135,15 @@ class Coalescer(Generic[K]):
             self._queued[key] = self._last[key] = run
         return await asyncio.shield(run)
 
-    def begun_since(self, key: K, moment: float) -> "asyncio.Future[int] | None":
-        """The newest run of `key` if it began at or after `moment` (under way, or done without
-        an error), else None."""
+    def begun_since(self, key: K, moment: float) -> "tuple[float, asyncio.Future[int]] | None":
+        """The newest run of `key` and when it began, if at or after `moment` (under way, or
+        done without an error), else None."""
         began, run = self._began.get(key, (0.0, None))
         if run is None or began < moment:
             return None
         if run.done() and (run.cancelled() or run.exception() is not None):
             return None
-        return run
+        return began, run
 
     async def _start(
         self, key: K, run: asyncio.Future[int], previous: asyncio.Future[int] | None

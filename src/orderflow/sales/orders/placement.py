@@ -8,7 +8,7 @@ from orderflow.kit import tracing
 from orderflow.kit.errors import InvalidInput
 from orderflow.kit.http import dumps
 from orderflow.kit.unit_of_work import UnitOfWork
-from orderflow.sales.caching import created_families
+from orderflow.sales.caching import client_slot, created_families
 from orderflow.sales.catalogue.repository import ItemRepository
 from orderflow.sales.clients.repository import ClientRepository
 from orderflow.sales.context import Sales
@@ -45,7 +45,7 @@ async def _place(
         lines = [(line.item_id, line.quantity, prices[line.item_id]) for line in data.lines]
         total = sum(quantity * price for _, quantity, price in lines)
         values = {"client_id": data.client_id, "total": total, "request_hash": digest}
-        order = await orders.insert(**values, idempotency_key=key)
+        order = await orders.insert(client_slot(data.client_id), **values, idempotency_key=key)
         if order is None:  # a concurrent request with the same key won the insert
             assert key is not None
             earlier = await orders.by_idempotency_key(key)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orderflow.cache import SLOTS
 from orderflow.data.shopdb import (
     Order,
     OrderLine,
@@ -36,9 +37,10 @@ class OrderRepository:
     async def by_idempotency_key(self, key: str) -> Order | None:
         return await self.session.scalar(select(Order).where(Order.idempotency_key == key))
 
-    async def insert(self, **values: Any) -> Order | None:
-        """None when the idempotency key is already used (the unique index decides)."""
-        stmt = insert(Order).values(**values)
+    async def insert(self, slot: int, **values: Any) -> Order | None:
+        """None when the idempotency key is already used (the unique index decides). The id
+        is the sequence's next number and the client's `slot` (`sales.caching.order_id`)."""
+        stmt = insert(Order).values(id=func.nextval("orders_id_seq") * SLOTS + slot, **values)
         if values.get("idempotency_key"):
             stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
         result = await self.session.scalars(stmt.returning(Order))
