@@ -39,9 +39,15 @@ class DataDirMismatch(SystemExit):
     """The data dir holds another order count than asked for."""
 
 
+# The seed's layout: 2 since order ids carry their client's slot (`sales.caching.order_id`).
+# A data set seeded before is left alone, not measured: a client's list page would not be
+# on its client's shard, and the cluster's figures would be the old layout's.
+SEED_LAYOUT = 2
+
+
 def data_root(data_dir: Path, orders: int) -> Path:
-    """Where the servers keep the data set of `orders` orders."""
-    return data_dir.resolve() / f"orders-{orders}"
+    """Where the servers keep the data set of `orders` orders (seeded by this layout)."""
+    return data_dir.resolve() / f"orders-{orders}-v{SEED_LAYOUT}"
 
 
 @contextmanager
