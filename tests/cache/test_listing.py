@@ -64,6 +64,39 @@ async def test_a_hit_is_one_round_trip(cache: Cache, listing: Listing) -> None:
     assert sample("orderflow_cache_requests_total", entity=name, result="miss") == 2
 
 
+async def test_a_page_hit_is_built_in_redis_as_python_builds_it(
+    cache: Cache, listing: Listing
+) -> None:
+    """`get_or_load_page`: on a hit on the view and every member, Redis builds the page in
+    the same round trip, byte for byte the page `page_of` builds of a cold read; a member
+    written or missing shows at once."""
+    rows = {1: (1, b'{"id":1}'), 2: (3, b'{"id":2,"s":"x"}')}
+    members, view = Members(rows), page(1, 2)
+    cold = await cache.get_or_load_page(listing, "p", ["f"], view, members)
+    assert cold == b'{"items":[{"id":1},{"id":2,"s":"x"}],"total":2}'
+    before = round_trips(listing)
+    assert await cache.get_or_load_page(listing, "p", ["f"], view, members) == cold
+    assert round_trips(listing) == before + 1
+    name = listing.members.name
+    assert sample("orderflow_cache_requests_total", entity=name, result="hit") == 2
+
+    assert await cache.put(listing.members, 2, 4, b'{"id":2,"s":"y"}', TTL)
+    got = await cache.get_or_load_page(listing, "p", ["f"], view, members)
+    assert got == b'{"items":[{"id":1},{"id":2,"s":"y"}],"total":2}'
+    rows[1] = (2, b'{"id":1,"v":2}')
+    assert await cache.invalidate(listing.members, 1, 2)  # missing: the page built here
+    got = await cache.get_or_load_page(listing, "p", ["f"], view, members)
+    assert got == b'{"items":[{"id":1,"v":2},{"id":2,"s":"y"}],"total":2}'
+    assert view.calls == 1 and members.loaded == [[1, 2], [1]]
+    assert await cache.get_or_load_page(listing, "p", ["f"], view, members) == got  # Redis's
+
+
+async def test_an_empty_page_is_built_in_redis_too(cache: Cache, listing: Listing) -> None:
+    for _ in range(2):
+        got = await cache.get_or_load_page(listing, "p", ["f"], page(), Members({}))
+        assert got == b'{"items":[],"total":0}'
+
+
 async def test_members_are_the_shared_entries(cache: Cache, listing: Listing) -> None:
     """A write to one member shows in every page listing it, without touching the pages."""
     rows = {1: (1, b'{"v":1}'), 2: (1, b'{"id":2}')}

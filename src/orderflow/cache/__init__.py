@@ -5,6 +5,7 @@
     body = await cache.get_or_load(ITEM, item_id, load_item, QuietWindowTTL())
     bodies = await cache.get_or_load_many(ORDER, order_keys, load_orders, FixedTTL(86_400))
     page, bodies = await cache.get_or_load_listing(BY_STATUS, key, families, load_ids, load_orders)
+    page_json = await cache.get_or_load_page(BY_STATUS, key, families, load_ids, load_orders)
     await cache.put(ORDER, order_id, order.version, order_json, FixedTTL(86_400))
     await cache.invalidate(CLIENT, client_id, client.version)
 
@@ -25,7 +26,7 @@ from orderflow.cache.errors import (
     CacheUnavailable,
 )
 from orderflow.cache.keys import SLOTS, Entity, Key, KeySpace, tag_slot
-from orderflow.cache.listing import Listing, MembersLoader
+from orderflow.cache.listing import Listing, MembersLoader, page_of
 from orderflow.cache.near import NearCache
 from orderflow.cache.ttl import FixedTTL, QuietWindowTTL, TTLPolicy
 
@@ -51,5 +52,6 @@ __all__ = [
     "QuietWindowTTL",
     "State",
     "TTLPolicy",
+    "page_of",
     "tag_slot",
 ]

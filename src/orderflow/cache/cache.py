@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
@@ -70,18 +71,13 @@ class Cache:
         self.recovery = Recovery(self._epochs, timeout_s)
         self._guard = Guard(self.breaker, timeout_s, self.recovery.probe, layout)
         self._guard.on_learnt = self.recovery.learnt
-        self._store = Store(
-            KeySpace(namespace, layout.slot_tags),
-            self._epochs,
-            scripts,
-            self._guard,
-            lease_ms=lease_ms,
-            tombstone_ttl_ms=tombstone_ttl_ms,
-        )
+        keys = KeySpace(namespace, layout.slot_tags)
+        stored = {"lease_ms": lease_ms, "tombstone_ttl_ms": tombstone_ttl_ms}
+        self._store = Store(keys, self._epochs, scripts, self._guard, **stored)
         self._reader = Reader(self._store, wait_ms=wait_ms, poll_ms=poll_ms)
-        self._views = Views(self._store, self._reader)
-        self._view_store = ViewStore(self._store)
         self._doorkeeper = Doorkeeper(admit_after)
+        self._views = Views(self._store, self._reader, self._doorkeeper)
+        self._view_store = ViewStore(self._store)
         self._enabled = enabled
 
     @property
@@ -171,17 +167,9 @@ class Cache:
     async def get_or_load_view(
         self, entity: Entity, key: Key, families: Sequence[str], loader: Loader, ttl: TTLPolicy
     ) -> bytes:
-        """Cache-aside read of a view, keyed by the generations of the `families` it shows.
-
-        A hit is one round trip (generations and entry in one script), a miss two. Loaders of
-        views may return version 0: the generations, not versions, keep views fresh.
-        """
-        if not self._enabled:
-            return await bypass(for_entity(entity.name), loader)
-        if not self._doorkeeper.admit((entity.key_prefix, key, *families)):
-            m = for_entity(entity.name)
-            return await bypass(m, loader, m.first_sight)
-        return await self._views.read(entity, key, families, loader, ttl)
+        """Cache-aside read of a view, keyed by the generations of the `families` it shows: a
+        hit is one round trip, a miss two. Its loader may return version 0 (generations rule)."""
+        return await self._views.read(entity, key, families, loader, ttl, self._enabled)
 
     async def get_or_load_listing(
         self,
@@ -191,16 +179,26 @@ class Cache:
         loader: Loader,
         members: MembersLoader,
     ) -> tuple[Any, list[bytes]]:
-        """A list view, decoded, and the entries it lists: `(view, [member JSON, ...])`.
+        """A list view, decoded, and the entries it lists: `(view, [member JSON, ...])`. The
+        view's JSON has an `"ids"` array: the integer keys of its `listing.members` entries,
+        shared with single reads and kept current by every write. A hit on the view and all
+        its members is one round trip, a cold page three (see `views`)."""
+        listed = await self._views.listing(listing, key, families, loader, members, self._enabled)
+        return orjson.loads(listed.view), listed.bodies
 
-        The view's JSON is an object whose `"ids"` array holds the integer keys of its members
-        (beside whatever else, e.g. a total); the members are `listing.members` entries, shared
-        with single reads and kept current by every write. A hit on the view and all its
-        members is one round trip, a cold page three (see `views`).
-        """
-        if not self._enabled or not self._doorkeeper.admit((listing.view.key_prefix, key)):
-            return await self._views.bypass_listing(listing, loader, members, self._enabled)
-        return await self._views.read_listing(listing, key, families, loader, members)
+    async def get_or_load_page(
+        self,
+        listing: Listing,
+        key: Key,
+        families: Sequence[str],
+        loader: Loader,
+        members: MembersLoader,
+    ) -> bytes:
+        """`get_or_load_listing`'s page, ready to send: the view's JSON with its leading
+        `"ids"` array replaced by `"items"`, the members' bodies (`listing.page_of`). On a hit
+        on the view and every member, Redis builds it: one reply, as a `GET` of it would be."""
+        args = (listing, key, families, loader, members, self._enabled)
+        return (await self._views.listing(*args, build_page=True)).as_page()
 
     async def put(
         self,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from orderflow.cache.aside import ManyLoader
 from orderflow.cache.keys import Entity
@@ -16,6 +17,7 @@ class Listing:
 
     The view caches which entries a page lists (under its families' generations), the member
     entries cache what they hold; a change to one member rewrites one entry, not every page.
+    For `Cache.get_or_load_page` the `"ids"` array must come first (`page_of`).
     """
 
     view: Entity
@@ -37,3 +39,27 @@ def by_index(ids: list[int], load: MembersLoader) -> ManyLoader:
         return {i: loaded[ids[i]] for i in indexes}
 
     return load_indexes
+
+
+class Listed(NamedTuple):
+    """A listing read: its view's JSON and its members' bodies, or the page a script built."""
+
+    view: bytes
+    bodies: list[bytes]
+    page: bytes | None = None  # built in Redis (a hit on the view and every member)
+
+    def as_page(self) -> bytes:
+        return self.page if self.page is not None else page_of(self.view, self.bodies)
+
+
+IDS = b'{"ids":['
+
+
+def page_of(view: bytes, bodies: Sequence[bytes]) -> bytes:
+    """A listing's page: its view's JSON with the `"ids"` array, which must come first,
+    replaced by `"items"`, the members' bodies: `{"ids":[4,9],"total":20}` becomes
+    `{"items":[<4>,<9>],"total":20}`. LOOKUP_VIEW builds the same bytes in Redis on a hit, so
+    that the page leaves Redis as one reply, as a plain `GET` of it would."""
+    if not view.startswith(IDS):
+        raise ValueError(f"a page's view must start with {IDS!r}: {view[:40]!r}")
+    return b'{"items":[' + b",".join(bodies) + view[view.index(b"]") :]

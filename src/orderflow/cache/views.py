@@ -15,16 +15,16 @@ a listing not stored, nor its members         3              + the view's fill a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
 from orderflow.cache import entry
+from orderflow.cache.admission import Doorkeeper
 from orderflow.cache.aside import Loader, Read, Reader, bypass, bypass_many, quietly
 from orderflow.cache.errors import CacheError
 from orderflow.cache.found import Found, Miss, ViewHit, ViewMiss
 from orderflow.cache.keys import Entity, Key
-from orderflow.cache.listing import Listing, MembersLoader, by_index
+from orderflow.cache.listing import Listed, Listing, MembersLoader, by_index
 from orderflow.cache.metrics import EntityMetrics, for_entity
 from orderflow.cache.store import Store
 from orderflow.cache.ttl import TTLPolicy
@@ -34,16 +34,27 @@ from orderflow.cache.view_store import ViewStore
 class Views:
     """View and listing reads of one `Cache` (which checks that it is enabled)."""
 
-    def __init__(self, store: Store, reader: Reader) -> None:
+    def __init__(self, store: Store, reader: Reader, doorkeeper: Doorkeeper) -> None:
         self._store = store
         self._views = ViewStore(store)
         self._reader = reader
+        self._doorkeeper = doorkeeper
 
     async def read(
-        self, entity: Entity, key: Key, families: Sequence[str], loader: Loader, ttl: TTLPolicy
+        self,
+        entity: Entity,
+        key: Key,
+        families: Sequence[str],
+        loader: Loader,
+        ttl: TTLPolicy,
+        enabled: bool,
     ) -> bytes:
         """A view, keyed by its families' generations (see `Cache.get_or_load_view`)."""
         m = for_entity(entity.name)
+        if not enabled:
+            return await bypass(m, loader)
+        if not self._doorkeeper.admit((entity.key_prefix, key, *families)):
+            return await bypass(m, loader, m.first_sight)
         try:
             token, found = await self._reader.looked_up(
                 lambda token: self._views.lookup_view(m, entity, key, families, token),
@@ -58,82 +69,117 @@ class Views:
             return await bypass(m, loader, m.miss)
         return await self._reader.read_missed(Read(m, found.key, token, loader, ttl), found.lease)
 
-    async def bypass_listing(
-        self, listing: Listing, loader: Loader, members: MembersLoader, first_sight: bool
-    ) -> tuple[Any, list[bytes]]:
-        """A listing read without Redis: a first sight (`admission`), or the cache off."""
-        m, mm = for_entity(listing.view.name), for_entity(listing.members.name)
-        view = orjson.loads(await bypass(m, loader, m.first_sight if first_sight else m.bypass))
-        many = by_index(view["ids"], members)
-        return view, await bypass_many(mm, many, len(view["ids"]), first_sight=first_sight)
-
-    async def read_listing(
+    async def listing(
         self,
         listing: Listing,
         key: Key,
         families: Sequence[str],
         loader: Loader,
         members: MembersLoader,
-    ) -> tuple[Any, list[bytes]]:
-        """A list view and its members (see `Cache.get_or_load_listing`)."""
+        enabled: bool,
+        build_page: bool = False,
+    ) -> Listed:
+        """A listing through Redis, or around it: the cache off, or a first sight."""
+        if not enabled or not self._doorkeeper.admit((listing.view.key_prefix, key)):
+            return await self._bypass_listing(listing, loader, members, enabled)
+        return await self._read_listing(listing, key, families, loader, members, build_page)
+
+    async def _bypass_listing(
+        self, listing: Listing, loader: Loader, members: MembersLoader, first_sight: bool
+    ) -> Listed:
+        """A listing read without Redis: a first sight (`admission`), or the cache off."""
+        m, mm = for_entity(listing.view.name), for_entity(listing.members.name)
+        view = await bypass(m, loader, m.first_sight if first_sight else m.bypass)
+        ids = orjson.loads(view)["ids"]
+        many = by_index(ids, members)
+        return Listed(view, await bypass_many(mm, many, len(ids), first_sight=first_sight))
+
+    async def _read_listing(
+        self,
+        listing: Listing,
+        key: Key,
+        families: Sequence[str],
+        loader: Loader,
+        members: MembersLoader,
+        build_page: bool = False,
+    ) -> Listed:
+        """A list view and its members (see `Cache.get_or_load_listing`), or with `build_page`
+        on a hit on all of them, the page Redis built of them (`Cache.get_or_load_page`)."""
         m, mm = for_entity(listing.view.name), for_entity(listing.members.name)
         members_token = self._reader.token()  # nobody waits on it: see `Reader.read_many`
         try:
             token, found = await self._reader.looked_up(
                 lambda token: self._views.lookup_view(
-                    m, listing.view, key, families, token, listing.members, members_token
+                    m,
+                    listing.view,
+                    key,
+                    families,
+                    token,
+                    listing.members,
+                    members_token,
+                    build_page,
                 ),
                 _leased,
             )
         except CacheError:
-            view = orjson.loads(await bypass(m, loader))
-            return view, await bypass_many(mm, by_index(view["ids"], members), len(view["ids"]))
+            view = await bypass(m, loader)
+            ids = orjson.loads(view)["ids"]
+            return Listed(view, await bypass_many(mm, by_index(ids, members), len(ids)))
         if isinstance(found, ViewHit):
             m.hit.inc()
-            view = orjson.loads(entry.body(found.raw))
+            if found.page is not None:  # the hot path: the view and every member were there
+                mm.hit.inc(found.listed)
+                return Listed(b"", [], found.page)
+            view = entry.body(found.raw)
+            ids = orjson.loads(view)["ids"]
             if found.members is None:  # a cluster: the members are looked up on their shards
-                return view, await self._read_members(mm, listing, view["ids"], members)
+                return Listed(view, await self._read_members(mm, listing, ids, members))
             stored = [raw for raw in found.members if isinstance(raw, bytes)]
-            if len(stored) == len(found.members):  # the hot path: every member was there
+            if len(stored) == len(found.members):  # every member was there
                 mm.hit.inc(len(stored))
-                return view, [entry.body(raw) for raw in stored]
-            return view, await self._read_members(
-                mm, listing, view["ids"], members, members_token, found.members, found.epoch
+                return Listed(view, [entry.body(raw) for raw in stored])
+            return Listed(
+                view,
+                await self._read_members(
+                    mm, listing, ids, members, members_token, found.members, found.epoch
+                ),
             )
         if isinstance(found, ViewMiss) and found.lease is Miss.LEASED:
             read = Read(m, found.key, token, loader, listing.ttl)
             return await self._cold(read, mm, listing, members)
         if found is Miss.MOVED:
-            payload = await bypass(m, loader, m.miss)
+            view = await bypass(m, loader, m.miss)
         else:
-            payload = await self._reader.read_missed(
+            view = await self._reader.read_missed(
                 Read(m, found.key, token, loader, listing.ttl), found.lease
             )
-        view = orjson.loads(payload)
-        return view, await self._read_members(mm, listing, view["ids"], members)
+        ids = orjson.loads(view)["ids"]
+        return Listed(view, await self._read_members(mm, listing, ids, members))
 
     async def _cold(
         self, read: Read, mm: EntityMetrics, listing: Listing, members: MembersLoader
-    ) -> tuple[Any, list[bytes]]:
+    ) -> Listed:
         """A listing whose view we hold the lease on: load it, then fill it and look up its
         members in one pipelined round trip, then fill the members in one more."""
-        version, payload = await self._reader.load_leased(read)
-        view = orjson.loads(payload)
-        ids = view["ids"]
+        version, view = await self._reader.load_leased(read)
+        ids = orjson.loads(view)["ids"]
         if version is None:  # not to be cached: give the lease back, read the members
             await quietly(self._store.release(read.m, read.pin, read.token))
-            return view, await self._read_members(mm, listing, ids, members)
-        fill = (read.pin, version, payload, read.ttl.ttl_ms())
+            return Listed(view, await self._read_members(mm, listing, ids, members))
+        fill = (read.pin, version, view, read.ttl.ttl_ms())
         if not ids:
             await quietly(self._store.fill_many(read.m, read.token, [fill]))
-            return view, []
+            return Listed(view, [])
         pins = await self._store.pins(mm, listing.members, ids)
         try:
             found = await self._views.fill_then_lookup_many(read.m, read.token, fill, pins)
         except CacheError:
-            return view, await bypass_many(mm, by_index(ids, members), len(ids))
-        return view, await self._reader.complete_many(
-            mm, read.token, pins, found, by_index(ids, members), listing.members_ttl
+            return Listed(view, await bypass_many(mm, by_index(ids, members), len(ids)))
+        return Listed(
+            view,
+            await self._reader.complete_many(
+                mm, read.token, pins, found, by_index(ids, members), listing.members_ttl
+            ),
         )
 
     async def _read_members(

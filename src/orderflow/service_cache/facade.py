@@ -25,6 +25,7 @@ from orderflow.cache import (
     MembersLoader,
     NearCache,
     TTLPolicy,
+    page_of,
 )
 from orderflow.cache.aside import Loader
 from orderflow.cache.metrics import for_entity
@@ -122,21 +123,21 @@ class ServiceCache:
         return value
 
     @traced_read
-    async def read_listing(
+    async def read_page(
         self,
         listing: Listing,
         key: Key,
         families: Sequence[str],
         loader: Loader,
         members: MembersLoader,
-    ) -> tuple[Any, list[bytes]]:
-        """A list view, decoded, and the bodies it lists (see `Cache.get_or_load_listing`)."""
+    ) -> bytes:
+        """A listing's page, ready to send (see `Cache.get_or_load_page`)."""
         if self.cache is None or not self.reading:
-            view = orjson.loads((await loader())[1])
-            ids: list[int] = view["ids"]
+            view = (await loader())[1]
+            ids: list[int] = orjson.loads(view)["ids"]
             loaded = await members(ids) if ids else {}
-            return view, [loaded[id_][1] for id_ in ids]
-        return await self.cache.get_or_load_listing(listing, key, families, loader, members)
+            return page_of(view, [loaded[id_][1] for id_ in ids])
+        return await self.cache.get_or_load_page(listing, key, families, loader, members)
 
     @property
     def epoch(self) -> int | None:

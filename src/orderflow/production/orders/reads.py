@@ -40,11 +40,9 @@ async def search(
 
     key = (state or "", operator_id or 0, page.limit, page.offset)
     families = view_families(state, operator_id)
-    view, bodies = await p.cache.read_listing(
+    return await p.cache.read_page(
         PRODUCTION_LIST, key, families, load_index, partial(_load_orders, p)
     )
-    total = str(view["total"]).encode()
-    return b'{"items":[' + b",".join(bodies) + b'],"total":' + total + b"}"
 
 
 async def _load_orders(p: Production, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:

@@ -12,7 +12,6 @@ families, instead of invalidating every page the order appears on.
 
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from orderflow.kit.errors import InvalidInput, NotFound
 from orderflow.kit.http import dumps
@@ -33,6 +32,8 @@ from orderflow.sales.orders.lifecycle import OrderStatus
 from orderflow.sales.orders.repository import OrderReads
 from orderflow.sales.orders.schemas import order_row_dict
 
+EMPTY_PAGE = b'{"items":[]'  # no order on the page (none at all, or an offset past them)
+
 
 async def get_order(sales: Sales, order_id: int) -> bytes:
     async def load() -> tuple[int, bytes]:
@@ -47,10 +48,10 @@ async def get_order(sales: Sales, order_id: int) -> bytes:
 async def orders_of_client(sales: Sales, client_id: int, page: Page) -> bytes:
     """A client's orders; 404 for an unknown client. An order names an existing client (a
     foreign key; clients are never deleted), so only a client without orders is looked up."""
-    view, bodies = await read_page(sales, client_id=client_id, page=page)
-    if not view["total"]:
+    body = await read_page(sales, client_id=client_id, page=page)
+    if body.startswith(EMPTY_PAGE):
         await get_client(sales, client_id)  # 404 for an unknown client (a cached read)
-    return page_body(view, bodies)
+    return body
 
 
 async def list_orders(
@@ -62,7 +63,7 @@ async def list_orders(
     created_to: datetime | None = None,
     page: Page,
 ) -> bytes:
-    view, bodies = await read_page(
+    return await read_page(
         sales,
         status=status,
         client_id=client_id,
@@ -70,7 +71,6 @@ async def list_orders(
         created_to=created_to,
         page=page,
     )
-    return page_body(view, bodies)
 
 
 async def read_page(
@@ -81,8 +81,9 @@ async def read_page(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     page: Page,
-) -> tuple[Any, list[bytes]]:
-    """The page's view (ids, total) and the bodies of the orders it lists."""
+) -> bytes:
+    """`{"items": [...], "total": n}`: the orders of the page, as stored (no re-encoding). A
+    cached view holds the page's ids and total (dumped ids first, as `page_of` requires)."""
     if created_from and created_to and created_from > created_to:
         raise InvalidInput("created_from is after created_to", field="created_from")
     state = status.value if status else None
@@ -106,15 +107,9 @@ async def read_page(
     else:
         key = (state or "", since, until, page.limit, page.offset)
         listing = ORDER_LIST
-    return await sales.cache.read_listing(
+    return await sales.cache.read_page(
         listing, key, families, load_index, partial(load_orders, sales)
     )
-
-
-def page_body(view: Any, bodies: list[bytes]) -> bytes:
-    """`{"items": [...], "total": n}` from the bodies as they are stored: no re-encoding."""
-    total = str(view["total"]).encode()
-    return b'{"items":[' + b",".join(bodies) + b'],"total":' + total + b"}"
 
 
 async def load_orders(sales: Sales, ids: list[int]) -> dict[int, tuple[int | None, bytes]]:
