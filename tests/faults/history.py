@@ -99,6 +99,9 @@ class FaultWindow:
     started: float
     ended: float
     database: bool = False  # the database was away (or could be) while it lasted
+    # When Redis answered every process again, for a fault that took a Redis node away from all
+    # of them (a host paused or killed): no repair of what was owed to it could apply before.
+    redis_back: float | None = None
 
 
 ACTION = re.compile(r"^/orders/(\d+)/(\w+)$")
@@ -119,8 +122,15 @@ class History:
     crashes: list[tuple[float, str, int]] = field(default_factory=list)  # died, restarted
     failovers: list["Failover"] = field(default_factory=list)  # a cluster's masters killed
 
-    def fault(self, name: str, started: float, *, database: bool = False) -> None:
-        self.faults.append(FaultWindow(name, started, time.monotonic(), database))
+    def fault(
+        self,
+        name: str,
+        started: float,
+        *,
+        database: bool = False,
+        redis_back: float | None = None,
+    ) -> None:
+        self.faults.append(FaultWindow(name, started, time.monotonic(), database, redis_back))
 
     def during_fault(self, started: float, ended: float) -> bool:
         return any(f.started <= ended and started <= f.ended for f in self.faults)

@@ -63,6 +63,23 @@ def test_a_read_older_than_a_409_is_stale_only_after_the_bound() -> None:
     assert stale_reads(h) == []  # no 200 named a newer version
 
 
+def test_a_write_deferred_while_redis_was_away_from_everyone_has_its_bound_from_its_return() -> (
+    None
+):
+    """A Redis node paused for 4 s: a write answered (deferred) 2 s into it cannot be repaired
+    before the node answers again, so its bound runs from then; after that, as ever."""
+    h = History()
+    placed(h, 1, at=1.0)
+    h.faults.append(FaultWindow("Redis host paused", 1.0, 20.0, redis_back=5.0))
+    h.acknowledge(
+        "order", 1, answered("crm", "/orders/1/confirm", 3.0, 200, order(1, "confirmed", 2))
+    )
+    h.read("order", 5.0 + REPAIR_BOUND_S - 0.1, order(1, "created", 1))  # repairable from 5.0
+    assert stale_reads(h) == []
+    h.read("order", 5.0 + REPAIR_BOUND_S + 0.1, order(1, "created", 1))
+    assert stale_reads(h) == [("order", 1, 1, 2)]
+
+
 def test_a_read_older_than_a_write_answered_during_a_fault_is_stale_after_the_bound() -> None:
     """A write answered while Redis failed may have left its cache write to the journal's
     repair: a read may show the state before it for `REPAIR_BOUND_S`, never longer. Outside a

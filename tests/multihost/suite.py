@@ -23,6 +23,9 @@ from tests.multihost.lab import Balancer, Lab
 from tests.multihost.nemesis import FAULTS, Injection, Nemesis
 
 QUIET_S = 2.0  # between two faults
+# Faults that take a Redis node away from every API process: what the journal owes it waits for
+# the heal (`FaultWindow.redis_back`, tests/faults/checks.py).
+REDIS_AWAY = frozenset({"Redis host killed (a master and a replica)", "Redis host paused"})
 JSON = Path("docs/bench/multihost.json")
 
 
@@ -76,7 +79,8 @@ async def _run(
                 if takes_database:
                     leader = await asyncio.to_thread(database.leader, lab.dbs)
                     shot.notes.append(f"{leader.name if leader else 'none'} primary after")
-                history.fault(name, shot.started, database=takes_database)
+                back = shot.healed if name in REDIS_AWAY else None
+                history.fault(name, shot.started, database=takes_database, redis_back=back)
                 shots.append(shot)
                 said = (
                     "not within the bound"

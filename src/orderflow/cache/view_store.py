@@ -75,6 +75,12 @@ class ViewStore:
         reply = await self._store.guard.run(
             m, "lookup_view", lambda: self._store.scripts.lookup_view(script_keys, args), slot
         )
+        return self._found(reply, slot, epoch, builds)
+
+    def _found(
+        self, reply: Any, slot: int, epoch: int, builds: bool
+    ) -> ViewHit | ViewMiss | Literal[Miss.MOVED]:
+        """What LOOKUP_VIEW's `reply` says (its comment in `lua.py` lists the shapes)."""
         if len(reply) == 3 and reply[0] == 1:  # the page, built by the script (not an epoch)
             return ViewHit(b"", None, epoch, reply[1], reply[2])
         if isinstance(reply[0], bytes):

@@ -127,23 +127,7 @@ class Views:
             return Listed(view, await bypass_many(mm, by_index(ids, members), len(ids)))
         if isinstance(found, ViewHit):
             m.hit.inc()
-            if found.page is not None:  # the hot path: the view and every member were there
-                mm.hit.inc(found.listed)
-                return Listed(b"", [], found.page)
-            view = entry.body(found.raw)
-            ids = orjson.loads(view)["ids"]
-            if found.members is None:  # a cluster: the members are looked up on their shards
-                return Listed(view, await self._read_members(mm, listing, ids, members))
-            stored = [raw for raw in found.members if isinstance(raw, bytes)]
-            if len(stored) == len(found.members):  # every member was there
-                mm.hit.inc(len(stored))
-                return Listed(view, [entry.body(raw) for raw in stored])
-            return Listed(
-                view,
-                await self._read_members(
-                    mm, listing, ids, members, members_token, found.members, found.epoch
-                ),
-            )
+            return await self._hit(found, mm, listing, members, members_token)
         if isinstance(found, ViewMiss) and found.lease is Miss.LEASED:
             read = Read(m, found.key, token, loader, listing.ttl)
             return await self._cold(read, mm, listing, members)
@@ -155,6 +139,34 @@ class Views:
             )
         ids = orjson.loads(view)["ids"]
         return Listed(view, await self._read_members(mm, listing, ids, members))
+
+    async def _hit(
+        self,
+        found: ViewHit,
+        mm: EntityMetrics,
+        listing: Listing,
+        members: MembersLoader,
+        members_token: str,
+    ) -> Listed:
+        """A listing whose view was stored: its members as `found` has them, or looked up."""
+        if found.page is not None:  # the hot path: the view and every member were there
+            mm.hit.inc(found.listed)
+            return Listed(b"", [], found.page)
+        view = entry.body(found.raw)
+        ids = orjson.loads(view)["ids"]
+        if found.members is None:  # a cluster: the members are looked up on their shards
+            return Listed(view, await self._read_members(mm, listing, ids, members))
+        stored = [raw for raw in found.members if isinstance(raw, bytes)]
+        if len(stored) == len(found.members):  # every member was there
+            mm.hit.inc(len(stored))
+            return Listed(view, [entry.body(raw) for raw in stored])
+        found_members, epoch = found.members, found.epoch
+        return Listed(
+            view,
+            await self._read_members(
+                mm, listing, ids, members, members_token, found_members, epoch
+            ),
+        )
 
     async def _cold(
         self, read: Read, mm: EntityMetrics, listing: Listing, members: MembersLoader
