@@ -149,7 +149,7 @@ async def test_a_client_s_list_of_orders_carrying_its_slot_is_one_script_on_one_
         before = await scripts_run(client)
         built = await cache.get_or_load_page(listing, (7, page), ["c:7"], view, members)
         assert built == b'{"items":[' + b",".join(bodies) + b'],"total":20}'
-        assert await scripts_run(client) - before == scripts  # built by that script
+        assert await scripts_run(client) - before == scripts  # the same scripts
 
 
 async def test_a_frozen_master_sends_only_its_own_slots_to_the_database(

@@ -64,12 +64,12 @@ async def test_a_hit_is_one_round_trip(cache: Cache, listing: Listing) -> None:
     assert sample("orderflow_cache_requests_total", entity=name, result="miss") == 2
 
 
-async def test_a_page_hit_is_built_in_redis_as_python_builds_it(
+async def test_a_page_is_the_view_with_its_members_bodies_in_one_round_trip_on_a_hit(
     cache: Cache, listing: Listing
 ) -> None:
-    """`get_or_load_page`: on a hit on the view and every member, Redis builds the page in
-    the same round trip, byte for byte the page `page_of` builds of a cold read; a member
-    written or missing shows at once."""
+    """`get_or_load_page`: the view's JSON with its ids replaced by the members' bodies, the
+    same bytes cold and hot, one round trip on a hit; a member written or missing shows at
+    once."""
     rows = {1: (1, b'{"id":1}'), 2: (3, b'{"id":2,"s":"x"}')}
     members, view = Members(rows), page(1, 2)
     cold = await cache.get_or_load_page(listing, "p", ["f"], view, members)
@@ -84,14 +84,14 @@ async def test_a_page_hit_is_built_in_redis_as_python_builds_it(
     got = await cache.get_or_load_page(listing, "p", ["f"], view, members)
     assert got == b'{"items":[{"id":1},{"id":2,"s":"y"}],"total":2}'
     rows[1] = (2, b'{"id":1,"v":2}')
-    assert await cache.invalidate(listing.members, 1, 2)  # missing: the page built here
+    assert await cache.invalidate(listing.members, 1, 2)  # missing: loaded again
     got = await cache.get_or_load_page(listing, "p", ["f"], view, members)
     assert got == b'{"items":[{"id":1,"v":2},{"id":2,"s":"y"}],"total":2}'
     assert view.calls == 1 and members.loaded == [[1, 2], [1]]
-    assert await cache.get_or_load_page(listing, "p", ["f"], view, members) == got  # Redis's
+    assert await cache.get_or_load_page(listing, "p", ["f"], view, members) == got
 
 
-async def test_an_empty_page_is_built_in_redis_too(cache: Cache, listing: Listing) -> None:
+async def test_an_empty_page_s_page(cache: Cache, listing: Listing) -> None:
     for _ in range(2):
         got = await cache.get_or_load_page(listing, "p", ["f"], page(), Members({}))
         assert got == b'{"items":[],"total":0}'

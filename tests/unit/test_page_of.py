@@ -1,5 +1,4 @@
-"""`page_of`: a listing's page from its view and its members' bodies, as LOOKUP_VIEW builds it
-in Redis (tests/cache/test_listing.py compares the two on a real Redis)."""
+"""`page_of`: a listing's page from its view and its members' bodies."""
 
 import orjson
 import pytest

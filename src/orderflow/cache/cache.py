@@ -23,7 +23,7 @@ from orderflow.cache.generations import GENERATION_TTL_MS
 from orderflow.cache.guard import Guard
 from orderflow.cache.keys import Entity, Key, KeySpace
 from orderflow.cache.layout import layout_of
-from orderflow.cache.listing import Listing, MembersLoader
+from orderflow.cache.listing import Listing, MembersLoader, page_of
 from orderflow.cache.metrics import breaker_listener, for_entity
 from orderflow.cache.recheck import recheck
 from orderflow.cache.recovery import Recovery
@@ -195,10 +195,9 @@ class Cache:
         members: MembersLoader,
     ) -> bytes:
         """`get_or_load_listing`'s page, ready to send: the view's JSON with its leading
-        `"ids"` array replaced by `"items"`, the members' bodies (`listing.page_of`). On a hit
-        on the view and every member, Redis builds it: one reply, as a `GET` of it would be."""
-        args = (listing, key, families, loader, members, self._enabled)
-        return (await self._views.listing(*args, build_page=True)).as_page()
+        `"ids"` array replaced by `"items"`, the members' bodies (`listing.page_of`)."""
+        listed = await self._views.listing(listing, key, families, loader, members, self._enabled)
+        return page_of(listed.view, listed.bodies)
 
     async def put(
         self,

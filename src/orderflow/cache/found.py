@@ -33,14 +33,11 @@ Found = bytes | Literal[Miss.LEASED, Miss.BUSY]  # one entry of a batch lookup
 
 
 class ViewHit(NamedTuple):
-    """A view's stored entry, and its members' (bytes, or how they missed) if looked up; or
-    the page the script built of them, when every member was stored (`listing.page_of`)."""
+    """A view's stored entry, and its members' (bytes, or how they missed) if looked up."""
 
     raw: bytes
     members: list[Found] | None
     epoch: int = 0  # the epoch the members were looked up in (one node: the only slot's)
-    page: bytes | None = None
-    listed: int = 0  # how many members the page holds
 
 
 class ViewMiss(NamedTuple):

@@ -42,14 +42,10 @@ def by_index(ids: list[int], load: MembersLoader) -> ManyLoader:
 
 
 class Listed(NamedTuple):
-    """A listing read: its view's JSON and its members' bodies, or the page a script built."""
+    """A listing read: its view's JSON and its members' bodies."""
 
     view: bytes
     bodies: list[bytes]
-    page: bytes | None = None  # built in Redis (a hit on the view and every member)
-
-    def as_page(self) -> bytes:
-        return self.page if self.page is not None else page_of(self.view, self.bodies)
 
 
 IDS = b'{"ids":['
@@ -58,8 +54,7 @@ IDS = b'{"ids":['
 def page_of(view: bytes, bodies: Sequence[bytes]) -> bytes:
     """A listing's page: its view's JSON with the `"ids"` array, which must come first,
     replaced by `"items"`, the members' bodies: `{"ids":[4,9],"total":20}` becomes
-    `{"items":[<4>,<9>],"total":20}`. LOOKUP_VIEW builds the same bytes in Redis on a hit, so
-    that the page leaves Redis as one reply, as a plain `GET` of it would."""
+    `{"items":[<4>,<9>],"total":20}`: the bodies as stored, nothing decoded or encoded."""
     if not view.startswith(IDS):
         raise ValueError(f"a page's view must start with {IDS!r}: {view[:40]!r}")
     return b'{"items":[' + b",".join(bodies) + view[view.index(b"]") :]

@@ -126,8 +126,7 @@ return got
 )
 
 # KEYS: epoch, generation counters... ARGV: epoch, token, lease_ms, view key head, view key
-# tail, member key head, counter ttl_ms, members' token, member slot tag, its slot, '1' to
-# build the page.
+# tail, member key head, counter ttl_ms, members' token, member slot tag, its slot.
 # A view's generations, its entry and (for a listing) its members, in one round trip. The entry
 # key is head .. 'g' .. gens joined by '.' .. tail (see KeySpace.view_entry); a missing counter
 # is re-created (`_GENERATION`). A member head ('' = not a listing) makes a hit also look up the
@@ -136,10 +135,8 @@ return got
 # token for a member's load). With a member slot tag (a cluster), the members are at
 # head .. {tag}:id, and only if every id carries that slot (id % 16384): else none is read.
 # A data entry -> {entry bytes, per member: bytes, 1 or 0}, or {entry bytes, -1} if the members
-# are in other slots; if asked to build the page and every member is stored, {1, page, how many
-# members}: the view body with its leading "ids" array replaced by "items", the members' bodies
-# (listing.page_of, which builds the same bytes). Missing or a tombstone -> {0, key, 1 or
-# holder}: the key to load into (the generations may move before the fill) and its lease.
+# are in other slots. Missing or a tombstone -> {0, key, 1 or holder}: the key to load into
+# (the generations may move before the fill) and its lease.
 LOOKUP_VIEW = (
     _PRELUDE
     + _GENERATION
@@ -164,17 +161,6 @@ if ARGV[6] ~= '' then
     local got = data(redis.call('GET', member))
     if got then found[i + 1] = got elseif lease('lease:' .. member, ARGV[8]) == 1 then
       found[i + 1] = 1 else found[i + 1] = 0 end
-  end
-  if ARGV[11] == '1' then
-    local items = {}
-    for i = 2, #found do
-      local got = found[i]
-      if type(got) ~= 'string' then return found end
-      items[i - 1] = string.sub(got, string.find(got, '|', 1, true) + 1)
-    end
-    local close = string.find(body, ']', 1, true)  -- one value: find returns two
-    local rest = string.sub(body, close)
-    return {1, '{"items":[' .. table.concat(items, ',') .. rest, #items}
   end
 end
 return found

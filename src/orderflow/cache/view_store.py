@@ -43,13 +43,11 @@ class ViewStore:
         token: str,
         members: Entity | None = None,
         members_token: str = "",
-        build_page: bool = False,
     ) -> ViewHit | ViewMiss | Literal[Miss.MOVED]:
         """A view's entry under its families' current generations, in one round trip, with
         its members' entries if `members` is given and a script may build their keys (one
         node; on a cluster, members whose ids all carry the view's slot; else
-        `ViewHit.members` is None), or the page built of them (`build_page`, every member
-        stored: `ViewHit.page`). A missing view entry is leased to
+        `ViewHit.members` is None). A missing view entry is leased to
         `token`, missing members to `members_token`, if free. On a cluster, a view whose
         families' counters are in other slots than its first family's reads them first: one
         more round trip."""
@@ -70,7 +68,7 @@ class ViewStore:
         script_keys = [self._epochs.key(slot), *counters]
         args: list[EncodableT] = [
             *(epoch, token, self._store.lease_ms, head, tail, member_head),
-            *(GENERATION_TTL_MS, members_token, member_tag, slot, "1" if build_page else ""),
+            *(GENERATION_TTL_MS, members_token, member_tag, slot),
         ]
         reply = await self._store.guard.run(
             m, "lookup_view", lambda: self._store.scripts.lookup_view(script_keys, args), slot
@@ -81,8 +79,6 @@ class ViewStore:
         self, reply: Any, slot: int, epoch: int, builds: bool
     ) -> ViewHit | ViewMiss | Literal[Miss.MOVED]:
         """What LOOKUP_VIEW's `reply` says (its comment in `lua.py` lists the shapes)."""
-        if len(reply) == 3 and reply[0] == 1:  # the page, built by the script (not an epoch)
-            return ViewHit(b"", None, epoch, reply[1], reply[2])
         if isinstance(reply[0], bytes):
             if not builds or reply[1:] == [-1]:  # members elsewhere: looked up on their shards
                 return ViewHit(reply[0], None, epoch)

@@ -77,12 +77,11 @@ class Views:
         loader: Loader,
         members: MembersLoader,
         enabled: bool,
-        build_page: bool = False,
     ) -> Listed:
         """A listing through Redis, or around it: the cache off, or a first sight."""
         if not enabled or not self._doorkeeper.admit((listing.view.key_prefix, key)):
             return await self._bypass_listing(listing, loader, members, enabled)
-        return await self._read_listing(listing, key, families, loader, members, build_page)
+        return await self._read_listing(listing, key, families, loader, members)
 
     async def _bypass_listing(
         self, listing: Listing, loader: Loader, members: MembersLoader, first_sight: bool
@@ -101,23 +100,14 @@ class Views:
         families: Sequence[str],
         loader: Loader,
         members: MembersLoader,
-        build_page: bool = False,
     ) -> Listed:
-        """A list view and its members (see `Cache.get_or_load_listing`), or with `build_page`
-        on a hit on all of them, the page Redis built of them (`Cache.get_or_load_page`)."""
+        """A list view and its members (see `Cache.get_or_load_listing`)."""
         m, mm = for_entity(listing.view.name), for_entity(listing.members.name)
         members_token = self._reader.token()  # nobody waits on it: see `Reader.read_many`
         try:
             token, found = await self._reader.looked_up(
                 lambda token: self._views.lookup_view(
-                    m,
-                    listing.view,
-                    key,
-                    families,
-                    token,
-                    listing.members,
-                    members_token,
-                    build_page,
+                    m, listing.view, key, families, token, listing.members, members_token
                 ),
                 _leased,
             )
@@ -149,15 +139,12 @@ class Views:
         members_token: str,
     ) -> Listed:
         """A listing whose view was stored: its members as `found` has them, or looked up."""
-        if found.page is not None:  # the hot path: the view and every member were there
-            mm.hit.inc(found.listed)
-            return Listed(b"", [], found.page)
         view = entry.body(found.raw)
         ids = orjson.loads(view)["ids"]
         if found.members is None:  # a cluster: the members are looked up on their shards
             return Listed(view, await self._read_members(mm, listing, ids, members))
         stored = [raw for raw in found.members if isinstance(raw, bytes)]
-        if len(stored) == len(found.members):  # every member was there
+        if len(stored) == len(found.members):  # the hot path: every member was there
             mm.hit.inc(len(stored))
             return Listed(view, [entry.body(raw) for raw in stored])
         found_members, epoch = found.members, found.epoch
