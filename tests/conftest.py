@@ -134,6 +134,11 @@ def redis_cluster_url(redis_cluster: EmbeddedRedisCluster | None) -> str:
 @pytest.fixture(scope="session")
 async def databases(pg_server: PgServer) -> tuple[str, str]:
     """Fresh, migrated and seeded ShopDB and MES db for this session."""
+    return await fresh_databases(pg_server)
+
+
+async def fresh_databases(pg_server: PgServer) -> tuple[str, str]:
+    """A ShopDB and a MES db of their own, migrated and seeded with TEST_VOLUMES."""
     suffix = uuid.uuid4().hex[:8]
     shop = await pg_server.create_database(f"shopdb_test_{suffix}")
     mes = await pg_server.create_database(f"mesdb_test_{suffix}")

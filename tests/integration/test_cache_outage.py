@@ -16,20 +16,39 @@ from orderflow.kit.embedded import EmbeddedRedis, free_port
 from orderflow.kit.settings import Settings
 from tests.cachecheck import cache_of, hits
 from tests.clients import api
-from tests.conftest import ON_CLUSTER
+from tests.conftest import ON_CLUSTER, PgServer, fresh_databases
 from tests.factories import new_client, new_item, new_order, seeded_order_id
 
 # One node stopped and paused; a cluster's masters killed: tests/e2e/test_cluster_failover.py.
 pytestmark = pytest.mark.skipif(ON_CLUSTER, reason="a single Redis node's outage")
 
 
+@pytest.fixture(scope="module")
+async def own_databases(pg_server: PgServer) -> tuple[str, str]:
+    """Databases for this module's platforms alone. The session's services, on the session's
+    Redis, run upkeep repair workers over the session's databases: they took this module's
+    journal rows (a write deferred while its Redis was paused) and applied them to their own
+    Redis, so the Redis paused here never heard of the write and served the version before it
+    (a rare failure of `test_redis_paused_serves_nothing_from_before_the_outage`, 2026-12-07).
+    One platform is one Redis and one set of databases; these tests run their own."""
+    return await fresh_databases(pg_server)
+
+
 @pytest.fixture
 async def outage(
-    settings: Settings, tmp_path: Path
+    settings: Settings, own_databases: tuple[str, str], tmp_path: Path
 ) -> AsyncIterator[tuple[EmbeddedRedis, dict[str, httpx.AsyncClient]]]:
     redis = EmbeddedRedis(tmp_path, free_port())
     redis.start()
-    own = settings.model_copy(update={"redis_url": redis.url, "cache_breaker_reset_s": 0.5})
+    shop_dsn, mes_dsn = own_databases
+    own = settings.model_copy(
+        update={
+            "redis_url": redis.url,
+            "shop_dsn": shop_dsn,
+            "mes_dsn": mes_dsn,
+            "cache_breaker_reset_s": 0.5,
+        }
+    )
     try:
         async with api("shop", own) as shop, api("crm", own) as crm, api("mes", own) as mes:
             yield redis, {"shop": shop, "crm": crm, "mes": mes}
