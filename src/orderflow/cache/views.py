@@ -32,7 +32,8 @@ from orderflow.cache.view_store import ViewStore
 
 
 class Views:
-    """View and listing reads of one `Cache` (which checks that it is enabled)."""
+    """View and listing reads of one `Cache`: through Redis, or around it (the cache off, or
+    a first sight the doorkeeper does not admit)."""
 
     def __init__(self, store: Store, reader: Reader, doorkeeper: Doorkeeper) -> None:
         self._store = store
