@@ -60,10 +60,10 @@ class ViewStore:
         epoch = self._epochs.value(slot)
         head, tail = self._keys.view_entry(entity, epoch, key, families)
         # On a cluster, members whose ids carry a slot may be in the view's: the script checks.
-        near = members is not None and members.slot_in_id and self._layout.cluster
-        builds = members is not None and (self._layout.builds_members or near)
+        slotted = members is not None and members.slot_in_id and self._layout.cluster
+        builds = members is not None and (self._layout.builds_members or slotted)
         member_head = self._keys.member_head(members, epoch) if members and builds else ""
-        member_tag = self._keys.slot_tags[slot] if near else ""
+        member_tag = self._keys.slot_tags[slot] if slotted else ""
         counters = [self._keys.generation(epoch, f) for f in families]
         script_keys = [self._epochs.key(slot), *counters]
         args: list[EncodableT] = [
